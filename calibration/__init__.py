@@ -1,0 +1,1 @@
+"""Calibration data and quantizers (see the calibration issue; nothing here yet)."""

@@ -1,0 +1,1 @@
+"""Runtimes: sampler plans, the Philox RNG, the plan interpreter and backend adapters."""
