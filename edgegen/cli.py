@@ -1,0 +1,196 @@
+"""``edgegen`` command line: train, export, sample, eval, info, demo.
+
+Bad input ends with one line ``edgegen: error: ...`` on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edgegen.errors import EdgegenError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (usage is in --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"edgegen: error: {message}\n")
+
+
+def _families():
+    from edgegen.train.families import FAMILIES
+    return sorted(FAMILIES)
+
+
+def cmd_train(args) -> int:
+    from edgegen.config import apply_flags
+    from edgegen.train.families import get_preset
+    from edgegen.train.runs import train_run
+    cfg = get_preset(args.model, args.preset)
+    if args.data:
+        cfg.data.source = args.data
+    cfg = apply_flags(cfg, args)
+    out = Path(args.out or f"runs/{args.model}-{args.preset}")
+    train_run(args.model, cfg, out, progress=not args.quiet)
+    print(f"wrote {out}/model.safetensors and {out}/config.json")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from edgegen.export.bundle import export_bundle, parse_formats
+    formats = parse_formats(args.format)
+    run = Path(args.run)
+    out = Path(args.out or f"bundles/{run.name}")
+    verify = export_bundle(run, formats, out, progress=not args.quiet)
+    for role, per in verify["results"].items():
+        for fmt, r in per.items():
+            r = r["fp32"]
+            print(f"{role:10s} {fmt:9s} single call {r['single_call_max_abs']:.2e}  "
+                  f"{r['trajectory']} {r['trajectory_max_abs']:.2e}  {'PASS' if r['passed'] else 'FAIL'}")
+    print(f"wrote bundle {out}")
+    return 0
+
+
+def _backend_opts(args) -> dict:
+    opts = {}
+    if getattr(args, "providers", None):
+        opts["providers"] = [p for p in args.providers.split(",") if p]
+    if getattr(args, "device", None):
+        opts["device"] = args.device
+    return opts
+
+
+def cmd_sample(args) -> int:
+    from edgegen.images import save_grid, save_npy
+    from edgegen.runtimes.api import Pipeline, open_manifest
+    manifest = open_manifest(args.bundle)
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise EdgegenError(f"--out must end in .png, got {out}")
+    pipe = Pipeline(manifest, args.backend, args.precision, **_backend_opts(args))
+    images = pipe.sample(args.n, seed=args.seed, labels=args.label, sampler=args.sampler, steps=args.steps,
+                         eta=args.eta, guidance=args.guidance, batch_size=args.batch_size,
+                         progress=not args.quiet)
+    save_grid(out, images, nrow=min(args.n, 10) if manifest.num_classes else None)
+    save_npy(out.with_suffix(".npy"), images)
+    print(f"wrote {out} and {out.with_suffix('.npy')} ({args.n} samples, {images.shape[1:]})")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from edgegen.evaluate import evaluate
+    from edgegen.paths import atomic_write_text
+    if args.n < 2:
+        raise EdgegenError(f"--n must be at least 2 to compute a FID, got {args.n}")
+    scores, _ = evaluate(Path(args.path), args.backend, n=args.n, seed=args.seed, sampler=args.sampler,
+                         steps=args.steps, guidance=args.guidance, batch_size=args.batch_size,
+                         progress=not args.quiet)
+    text = json.dumps(scores, indent=2)
+    if args.json:
+        atomic_write_text(Path(args.json), text)
+    print(text)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from edgegen.runtimes.api import open_manifest
+    m = open_manifest(args.bundle)
+    print(f"{m.root}: family {m.family}, sample shape {list(m.sample_shape)}, {m.num_classes} classes")
+    for role, r in m.data["roles"].items():
+        files = ", ".join(f"{fmt}/{'+'.join(per)}" for fmt, per in r["files"].items())
+        print(f"  role {role}: {files}")
+    print(f"  plans: {', '.join(m.data.get('plans', {})) or '(compiled on demand)'}")
+    print(f"  defaults: {json.dumps(m.sampling.get('defaults', {}))}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from edgegen.demo import run_demo
+    run_demo(model=args.model, out=Path(args.out), n=args.n, progress=not args.quiet)
+    return 0
+
+
+def build_parser() -> Parser:
+    from edgegen import __version__
+    p = Parser(prog="edgegen", description="Train, export and run generative models on device.")
+    p.add_argument("--version", action="version", version=f"edgegen {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    t = sub.add_parser("train", help="train a model family with a preset")
+    tsub = t.add_subparsers(dest="model", required=True, parser_class=Parser, metavar="MODEL")
+    from edgegen.config import add_flags
+    from edgegen.train.families import get_family
+    for name in _families():
+        fam = get_family(name)
+        fp = tsub.add_parser(name, help=(fam.__doc__ or "").strip().splitlines()[0])
+        fp.add_argument("--preset", default="small", choices=fam.PRESETS)
+        fp.add_argument("--data", default=None, help="digits, moons or folder:PATH (default: the preset's)")
+        fp.add_argument("--out", default=None, help="run folder (default runs/MODEL-PRESET)")
+        fp.add_argument("--quiet", action="store_true", help="no progress bar")
+        add_flags(fp, type(fam.preset(fam.PRESETS[0])))
+        fp.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("export", help="export a training run to a bundle (with parity gate)")
+    e.add_argument("run")
+    e.add_argument("--format", default="onnx,openvino", help="comma list of onnx, openvino")
+    e.add_argument("--out", default=None, help="bundle folder (default bundles/RUN_NAME)")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_export)
+
+    def sampling_flags(sp, n_default):
+        sp.add_argument("--sampler", default=None, help="ddim or ddpm (default: the bundle's)")
+        sp.add_argument("--steps", type=int, default=None, help="sampling steps (default: the bundle's)")
+        sp.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w")
+        sp.add_argument("--n", type=int, default=n_default, help="number of samples")
+        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--batch-size", type=int, default=64)
+        sp.add_argument("--quiet", action="store_true")
+
+    s = sub.add_parser("sample", help="generate samples from a bundle")
+    s.add_argument("bundle")
+    s.add_argument("--backend", default="onnxruntime", help="torch, onnxruntime or openvino")
+    s.add_argument("--precision", default="fp32")
+    s.add_argument("--label", type=int, default=None, help="class label for every sample (default: 0..9 cycled)")
+    s.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")
+    s.add_argument("--providers", default=None, help="onnxruntime execution providers, e.g. cpu or qnn,cpu")
+    s.add_argument("--device", default=None, help="openvino device: CPU, GPU, NPU or AUTO")
+    s.add_argument("--out", default="samples.png", help="PNG grid; the raw array goes next to it as .npy")
+    sampling_flags(s, 64)
+    s.set_defaults(func=cmd_sample)
+
+    v = sub.add_parser("eval", help="score a bundle or run with the digit evaluator")
+    v.add_argument("path")
+    v.add_argument("--backend", default=None, help="default: onnxruntime for bundles, torch for runs")
+    v.add_argument("--json", default=None, help="also write the scores to this file")
+    sampling_flags(v, 500)
+    v.set_defaults(func=cmd_eval)
+
+    i = sub.add_parser("info", help="describe a bundle")
+    i.add_argument("bundle")
+    i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("demo", help="train, export, sample on every backend, score, report")
+    d.add_argument("--model", default="ddpm", choices=_families())
+    d.add_argument("--out", default="demo")
+    d.add_argument("--n", type=int, default=500, help="samples per backend for scoring")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EdgegenError as e:
+        print(f"edgegen: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgegen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""ONNX export through the torch.export (dynamo) exporter, dynamic batch dimension."""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+
+from edgegen.errors import EdgegenError
+from edgegen.roles import RoleSpec
+
+OPSET = 20
+MAX_BATCH = 4096
+
+
+def export_onnx(module: torch.nn.Module, spec: RoleSpec, example: dict, path: Path) -> None:
+    """Write ``module`` to ``path`` with the role's input/output names and a dynamic batch."""
+    module = module.eval()
+    args = tuple(torch.from_numpy(example[t.name]) for t in spec.inputs)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    dynamic = {t.name: {i: batch for i, d in enumerate(t.shape) if d == "batch"} for t in spec.inputs}
+    log = io.StringIO()
+    try:
+        # The exporter narrates to stdout and warns about internals; keep the user's console clean.
+        with contextlib.redirect_stdout(log), warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, args, input_names=[t.name for t in spec.inputs],
+                                        output_names=[t.name for t in spec.outputs],
+                                        dynamic_shapes=dynamic, opset_version=OPSET, dynamo=True,
+                                        external_data=False, verbose=False)
+            program.save(str(path), external_data=False)
+    except Exception as e:  # the exporter raises many types; keep its first line
+        raise EdgegenError(f"ONNX export failed: {str(e).strip().splitlines()[0]}") from e
+    onnx.checker.check_model(str(path))

@@ -1,0 +1,54 @@
+"""The parity gate every export passes: the exported network against PyTorch.
+
+1. One network call on random inputs (example_inputs.py): max abs error of every output.
+2. A whole default trajectory (DDIM-50 for plan families) from the same seed and labels,
+   run by the same interpreter on both backends: max abs error of the final samples.
+Bounds are per precision; results go to BUNDLE/verify.json.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgegen.export.example_inputs import example_inputs
+from edgegen.manifest import Manifest
+from edgegen.runtimes.api import Pipeline
+from edgegen.runtimes.backends.base import Backend
+
+BOUNDS = {"fp32": {"single_call_max_abs": 1e-4, "trajectory_max_abs": 1e-3}}
+GATE_SEED = 1234
+GATE_BATCH = 4
+
+
+@dataclass
+class Reference:
+    """What the torch reference produced, computed once and compared with every format."""
+    inputs: dict
+    outputs: dict
+    trajectory: np.ndarray
+    trajectory_kw: dict
+    trajectory_key: str
+
+
+def reference(manifest: Manifest, ref: Backend) -> Reference:
+    sch = manifest.sampling.get("schedule", {})
+    inputs = example_inputs(ref.spec, GATE_BATCH, GATE_SEED, manifest.num_classes,
+                            (0.0, float(sch.get("T", 1000)) - 1.0))
+    d = manifest.sampling.get("defaults", {})
+    kw = dict(sampler="ddim", steps=50, eta=0.0, guidance=d.get("guidance", 1.0))
+    pipe = Pipeline(manifest, ref)
+    traj = pipe.sample(GATE_BATCH, seed=GATE_SEED, **kw)
+    return Reference(inputs, ref.run(inputs), traj, kw, pipe.plan("ddim", 50, 0.0).key)
+
+
+def gate(manifest: Manifest, ref: Reference, other: Backend, precision: str = "fp32") -> dict:
+    """Measure one exported format against the torch reference; ``passed`` against BOUNDS."""
+    bounds = BOUNDS[precision]
+    out = other.run(ref.inputs)
+    single = max(float(np.max(np.abs(ref.outputs[k].astype(np.float64) - out[k]))) for k in ref.outputs)
+    traj = Pipeline(manifest, other).sample(GATE_BATCH, seed=GATE_SEED, **ref.trajectory_kw)
+    drift = float(np.max(np.abs(ref.trajectory.astype(np.float64) - traj)))
+    return {"backend": other.name, "precision": precision, "single_call_max_abs": single,
+            "trajectory": ref.trajectory_key, "trajectory_max_abs": drift, "bounds": bounds,
+            "passed": single <= bounds["single_call_max_abs"] and drift <= bounds["trajectory_max_abs"]}

@@ -1,0 +1,52 @@
+"""What every backend adapter is: one network call on named numpy arrays.
+
+An adapter never knows which sampler drives it (design principle 1). It is built
+from a bundle manifest, a role and a precision, and it checks inputs against the
+role's spec so a wrong shape fails with a clear message, not deep in a runtime.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from edgegen.errors import EdgegenError
+from edgegen.manifest import Manifest
+from edgegen.roles import DTYPES
+
+
+class Backend:
+    name = "?"
+    format = "?"  # the bundle format it consumes
+
+    def __init__(self, manifest: Manifest, role: str, precision: str = "fp32", **opts):
+        self.manifest = manifest
+        self.role_name = role
+        self.spec = manifest.role(role)
+        self.precision = precision
+        self.opts = opts
+
+    @classmethod
+    def unavailable(cls) -> Optional[str]:
+        """None when this backend can run here, else the reason it cannot."""
+        return None
+
+    def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Check names, ranks and dtypes against the role spec; return contiguous arrays."""
+        out = {}
+        for t in self.spec.inputs:
+            if t.name not in inputs:
+                raise EdgegenError(f"{self.role_name}: missing input '{t.name}'")
+            a = np.ascontiguousarray(inputs[t.name], dtype=DTYPES[t.dtype])
+            batch = a.shape[0] if a.ndim else 0
+            if a.shape != t.concrete(batch):
+                raise EdgegenError(f"{self.role_name}: input '{t.name}' has shape {a.shape}, "
+                                   f"expected {list(t.shape)}")
+            out[t.name] = a
+        return out
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,56 @@
+"""ONNX Runtime: the bundle's ONNX file, execution providers configurable by name."""
+from __future__ import annotations
+
+from typing import Optional
+
+from edgegen.errors import EdgegenError
+from edgegen.runtimes.backends.base import Backend
+
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
+    "qnn": "QNNExecutionProvider", "coreml": "CoreMLExecutionProvider", "openvino": "OpenVINOExecutionProvider",
+    "dml": "DmlExecutionProvider", "xnnpack": "XnnpackExecutionProvider",
+}
+
+
+def resolve_providers(names) -> list[str]:
+    """Short or full provider names -> full names; a clear error when one is not installed."""
+    import onnxruntime as ort
+    installed = ort.get_available_providers()
+    out = []
+    for name in names or ["cpu"]:
+        full = PROVIDER_ALIASES.get(name.lower(), name)
+        if full not in installed:
+            raise EdgegenError(f"onnxruntime execution provider '{name}' is not available in this "
+                               f"onnxruntime build (installed: {', '.join(installed)})")
+        out.append(full)
+    return out
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    format = "onnx"
+
+    @classmethod
+    def unavailable(cls) -> Optional[str]:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as e:
+            return f"onnxruntime is not installed ({e})"
+        return None
+
+    def __init__(self, manifest, role, precision="fp32", providers=None, threads: int = 0, **opts):
+        super().__init__(manifest, role, precision, **opts)
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            so.intra_op_num_threads = threads
+        self.providers = resolve_providers(providers)
+        self.session = ort.InferenceSession(str(manifest.file(role, "onnx", precision)), so,
+                                            providers=self.providers)
+        self.output_names = [t.name for t in self.spec.outputs]
+
+    def run(self, inputs):
+        outs = self.session.run(self.output_names, self.prepare(inputs))
+        return dict(zip(self.output_names, outs))

@@ -1,0 +1,38 @@
+"""The eager PyTorch reference: the family's network rebuilt from the bundle's config."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from edgegen.config import from_dict
+from edgegen.runtimes.backends.base import Backend
+
+
+def build_role_module(manifest, role: str) -> torch.nn.Module:
+    """Rebuild ``role`` from the bundle's training config and load its safetensors weights."""
+    from edgegen.train.families import get_family
+    from edgegen.train.runs import load_state
+    family = get_family(manifest.family)
+    cfg = from_dict(type(family.preset(family.PRESETS[0])), manifest.data["training"]["config"])
+    module = family.build(cfg)[role]
+    load_state({role: module}, manifest.file(role, "torch", "fp32"))
+    return module
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    format = "torch"
+
+    def __init__(self, manifest, role, precision="fp32", device: str = "cpu", module=None, **opts):
+        super().__init__(manifest, role, precision, **opts)
+        self.device = torch.device(device)
+        self.module = (module if module is not None else build_role_module(manifest, role)).to(self.device).eval()
+
+    @torch.inference_mode()
+    def run(self, inputs):
+        arrays = self.prepare(inputs)
+        args = [torch.from_numpy(arrays[t.name]).to(self.device) for t in self.spec.inputs]
+        outs = self.module(*args)
+        outs = outs if isinstance(outs, (tuple, list)) else (outs,)
+        return {t.name: o.float().cpu().numpy() if t.dtype == "float32" else o.cpu().numpy()
+                for t, o in zip(self.spec.outputs, outs)}

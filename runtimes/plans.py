@@ -1,0 +1,212 @@
+"""Sampler plans: every continuous sampler compiled once, in float64, to data.
+
+A plan (format ``edgegen.plan/1``) is JSON:
+
+    {"format": "edgegen.plan/1", "sampler": "ddim", "params": {...},
+     "registers": ["x", "eps", "x0"],           # float32 tensors shaped like the sample
+     "init":  [op, ...],                        # run once before the first step
+     "steps": [{"t": 999.0, "src": "x", "dst": "eps", "ops": [op, ...]}, ...],
+     "output": "x"}
+
+Each step evaluates the network once on register ``src`` at time ``t`` (the sample's
+label as conditioning), stores the result in ``dst``, then runs its ops in order.
+Ops (the only ones a runtime implements):
+
+    {"op": "affine", "dst": R, "terms": [[R1, c1], [R2, c2], ...], "noise": s}
+        R = c1*R1 + c2*R2 + ... + s*z, z a fresh Gaussian draw (rng.py); "noise" is
+        present only when s != 0, and each op with "noise" is one draw (counter + 1).
+        Terms are summed left to right in float32; all right-hand sides are read
+        before R is written.
+    {"op": "clip", "dst": R, "lo": -1.0, "hi": 1.0}
+        R = min(max(R, lo), hi)
+
+Classifier-free guidance is the one named non-affine evaluation mode: when the
+caller's guidance w != 1, the network is evaluated on the label and the null label
+and ``dst = e_u + w * (e_c - e_u)`` (interpreter.py). The draw counter starts at 0.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgegen.errors import EdgegenError
+from edgegen.runtimes.schedules import alpha_bar
+
+PLAN_FORMAT = "edgegen.plan/1"
+SAMPLERS = {"ddpm": ("ddpm", "ddim")}  # process -> samplers it compiles
+
+
+@dataclass
+class Plan:
+    sampler: str
+    params: dict
+    registers: list[str]
+    init: list[dict]
+    steps: list[dict]
+    output: str
+    format: str = PLAN_FORMAT
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return plan_key(self.sampler, self.params)
+
+    @property
+    def num_evals(self) -> int:
+        return len(self.steps)
+
+    def to_json(self) -> dict:
+        return {"format": self.format, "sampler": self.sampler, "params": self.params,
+                "registers": self.registers, "init": self.init, "steps": self.steps, "output": self.output}
+
+    @staticmethod
+    def from_json(d: dict) -> "Plan":
+        if d.get("format") != PLAN_FORMAT:
+            raise EdgegenError(f"unsupported plan format {d.get('format')!r} (expected {PLAN_FORMAT})")
+        plan = Plan(d["sampler"], d["params"], list(d["registers"]), d["init"], d["steps"], d["output"])
+        validate(plan)
+        return plan
+
+
+def plan_key(sampler: str, params: dict) -> str:
+    """A stable name for a plan: sampler, steps and the options that change the math."""
+    key = f"{sampler}-{params['steps']}"
+    if params.get("eta", 0.0) and sampler == "ddim":
+        key += f"-eta{params['eta']:g}"
+    if not params.get("clip_x0", True):
+        key += "-noclip"
+    return key
+
+
+def validate(plan: Plan) -> None:
+    """Check that every op names known registers and has the fields it needs."""
+    regs = set(plan.registers)
+
+    def check_op(op: dict) -> None:
+        kind = op.get("op")
+        if op.get("dst") not in regs:
+            raise EdgegenError(f"plan op writes unknown register {op.get('dst')!r}")
+        if kind == "affine":
+            for name, _ in op["terms"]:
+                if name not in regs:
+                    raise EdgegenError(f"plan op reads unknown register {name!r}")
+        elif kind != "clip":
+            raise EdgegenError(f"unknown plan op {kind!r}")
+
+    for op in plan.init:
+        check_op(op)
+    for step in plan.steps:
+        if step["src"] not in regs or step["dst"] not in regs:
+            raise EdgegenError("plan step evaluates on unknown registers")
+        for op in step["ops"]:
+            check_op(op)
+    if plan.output not in regs:
+        raise EdgegenError(f"plan output {plan.output!r} is not a register")
+
+
+def _affine(dst: str, terms: list[tuple[str, float]], noise: float = 0.0) -> dict:
+    op = {"op": "affine", "dst": dst, "terms": [[r, float(c)] for r, c in terms]}
+    if noise != 0.0:
+        op["noise"] = float(noise)
+    return op
+
+
+def respaced_timesteps(T: int, steps: int) -> list[int]:
+    """``steps`` timesteps from T-1 down to 0, evenly spaced (all T when steps == T)."""
+    if not 1 <= steps <= T:
+        raise EdgegenError(f"steps must be between 1 and {T}, got {steps}")
+    return sorted({int(round(v)) for v in np.linspace(0, T - 1, steps)}, reverse=True)
+
+
+def compile_ddim(ab: np.ndarray, steps: int, eta: float = 0.0, clip_x0: bool = True) -> Plan:
+    """DDIM (Song et al. 2021) over a respaced sequence; eta=1 gives DDPM-like noise.
+
+    x0   = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)
+    sigma = eta * sqrt((1 - ab_prev) / (1 - ab_t)) * sqrt(1 - ab_t / ab_prev)
+    x_prev = sqrt(ab_prev) x0 + sqrt(1 - ab_prev - sigma^2) eps + sigma z
+    With clipping, eps is recomputed from the clipped x0 so the update stays consistent.
+    """
+    if eta < 0:
+        raise EdgegenError(f"eta must be >= 0, got {eta}")
+    ts = respaced_timesteps(len(ab), steps)
+    out = []
+    for i, t in enumerate(ts):
+        a = ab[t]
+        a_prev = ab[ts[i + 1]] if i + 1 < len(ts) else 1.0
+        sigma = eta * np.sqrt((1 - a_prev) / (1 - a)) * np.sqrt(1 - a / a_prev)
+        c_dir = np.sqrt(max(1 - a_prev - sigma**2, 0.0))
+        if clip_x0:
+            ops = [_affine("x0", [("x", 1 / np.sqrt(a)), ("eps", -np.sqrt(1 - a) / np.sqrt(a))]),
+                   {"op": "clip", "dst": "x0", "lo": -1.0, "hi": 1.0},
+                   _affine("eps", [("x", 1 / np.sqrt(1 - a)), ("x0", -np.sqrt(a) / np.sqrt(1 - a))]),
+                   _affine("x", [("x0", np.sqrt(a_prev)), ("eps", c_dir)], sigma)]
+        else:  # fold x0 into one update: x_prev = c_x x + c_eps eps + sigma z
+            c_x = np.sqrt(a_prev) / np.sqrt(a)
+            c_eps = c_dir - np.sqrt(a_prev) * np.sqrt(1 - a) / np.sqrt(a)
+            ops = [_affine("x", [("x", c_x), ("eps", c_eps)], sigma)]
+        out.append({"t": float(t), "src": "x", "dst": "eps", "ops": ops})
+    return Plan("ddim", {"steps": len(ts), "eta": float(eta), "clip_x0": bool(clip_x0)},
+                ["x", "eps", "x0"], [_affine("x", [], 1.0)], out, "x")
+
+
+def compile_ddpm(ab: np.ndarray, steps: int | None = None, clip_x0: bool = True,
+                 variance: str = "posterior") -> Plan:
+    """Ancestral DDPM (Ho et al. 2020), on all T steps or a respaced subsequence.
+
+    With alpha_t = ab_t / ab_prev and beta_t = 1 - alpha_t (the original betas when
+    not respaced):  mean = c0 x0 + c1 x_t, c0 = beta_t sqrt(ab_prev) / (1 - ab_t),
+    c1 = (1 - ab_prev) sqrt(alpha_t) / (1 - ab_t); variance is the posterior
+    beta_tilde = beta_t (1 - ab_prev) / (1 - ab_t) or beta_t; no noise at the last step.
+    """
+    if variance not in ("posterior", "beta"):
+        raise EdgegenError(f"unknown DDPM variance '{variance}' (choose posterior, beta)")
+    ts = respaced_timesteps(len(ab), steps or len(ab))
+    out = []
+    for i, t in enumerate(ts):
+        a = ab[t]
+        a_prev = ab[ts[i + 1]] if i + 1 < len(ts) else 1.0
+        alpha = a / a_prev
+        beta = 1 - alpha
+        c0 = beta * np.sqrt(a_prev) / (1 - a)
+        c1 = (1 - a_prev) * np.sqrt(alpha) / (1 - a)
+        last = i + 1 == len(ts)
+        var = 0.0 if last else (beta * (1 - a_prev) / (1 - a) if variance == "posterior" else beta)
+        if clip_x0:
+            ops = [_affine("x0", [("x", 1 / np.sqrt(a)), ("eps", -np.sqrt(1 - a) / np.sqrt(a))]),
+                   {"op": "clip", "dst": "x0", "lo": -1.0, "hi": 1.0},
+                   _affine("x", [("x0", c0), ("x", c1)], np.sqrt(var))]
+        else:  # mean = (x - beta / sqrt(1 - ab) eps) / sqrt(alpha)
+            ops = [_affine("x", [("x", c0 / np.sqrt(a) + c1), ("eps", -c0 * np.sqrt(1 - a) / np.sqrt(a))],
+                           np.sqrt(var))]
+        out.append({"t": float(t), "src": "x", "dst": "eps", "ops": ops})
+    return Plan("ddpm", {"steps": len(ts), "clip_x0": bool(clip_x0), "variance": variance},
+                ["x", "eps", "x0"], [_affine("x", [], 1.0)], out, "x")
+
+
+def compile_plan(sampling: dict, sampler: str, steps: int | None = None, eta: float = 0.0,
+                 clip_x0: bool | None = None) -> Plan:
+    """Compile a plan from a manifest's ``sampling`` section (process + schedule)."""
+    process = sampling.get("process")
+    if process not in SAMPLERS:
+        raise EdgegenError(f"no plan compiler for process {process!r}")
+    if sampler not in SAMPLERS[process]:
+        raise EdgegenError(f"unknown sampler '{sampler}' (choose {', '.join(SAMPLERS[process])})")
+    sch = sampling["schedule"]
+    ab = alpha_bar(sch["kind"], sch["T"], sch.get("beta_start", 1e-4), sch.get("beta_end", 0.02))
+    clip = sampling.get("defaults", {}).get("clip_x0", True) if clip_x0 is None else clip_x0
+    if steps is not None and steps <= 0:
+        raise EdgegenError(f"steps must be >= 1, got {steps}")
+    if sampler == "ddim":
+        return compile_ddim(ab, steps or 50, eta, clip)
+    return compile_ddpm(ab, steps, clip)
+
+
+def plan_bytes(plan: Plan) -> bytes:
+    return json.dumps(plan.to_json(), sort_keys=True).encode()
+
+
+def copy_plan(plan: Plan) -> Plan:
+    return copy.deepcopy(plan)

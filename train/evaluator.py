@@ -1,0 +1,380 @@
+"""The digit evaluator: a small CNN classifier whose penultimate features give an FID for digits.
+
+Samples from a generative model trained on ``digits`` are scored against the held-out digits
+*test* split: Fréchet distance (FID) of the classifier's features, and, for class-conditional
+samples, the classifier's accuracy on the requested labels. The classifier is trained once on
+the CPU (seconds) and cached under ``cache_dir() / "evaluator" / "digits-cnn"``:
+
+- ``model.safetensors``: the weights,
+- ``config.json``: architecture, training settings, test accuracy,
+- ``references.json``: reference FIDs that put a model's score in context.
+
+Also here, for reuse: :func:`frechet_distance` and :func:`sliced_wasserstein` (for 2-D points).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from edgegen.errors import EdgegenError
+from edgegen.paths import atomic_dir, atomic_write_text, cache_dir
+
+FORMAT_VERSION = 1
+IMAGE_SIZE = 16
+EVALUATOR_SUBDIR = ("evaluator", "digits-cnn")
+MODEL_FILE, CONFIG_FILE, REFERENCES_FILE = "model.safetensors", "config.json", "references.json"
+
+# Architecture: conv 32 -> pool -> conv 64 -> pool -> conv 128 -> global average pool
+# -> Linear(128, 64) (the features) -> ReLU -> Linear(64, 10).
+ARCHITECTURE = {
+    "channels": [32, 64, 128],
+    "pool_after": [True, True, False],
+    "feature_dim": 64,
+    "num_classes": 10,
+    "image_size": IMAGE_SIZE,
+}
+TRAINING = {
+    "seed": 0,
+    "epochs": 20,
+    "batch_size": 64,
+    "lr": 3e-3,
+    "weight_decay": 1e-4,
+    "max_shift": 1,  # random shifts of up to this many pixels
+    "noise_std": 0.05,  # additive Gaussian noise
+}
+REFERENCE_SEED = 0
+N_NOISE_REFERENCE = 1000
+N_TRAIN_SUBSAMPLE = 360
+REFERENCE_KEYS = ("fid_train_vs_test", "fid_noise_vs_test", "fid_train_subsample_vs_test", "n_test", "test_accuracy")
+FEATURE_BATCH = 512
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and covariance (D, D) of features (N, D), in float64."""
+    features = np.asarray(features, dtype=np.float64)
+    return features.mean(axis=0), np.atleast_2d(np.cov(features, rowvar=False))
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2).
+
+    ``|mu1 - mu2|^2 + tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2))``. When the matrix square
+    root is not finite (singular product), ``eps * I`` is added to both covariances; small
+    imaginary parts from numerical error are dropped. Scalars are treated as 1-D Gaussians
+    (``sigma`` is then the variance). The result is clipped at 0.
+    """
+    from scipy import linalg
+
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, dtype=np.float64)), np.atleast_1d(np.asarray(mu2, dtype=np.float64))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64)), np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
+    d = mu1.shape[0]
+    if mu1.shape != (d,) or mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
+        raise ValueError(f"mismatched Gaussian shapes: mu {mu1.shape}, {mu2.shape}; sigma {sigma1.shape}, {sigma2.shape}")
+
+    def sqrt_product(offset: float) -> np.ndarray:
+        shift = offset * np.eye(d)
+        return linalg.sqrtm((sigma1 + shift) @ (sigma2 + shift))
+
+    covmean = sqrt_product(0.0)
+    if not np.isfinite(covmean).all() or (
+            np.iscomplexobj(covmean) and not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3)):
+        covmean = sqrt_product(eps)
+    covmean = np.real(covmean)
+    diff = mu1 - mu2
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean)
+    return max(float(value), 0.0)
+
+
+def sliced_wasserstein(a: np.ndarray, b: np.ndarray, n_projections: int = 256, seed: int = 0) -> float:
+    """Sliced 2-Wasserstein distance (SW-2) between point sets a (Na, D) and b (Nb, D).
+
+    ``sqrt(mean over random unit directions theta of W2^2(a . theta, b . theta))``, with the 1-D
+    W2 from sorted projections (at ``max(Na, Nb)`` matching quantiles when the sizes differ).
+    Same ``seed`` gives the same directions, so values are comparable across calls. For a set
+    and its copy shifted by ``t`` in 2-D it is close to ``|t| / sqrt(2)``.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) == 0 or len(b) == 0:
+        raise EdgegenError(f"sliced Wasserstein needs two non-empty (N, D) point sets, got {a.shape} and {b.shape}")
+    rng = np.random.default_rng(seed)
+    directions = rng.normal(size=(a.shape[1], n_projections))
+    directions /= np.linalg.norm(directions, axis=0, keepdims=True)  # (D, P) unit columns
+    pa, pb = np.sort(a @ directions, axis=0), np.sort(b @ directions, axis=0)  # (Na, P), (Nb, P)
+    if len(pa) != len(pb):
+        levels = (np.arange(max(len(pa), len(pb))) + 0.5) / max(len(pa), len(pb))
+        pa, pb = np.quantile(pa, levels, axis=0), np.quantile(pb, levels, axis=0)  # (M, P)
+    return float(np.sqrt(np.mean((pa - pb) ** 2)))
+
+
+# ----------------------------------------------------------------------------- network
+
+
+class DigitCNN(nn.Module):
+    """Conv/BN/ReLU blocks (optionally max-pooled), global average pool, feature layer, classifier."""
+
+    def __init__(self, channels: list[int], pool_after: list[bool], feature_dim: int, num_classes: int,
+                 image_size: int = IMAGE_SIZE):
+        super().__init__()
+        blocks, c_in = [], 1
+        for c_out, pool in zip(channels, pool_after):
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+            if pool:
+                blocks.append(nn.MaxPool2d(2))
+            c_in = c_out
+        self.body = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())  # (N, C_last)
+        self.feature = nn.Linear(c_in, feature_dim)
+        self.classifier = nn.Linear(feature_dim, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 16, 16) -> (N, feature_dim) penultimate features (before the ReLU)."""
+        return self.feature(self.body(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 16, 16) -> (N, num_classes) logits."""
+        return self.classifier(F.relu(self.features(x)))
+
+
+def _augment(x: torch.Tensor, generator: torch.Generator, max_shift: int, noise_std: float) -> torch.Tensor:
+    """Shift each image (N, C, H, W) by up to ``max_shift`` pixels (filling with -1) and add noise."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4, value=-1.0)  # (N, C, H + 2s, W + 2s)
+    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator)  # (N, 2) top-left corners
+    rows = offsets[:, 0, None] + torch.arange(h)  # (N, H)
+    cols = offsets[:, 1, None] + torch.arange(w)  # (N, W)
+    batch = torch.arange(n)[:, None, None]
+    shifted = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    return shifted + noise_std * torch.randn(x.shape, generator=generator)
+
+
+def _train(architecture: dict, training: dict, progress: bool) -> DigitCNN:
+    """Train the classifier on the digits train split on the CPU, deterministically.
+
+    Runs on one thread: bit-for-bit reproducible whatever the core count, and not slowed down
+    by thread oversubscription when other processes share the CPU (about 10 s).
+    """
+    from edgegen.train.data import load_images
+
+    data = load_images("digits", "train", image_size=architecture["image_size"])
+    x, y = torch.from_numpy(data.images), torch.from_numpy(data.labels)  # (N, 1, 16, 16), (N,)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        return _fit(architecture, training, x, y, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(architecture: dict, training: dict, x: torch.Tensor, y: torch.Tensor, progress: bool) -> DigitCNN:
+    """The training loop: AdamW with a one-cycle schedule, shifted and noisy mini-batches."""
+    from tqdm.auto import tqdm
+
+    batch_size, epochs = training["batch_size"], training["epochs"]
+    steps_per_epoch = -(-len(x) // batch_size)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG alone
+        torch.manual_seed(training["seed"])
+        generator = torch.Generator().manual_seed(training["seed"])
+        model = DigitCNN(**architecture)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=training["lr"], weight_decay=training["weight_decay"])
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=training["lr"],
+                                                       total_steps=epochs * steps_per_epoch)
+        model.train()
+        bar = tqdm(range(epochs), desc="training digit evaluator", unit="epoch", disable=not progress, leave=False)
+        for _ in bar:
+            order = torch.randperm(len(x), generator=generator)
+            total = 0.0
+            for start in range(0, len(x), batch_size):
+                idx = order[start:start + batch_size]
+                xb = _augment(x[idx], generator, training["max_shift"], training["noise_std"])
+                loss = F.cross_entropy(model(xb), y[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += loss.item() * len(idx)
+            bar.set_postfix(loss=f"{total / len(x):.4f}")
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------- evaluator
+
+
+class DigitEvaluator:
+    """Scores 1x16x16 digit images in [-1, 1] against the held-out digits test split."""
+
+    def __init__(self, model: DigitCNN, config: dict, references: dict | None = None, path: Path | None = None):
+        self.model = model.eval()
+        self.config = config
+        self.path = path  # cache folder; references.json is (re)written there when computed
+        self._references = references
+        self._test_stats: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.config["test_accuracy"])
+
+    def _check(self, images, min_n: int) -> np.ndarray:
+        """Validate images as (N, 1, 16, 16) with N >= min_n and finite values; return float32."""
+        arr = np.asarray(images)
+        size = self.config["architecture"]["image_size"]
+        if arr.ndim != 4 or arr.shape[1:] != (1, size, size) or arr.shape[0] < min_n:
+            raise EdgegenError(f"digit evaluator needs images of shape (N, 1, {size}, {size}) with N >= {min_n}, "
+                               f"got {tuple(arr.shape)}")
+        arr = arr.astype(np.float32, copy=False)
+        if not np.isfinite(arr).all():
+            raise EdgegenError("images contain NaN or infinite values")
+        return arr
+
+    def _batched(self, fn, images: np.ndarray) -> np.ndarray:
+        """Apply ``fn`` to (B, 1, 16, 16) tensors in batches; concatenate the outputs."""
+        self.model.eval()
+        with torch.no_grad():
+            return np.concatenate([fn(torch.from_numpy(images[i:i + FEATURE_BATCH])).numpy()
+                                   for i in range(0, len(images), FEATURE_BATCH)])
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """Penultimate features: images (N, 1, 16, 16) -> (N, D) float64."""
+        return self._batched(self.model.features, self._check(images, 1)).astype(np.float64)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Predicted digit classes: images (N, 1, 16, 16) -> (N,) int64."""
+        return self._batched(lambda x: self.model(x).argmax(dim=1), self._check(images, 1)).astype(np.int64)
+
+    def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
+        """Fraction of images (N, 1, 16, 16) classified as their labels (N,)."""
+        images = self._check(images, 1)
+        labels = np.asarray(labels)
+        if labels.shape != (len(images),):
+            raise EdgegenError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}")
+        return float(np.mean(self.predict(images) == labels))
+
+    def test_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Feature mean (D,) and covariance (D, D) of the digits test split (computed once)."""
+        if self._test_stats is None:
+            self._test_stats = gaussian_stats(self.features(_digits("test").images))
+        return self._test_stats
+
+    def fid(self, images: np.ndarray) -> float:
+        """FID of images (N >= 2, 1, 16, 16) against the digits test split."""
+        mu, sigma = gaussian_stats(self.features(self._check(images, 2)))
+        return frechet_distance(mu, sigma, *self.test_stats())
+
+    def references(self) -> dict:
+        """Reference FIDs against the test split (see :data:`REFERENCE_KEYS`), cached on disk."""
+        if self._references is None:
+            self._references = self._compute_references()
+            if self.path is not None:
+                atomic_write_text(self.path / REFERENCES_FILE, json.dumps(self._references, indent=2) + "\n")
+        return dict(self._references)
+
+    def _compute_references(self) -> dict:
+        train = _digits("train").images  # (1437, 1, 16, 16)
+        rng = np.random.default_rng(REFERENCE_SEED)
+        noise = rng.uniform(-1.0, 1.0, size=(N_NOISE_REFERENCE, *train.shape[1:])).astype(np.float32)
+        subsample = train[np.sort(rng.choice(len(train), size=N_TRAIN_SUBSAMPLE, replace=False))]
+        return {
+            "fid_train_vs_test": self.fid(train),
+            "fid_noise_vs_test": self.fid(noise),
+            "fid_train_subsample_vs_test": self.fid(subsample),
+            "n_test": len(_digits("test")),
+            "test_accuracy": self.test_accuracy,
+        }
+
+    def score(self, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
+        """FID (and accuracy on ``labels`` when given) of images (N >= 2, 1, 16, 16), with references."""
+        images = self._check(images, 2)
+        return {
+            "n": len(images),
+            "fid": self.fid(images),
+            "accuracy": None if labels is None else self.accuracy(images, labels),
+            "references": self.references(),
+        }
+
+
+def _digits(split: str):
+    from edgegen.train.data import load_images
+
+    return load_images("digits", split, image_size=IMAGE_SIZE)
+
+
+def evaluator_dir(cache: Path | None = None) -> Path:
+    """The evaluator's cache folder under ``cache`` (default :func:`cache_dir`)."""
+    return Path(cache if cache is not None else cache_dir()).joinpath(*EVALUATOR_SUBDIR)
+
+
+def get_evaluator(cache: Path | None = None, progress: bool = True) -> DigitEvaluator:
+    """Load the cached digit evaluator from ``cache`` (default :func:`cache_dir`), or train and cache it.
+
+    A missing, corrupt or outdated cache is rebuilt (a few seconds on the CPU).
+    """
+    folder = evaluator_dir(cache)
+    evaluator = _load(folder)
+    if evaluator is None:
+        evaluator = _build(folder, progress)
+    return evaluator
+
+
+def _load(folder: Path) -> DigitEvaluator | None:
+    """The evaluator cached in ``folder``, or None when it is missing, corrupt or outdated."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+        if config.get("format_version") != FORMAT_VERSION:
+            return None
+        model = DigitCNN(**config["architecture"])
+        state = load_file(folder / MODEL_FILE)
+        if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
+            return None
+        model.load_state_dict(state, strict=True)
+        float(config["test_accuracy"])
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError, SafetensorError):
+        return None
+    return DigitEvaluator(model, config, _load_references(folder), path=folder)
+
+
+def _load_references(folder: Path) -> dict | None:
+    """references.json if it is complete and numeric, else None (recomputed on first use)."""
+    try:
+        refs = json.loads((folder / REFERENCES_FILE).read_text())
+        if isinstance(refs, dict) and all(isinstance(refs.get(k), (int, float)) for k in REFERENCE_KEYS):
+            return refs
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _build(folder: Path, progress: bool) -> DigitEvaluator:
+    """Train the evaluator, measure it, and write the whole cache folder atomically."""
+    from safetensors.torch import save_file
+
+    start = time.perf_counter()
+    model = _train(ARCHITECTURE, TRAINING, progress)
+    train_seconds = time.perf_counter() - start
+    test = _digits("test")
+    config = {
+        "format_version": FORMAT_VERSION,
+        "architecture": dict(ARCHITECTURE),
+        "training": dict(TRAINING),
+        "training_seed": TRAINING["seed"],
+        "test_accuracy": 0.0,
+        "train_seconds": round(train_seconds, 2),
+    }
+    evaluator = DigitEvaluator(model, config)
+    config["test_accuracy"] = evaluator.accuracy(test.images, test.labels)
+    references = evaluator.references()
+    with atomic_dir(folder) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / MODEL_FILE))
+        atomic_write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+        atomic_write_text(tmp / REFERENCES_FILE, json.dumps(references, indent=2) + "\n")
+    evaluator.path = folder
+    return evaluator
