@@ -33,8 +33,10 @@ def cmd_train(args) -> int:
         cfg.data.source = args.data
     cfg = apply_flags(cfg, args)
     out = Path(args.out or f"runs/{args.model}-{args.preset}")
+    from edgegen.train.loop import is_main_process
     train_run(args.model, cfg, out, progress=not args.quiet)
-    print(f"wrote {out}/model.safetensors and {out}/config.json")
+    if is_main_process():
+        print(f"wrote {out}/model.safetensors and {out}/config.json")
     return 0
 
 

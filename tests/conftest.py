@@ -18,3 +18,23 @@ def evaluator(evaluator_cache):
     from edgegen.train.evaluator import get_evaluator
 
     return get_evaluator(evaluator_cache, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny DDPM preset trained once per test session (a few seconds)."""
+    from edgegen.train.families import get_preset
+    from edgegen.train.runs import train_run
+
+    return train_run("ddpm", get_preset("ddpm", "tiny"), tmp_path_factory.mktemp("runs") / "ddpm-tiny",
+                     progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
+    """tiny_run exported to ONNX and OpenVINO through the parity gate."""
+    from edgegen.export.bundle import export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "ddpm-tiny"
+    export_bundle(tiny_run, ["onnx", "openvino"], out, progress=False)
+    return out

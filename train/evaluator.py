@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
 
     def sqrt_product(offset: float) -> np.ndarray:
         shift = offset * np.eye(d)
-        return linalg.sqrtm((sigma1 + shift) @ (sigma2 + shift))
+        with warnings.catch_warnings():  # a singular product is handled below
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            return linalg.sqrtm((sigma1 + shift) @ (sigma2 + shift))
 
     covmean = sqrt_product(0.0)
     if not np.isfinite(covmean).all() or (
@@ -222,13 +225,13 @@ class DigitEvaluator:
         return float(self.config["test_accuracy"])
 
     def _check(self, images, min_n: int) -> np.ndarray:
-        """Validate images as (N, 1, 16, 16) with N >= min_n and finite values; return float32."""
+        """Validate images as (N, 1, 16, 16) with N >= min_n and finite values; return a float32 copy."""
         arr = np.asarray(images)
         size = self.config["architecture"]["image_size"]
         if arr.ndim != 4 or arr.shape[1:] != (1, size, size) or arr.shape[0] < min_n:
             raise EdgegenError(f"digit evaluator needs images of shape (N, 1, {size}, {size}) with N >= {min_n}, "
                                f"got {tuple(arr.shape)}")
-        arr = arr.astype(np.float32, copy=False)
+        arr = np.array(arr, dtype=np.float32)  # writable and contiguous, for torch.from_numpy
         if not np.isfinite(arr).all():
             raise EdgegenError("images contain NaN or infinite values")
         return arr
