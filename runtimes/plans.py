@@ -26,8 +26,6 @@ and ``dst = e_u + w * (e_c - e_u)`` (interpreter.py). The draw counter starts at
 """
 from __future__ import annotations
 
-import copy
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -204,9 +202,3 @@ def compile_plan(sampling: dict, sampler: str, steps: int | None = None, eta: fl
     return compile_ddpm(ab, steps, clip)
 
 
-def plan_bytes(plan: Plan) -> bytes:
-    return json.dumps(plan.to_json(), sort_keys=True).encode()
-
-
-def copy_plan(plan: Plan) -> Plan:
-    return copy.deepcopy(plan)

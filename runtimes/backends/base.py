@@ -6,6 +6,7 @@ role's spec so a wrong shape fails with a clear message, not deep in a runtime.
 """
 from __future__ import annotations
 
+import importlib.util
 from typing import Optional
 
 import numpy as np
@@ -18,6 +19,7 @@ from edgegen.roles import DTYPES
 class Backend:
     name = "?"
     format = "?"  # the bundle format it consumes
+    requires: tuple[str, ...] = ()  # Python modules the adapter imports
 
     def __init__(self, manifest: Manifest, role: str, precision: str = "fp32", **opts):
         self.manifest = manifest
@@ -29,6 +31,9 @@ class Backend:
     @classmethod
     def unavailable(cls) -> Optional[str]:
         """None when this backend can run here, else the reason it cannot."""
+        for module in cls.requires:
+            if importlib.util.find_spec(module) is None:
+                return f"the Python package '{module}' is not installed"
         return None
 
     def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

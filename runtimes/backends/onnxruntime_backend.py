@@ -1,8 +1,6 @@
 """ONNX Runtime: the bundle's ONNX file, execution providers configurable by name."""
 from __future__ import annotations
 
-from typing import Optional
-
 from edgegen.errors import EdgegenError
 from edgegen.runtimes.backends.base import Backend
 
@@ -29,15 +27,8 @@ def resolve_providers(names) -> list[str]:
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    requires = ("onnxruntime",)
     format = "onnx"
-
-    @classmethod
-    def unavailable(cls) -> Optional[str]:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError as e:
-            return f"onnxruntime is not installed ({e})"
-        return None
 
     def __init__(self, manifest, role, precision="fp32", providers=None, threads: int = 0, **opts):
         super().__init__(manifest, role, precision, **opts)

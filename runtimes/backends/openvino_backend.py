@@ -5,8 +5,6 @@ that have it; static shapes are about 30% faster than a dynamic batch here.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 from edgegen.errors import EdgegenError
 from edgegen.runtimes.backends.base import Backend
 
@@ -15,15 +13,8 @@ DEVICES = ("CPU", "GPU", "NPU", "AUTO")
 
 class OpenVINOBackend(Backend):
     name = "openvino"
+    requires = ("openvino",)
     format = "openvino"
-
-    @classmethod
-    def unavailable(cls) -> Optional[str]:
-        try:
-            import openvino  # noqa: F401
-        except ImportError as e:
-            return f"openvino is not installed ({e})"
-        return None
 
     def __init__(self, manifest, role, precision="fp32", device: str = "CPU", cache_dir: str | None = None,
                  **opts):

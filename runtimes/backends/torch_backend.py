@@ -1,7 +1,6 @@
 """The eager PyTorch reference: the family's network rebuilt from the bundle's config."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from edgegen.config import from_dict
@@ -21,6 +20,7 @@ def build_role_module(manifest, role: str) -> torch.nn.Module:
 
 class TorchBackend(Backend):
     name = "torch"
+    requires = ("torch",)
     format = "torch"
 
     def __init__(self, manifest, role, precision="fp32", device: str = "cpu", module=None, **opts):
