@@ -41,10 +41,13 @@ def test_presets_and_config_round_trip():
         from_dict(ddpm.DDPMConfig, {"train": {"steps": "many"}})
 
 
-def test_config_check_rejects_mismatched_data():
+def test_config_check_follows_data_section():
     cfg = get_preset("ddpm", "tiny")
-    cfg.data.image_size = 32
-    with pytest.raises(EdgegenError, match="model expects"):
+    cfg.data.image_size, cfg.data.channels = 32, 3
+    ddpm.check(cfg)
+    assert (cfg.model.image_size, cfg.model.in_channels) == (32, 3)
+    cfg.data.image_size = 15
+    with pytest.raises(EdgegenError, match="must be divisible by 2"):
         ddpm.check(cfg)
 
 
@@ -87,3 +90,23 @@ def test_torchrun_two_processes(tmp_path):
     run = load_run(out)
     assert run.stats["world_size"] == 2 and run.stats["steps"] == 8
     assert np.isfinite(run.stats["final_loss_ema"])
+
+
+def test_train_on_a_folder_of_rgb_images(tmp_path):
+    """folder:PATH with class subfolders, 3 channels, 8x8: the network follows the data section."""
+    from PIL import Image
+    from edgegen.runtimes.api import open_pipeline
+    from edgegen.train.runs import train_run
+    g = np.random.default_rng(0)
+    for cls in ("cats", "dogs"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(g.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    cfg = get_preset("ddpm", "tiny")
+    cfg.data.source, cfg.data.channels, cfg.data.image_size = f"folder:{tmp_path / 'imgs'}", 3, 8
+    cfg.train.steps, cfg.train.batch_size = 3, 8
+    run = train_run("ddpm", cfg, tmp_path / "run", progress=False)
+    loaded = load_run(run)
+    assert loaded.config.model.num_classes == 2 and loaded.config.model.in_channels == 3
+    out = open_pipeline(run, "torch").sample(2, steps=3, labels=1)
+    assert out.shape == (2, 3, 8, 8)
