@@ -66,12 +66,12 @@ def _backend_opts(args) -> dict:
 
 def cmd_sample(args) -> int:
     from edgegen.images import save_grid, save_npy
-    from edgegen.runtimes.api import Pipeline, open_manifest
+    from edgegen.runtimes.api import Pipeline, default_backend, open_manifest
     manifest = open_manifest(args.bundle)
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise EdgegenError(f"--out must end in .png, got {out}")
-    pipe = Pipeline(manifest, args.backend, args.precision, **_backend_opts(args))
+    pipe = Pipeline(manifest, args.backend or default_backend(manifest), args.precision, **_backend_opts(args))
     images = pipe.sample(args.n, seed=args.seed, labels=args.label, sampler=args.sampler, steps=args.steps,
                          eta=args.eta, guidance=args.guidance, batch_size=args.batch_size,
                          progress=not args.quiet)
@@ -152,7 +152,8 @@ def build_parser() -> Parser:
 
     s = sub.add_parser("sample", help="generate samples from a bundle")
     s.add_argument("bundle")
-    s.add_argument("--backend", default="onnxruntime", help="torch, onnxruntime or openvino")
+    s.add_argument("--backend", default=None,
+                   help="torch, onnxruntime or openvino (default: onnxruntime for bundles, torch for runs)")
     s.add_argument("--precision", default="fp32")
     s.add_argument("--label", type=int, default=None, help="class label for every sample (default: 0..9 cycled)")
     s.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")

@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 from edgegen.errors import EdgegenError
-from edgegen.runtimes.api import Pipeline, open_manifest
+from edgegen.runtimes.api import Pipeline, default_backend, open_manifest
 
 
 def evaluate_pipeline(pipe: Pipeline, n: int = 500, seed: int = 0, sampler: Optional[str] = None,
@@ -35,11 +35,6 @@ def evaluate_pipeline(pipe: Pipeline, n: int = 500, seed: int = 0, sampler: Opti
                                "network_seconds": pipe.eval_seconds, "network_calls": pipe.eval_calls,
                                "batch_size": batch_size}})
     return scores, images
-
-
-def default_backend(manifest) -> str:
-    """onnxruntime for bundles; torch for a training run (it has torch weights only)."""
-    return "onnxruntime" if "onnx" in manifest.formats(manifest.sampling["role"]) else "torch"
 
 
 def evaluate(path: Path, backend: Optional[str] = None, **kw) -> tuple[dict, np.ndarray]:

@@ -52,6 +52,11 @@ def open_manifest(path: Union[str, Path], verify: bool = True) -> Manifest:
     return read_manifest(path, verify=verify)
 
 
+def default_backend(manifest: Manifest) -> str:
+    """onnxruntime for bundles; torch for a training run (it has torch weights only)."""
+    return "onnxruntime" if "onnx" in manifest.formats(manifest.sampling["role"]) else "torch"
+
+
 class Pipeline:
     """Sampling for one bundle on one backend. Not thread-safe: use one per thread."""
 

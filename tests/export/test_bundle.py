@@ -85,3 +85,25 @@ def test_openvino_alone_keeps_no_onnx(tiny_run, tmp_path):
     export_bundle(tiny_run, ["openvino"], out, progress=False)
     m = read_manifest(out)
     assert set(m.formats("denoiser")) == {"torch", "openvino"} and not (out / "onnx").exists()
+
+
+def test_unconditional_model_exports_and_samples(tmp_path):
+    """A flat folder of images: no labels, no guidance; the label input is still in the graph."""
+    from PIL import Image
+    from edgegen.train.families import get_preset
+    from edgegen.train.runs import train_run
+    g = np.random.default_rng(1)
+    (tmp_path / "flat").mkdir()
+    for i in range(12):
+        Image.fromarray(g.integers(0, 255, (8, 8), dtype=np.uint8)).save(tmp_path / "flat" / f"{i}.png")
+    cfg = get_preset("ddpm", "tiny")
+    cfg.data.source, cfg.data.image_size = f"folder:{tmp_path / 'flat'}", 8
+    cfg.train.steps, cfg.train.batch_size = 2, 8
+    run = train_run("ddpm", cfg, tmp_path / "run", progress=False)
+    export_bundle(run, ["onnx"], tmp_path / "b", progress=False)
+    m = read_manifest(tmp_path / "b")
+    assert m.num_classes == 0 and m.null_label is None
+    out = open_pipeline(tmp_path / "b", "onnxruntime").sample(3, steps=4, guidance=3.0)
+    assert out.shape == (3, 1, 8, 8) and np.isfinite(out).all()
+    with pytest.raises(EdgegenError, match="unconditional"):
+        open_pipeline(tmp_path / "b", "onnxruntime").sample(1, labels=0)
