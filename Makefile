@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/edgegen demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 clean:
 	rm -rf demo bundles .pytest_cache

@@ -83,7 +83,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add ``--section.field`` for every leaf field of ``cls`` (default: keep the preset)."""
     group = parser.add_argument_group("config overrides (applied on top of the preset)")
     for name, tp in _leaf_fields(cls):
-        shown = getattr(tp, "__name__", str(tp))
+        args = typing.get_args(tp)
+        shown = f"{args[0].__name__},..." if typing.get_origin(tp) is tuple else getattr(tp, "__name__", str(tp))
         group.add_argument(f"--{name}", dest=f"cfg:{name}", default=None, metavar=shown.upper())
 
 

@@ -36,6 +36,19 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
 
 
+def check_train_config(cfg: TrainConfig) -> None:
+    from edgegen.errors import EdgegenError
+    for name in ("steps", "batch_size"):
+        if getattr(cfg, name) < 1:
+            raise EdgegenError(f"train.{name} must be >= 1, got {getattr(cfg, name)}")
+    if not cfg.lr > 0:
+        raise EdgegenError(f"train.lr must be > 0, got {cfg.lr}")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise EdgegenError(f"train.ema_decay must be in [0, 1), got {cfg.ema_decay}")
+    if cfg.warmup < 0 or cfg.threads < 0:
+        raise EdgegenError("train.warmup and train.threads must be >= 0")
+
+
 @dataclass
 class DistInfo:
     rank: int
@@ -87,6 +100,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, list[torch.T
 
     Every process returns the same EMA weights (DDP keeps replicas in sync).
     """
+    check_train_config(cfg)
     info = init_distributed()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -104,7 +118,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, list[torch.T
                                  shuffle=True, seed=cfg.seed, drop_last=True)
     loader = DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True)
     if len(loader) == 0:
-        raise ValueError(f"data set of {len(dataset)} items is smaller than one batch of {per_rank}")
+        from edgegen.errors import EdgegenError
+        raise EdgegenError(f"data set of {len(dataset)} items is smaller than one batch of {per_rank}")
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     bar = tqdm(total=cfg.steps, desc=desc, disable=not (progress and info.main), dynamic_ncols=True)

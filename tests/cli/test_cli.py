@@ -99,3 +99,15 @@ def test_malformed_manifest_from_cli(tiny_bundle, tmp_path):
     shutil.copytree(tiny_bundle, b)
     (b / "manifest.json").write_text("[1, 2")
     assert_one_line_error(edgegen("info", b), "malformed")
+
+
+@pytest.mark.parametrize("flag,value,needle", [
+    ("--train.steps", "0", "train.steps must be >= 1"),
+    ("--train.steps", "many", "train.steps must be int"),
+    ("--data.channels", "2", "channels must be 1 or 3"),
+    ("--schedule.kind", "sigmoid", "unknown beta schedule"),
+])
+def test_bad_training_config(flag, value, needle, tmp_path):
+    res = edgegen("train", "ddpm", "--preset", "tiny", "--quiet", "--out", tmp_path / "run", flag, value)
+    assert_one_line_error(res, needle)
+    assert not (tmp_path / "run").exists()
