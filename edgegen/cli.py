@@ -110,7 +110,7 @@ def cmd_info(args) -> int:
 
 def cmd_demo(args) -> int:
     from edgegen.demo import run_demo
-    run_demo(model=args.model, out=Path(args.out), n=args.n, progress=not args.quiet)
+    run_demo(model=args.model, out=Path(args.out), n=args.n, progress=not args.quiet, preset=args.preset)
     return 0
 
 
@@ -176,6 +176,7 @@ def build_parser() -> Parser:
 
     d = sub.add_parser("demo", help="train, export, sample on every backend, score, report")
     d.add_argument("--model", default="ddpm", choices=_families())
+    d.add_argument("--preset", default="small", help="model preset (tiny is for tests: its samples are noise)")
     d.add_argument("--out", default="demo")
     d.add_argument("--n", type=int, default=500, help="samples per backend for scoring")
     d.add_argument("--quiet", action="store_true")

@@ -16,18 +16,18 @@ from edgegen.paths import atomic_write_text, cache_dir
 DEMO_PRESET = "small"
 
 
-def _cached_run(model: str, progress: bool) -> Path:
+def _cached_run(model: str, preset: str, progress: bool) -> Path:
     from edgegen.train.families import get_preset
     from edgegen.train.runs import load_run, train_run
-    run = cache_dir() / f"{model}-{DEMO_PRESET}"
+    run = cache_dir() / f"{model}-{preset}"
     try:
         load_run(run)
         print(f"[demo] reusing trained model {run}")
         return run
     except EdgegenError:
         pass
-    print(f"[demo] training {model} ({DEMO_PRESET} preset) -> {run}")
-    return train_run(model, get_preset(model, DEMO_PRESET), run, progress=progress)
+    print(f"[demo] training {model} ({preset} preset) -> {run}")
+    return train_run(model, get_preset(model, preset), run, progress=progress)
 
 
 def _cached_bundle(run: Path, progress: bool) -> tuple[Path, dict]:
@@ -49,7 +49,7 @@ def _cached_bundle(run: Path, progress: bool) -> tuple[Path, dict]:
 
 def _markdown(report: dict) -> str:
     refs = report["references"]
-    lines = [f"# edgegen demo: {report['model']} ({DEMO_PRESET})", "",
+    lines = [f"# edgegen demo: {report['model']} ({report['preset']})", "",
              f"Bundle `{report['bundle']}`, {report['samples_per_backend']} label-conditioned samples per "
              f"backend, {report['plan']}, guidance {report['guidance']}, seed {report['seed']}.", "",
              "| backend | class accuracy | digit-FID | seconds | ms / sample | network share |",
@@ -76,7 +76,7 @@ def _markdown(report: dict) -> str:
 
 
 def run_demo(model: str = "ddpm", out: Path = Path("demo"), n: int = 500, seed: int = 0,
-             progress: bool = True) -> dict:
+             progress: bool = True, preset: str = DEMO_PRESET) -> dict:
     from edgegen.evaluate import evaluate_pipeline
     from edgegen.images import save_grid
     from edgegen.runtimes.api import Pipeline
@@ -86,9 +86,9 @@ def run_demo(model: str = "ddpm", out: Path = Path("demo"), n: int = 500, seed: 
     if n < 10:
         raise EdgegenError(f"--n must be at least 10, got {n}")
     t_start = time.time()
-    print("[demo] digit evaluator")
+    print("[demo] digit evaluator (cached under runs/evaluator after the first run)")
     ev = get_evaluator(progress=progress)
-    run = _cached_run(model, progress)
+    run = _cached_run(model, preset, progress)
     bundle, verify = _cached_bundle(run, progress)
     manifest = read_manifest(bundle)
 
@@ -105,7 +105,7 @@ def run_demo(model: str = "ddpm", out: Path = Path("demo"), n: int = 500, seed: 
     out.mkdir(parents=True, exist_ok=True)
     save_grid(out / "samples.png", grid_images, nrow=10)
     first = next(iter(scores.values()))
-    report = {"model": model, "preset": DEMO_PRESET, "run": str(run), "bundle": str(bundle),
+    report = {"model": model, "preset": preset, "run": str(run), "bundle": str(bundle),
               "samples_per_backend": n, "seed": seed, "plan": first["plan"], "guidance": first["guidance"],
               "references": first["references"], "parity": verify,
               "backends": {k: {key: v for key, v in s.items() if key != "references"} for k, s in scores.items()},

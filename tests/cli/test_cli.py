@@ -111,3 +111,22 @@ def test_bad_training_config(flag, value, needle, tmp_path):
     res = edgegen("train", "ddpm", "--preset", "tiny", "--quiet", "--out", tmp_path / "run", flag, value)
     assert_one_line_error(res, needle)
     assert not (tmp_path / "run").exists()
+
+
+def test_demo_writes_report_and_reuses_cache(evaluator, evaluator_cache, tmp_path):
+    """The main job on the tiny preset: fresh, then cached (the real demo uses the small preset)."""
+    env = {**__import__("os").environ, "EDGEGEN_CACHE": str(tmp_path / "runs")}
+    shutil.copytree(evaluator_cache / "evaluator", tmp_path / "runs" / "evaluator")  # skip retraining the CNN
+    cmd = [sys.executable, "-m", "edgegen.cli", "demo", "--preset", "tiny", "--n", "20", "--quiet"]
+    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "training ddpm (tiny preset)" in first.stdout and "exporting" in first.stdout
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert set(report["backends"]) == {"torch", "onnxruntime", "openvino"} and report["parity"]["passed"]
+    for s in report["backends"].values():
+        assert s["n"] == 20 and s["plan"] == "ddim-50" and s["latency"]["network_calls"] == 50
+    assert (tmp_path / "demo" / "samples.png").stat().st_size > 0
+    assert "| onnxruntime |" in (tmp_path / "demo" / "report.md").read_text()
+    second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "reusing trained model" in second.stdout and "reusing bundle" in second.stdout
