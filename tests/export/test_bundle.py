@@ -107,3 +107,10 @@ def test_unconditional_model_exports_and_samples(tmp_path):
     assert out.shape == (3, 1, 8, 8) and np.isfinite(out).all()
     with pytest.raises(EdgegenError, match="unconditional"):
         open_pipeline(tmp_path / "b", "onnxruntime").sample(1, labels=0)
+
+
+def test_openvino_ir_keeps_fp32_weights(tiny_bundle):
+    import openvino as ov
+    model = ov.Core().read_model(str(tiny_bundle / "openvino" / "denoiser.xml"))
+    types = {op.get_element_type() for op in model.get_ops() if op.get_type_name() == "Constant"}
+    assert ov.Type.f32 in types and not types & {ov.Type.f16, ov.Type.bf16}, types
