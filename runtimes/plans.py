@@ -26,7 +26,7 @@ and ``dst = e_u + w * (e_c - e_u)`` (interpreter.py). The draw counter starts at
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,15 +46,10 @@ class Plan:
     steps: list[dict]
     output: str
     format: str = PLAN_FORMAT
-    meta: dict = field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return plan_key(self.sampler, self.params)
-
-    @property
-    def num_evals(self) -> int:
-        return len(self.steps)
 
     def to_json(self) -> dict:
         return {"format": self.format, "sampler": self.sampler, "params": self.params,
