@@ -294,11 +294,17 @@ class DigitEvaluator:
     def score(self, images: np.ndarray, labels: np.ndarray | None = None) -> dict:
         """FID (and accuracy on ``labels`` when given) of images (N >= 2, 1, 16, 16), with references."""
         images = self._check(images, 2)
+        refs = self.references()
+        # FID is biased upward at small n: also give real images at the same n as the floor.
+        train = _digits("train").images
+        m = min(len(images), len(train))
+        pick = np.random.default_rng(REFERENCE_SEED).choice(len(train), size=m, replace=False)
+        refs.update({"same_n": m, "fid_train_same_n_vs_test": self.fid(train[np.sort(pick)])})
         return {
             "n": len(images),
             "fid": self.fid(images),
             "accuracy": None if labels is None else self.accuracy(images, labels),
-            "references": self.references(),
+            "references": refs,
         }
 
 
