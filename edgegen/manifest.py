@@ -105,10 +105,6 @@ class Manifest:
             if sha256_file(p) != entry["sha256"]:
                 raise EdgegenError(f"sha256 mismatch for {p}: the file was changed or corrupted")
 
-    def write(self) -> None:
-        from edgegen.paths import atomic_write_text
-        atomic_write_text(self.root / MANIFEST, json.dumps(self.data, indent=1))
-
 
 def read_manifest(root: Path, verify: bool = True) -> Manifest:
     root = Path(root)

@@ -17,10 +17,10 @@ def cache_dir() -> Path:
 
 
 @contextlib.contextmanager
-def atomic_dir(final: Path, overwrite: bool = True):
-    """Yield a temporary folder next to ``final``; rename it into place on success.
-
-    On any exception the temporary folder is removed and ``final`` is untouched.
+def atomic_dir(final: Path):
+    """Yield a temporary folder next to ``final``; rename it into place on success
+    (replacing an existing ``final``). On any exception the temporary folder is
+    removed and ``final`` is untouched.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -28,8 +28,6 @@ def atomic_dir(final: Path, overwrite: bool = True):
     try:
         yield tmp
         if final.exists():
-            if not overwrite:
-                raise FileExistsError(final)
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             final.rename(old)
             tmp.rename(final)
