@@ -21,7 +21,7 @@ from edgegen.paths import atomic_dir, atomic_write_text
 from edgegen.runtimes.api import manifest_from_run
 from edgegen.runtimes.backends import create_backend
 from edgegen.runtimes.plans import compile_plan
-from edgegen.train.runs import load_run
+from edgegen.train.runs import load_run, role_tensors
 
 FORMATS = ("onnx", "openvino")
 FORMAT_BACKEND = {"onnx": "onnxruntime", "openvino": "openvino"}
@@ -83,7 +83,7 @@ def export_bundle(run_path: Path, formats: list[str], out: Path, progress: bool 
         (root / "torch").mkdir()
         for role, module in run.modules.items():
             rel = f"torch/{role}.safetensors"
-            save_file({f"{role}.{k}": v.contiguous() for k, v in module.state_dict().items()}, str(root / rel))
+            save_file(role_tensors({role: module}), str(root / rel))
             data["roles"][role]["files"] = {"torch": {"fp32": file_entry(root, rel)}}
             bar.update(1)
         manifest = Manifest(root, data)

@@ -30,10 +30,15 @@ class Run:
     stats: dict
 
 
+def role_tensors(modules: dict) -> dict:
+    """{role: module} -> the flat ``<role>.<param>`` tensor dict stored in safetensors files."""
+    return {f"{role}.{k}": v.detach().cpu().contiguous() for role, m in modules.items()
+            for k, v in m.state_dict().items()}
+
+
 def save_run(out: Path, family: str, cfg, modules: dict, stats: dict) -> Path:
     """Write the run folder atomically (temp folder, then rename)."""
-    tensors = {f"{role}.{k}": v.detach().cpu().contiguous() for role, m in modules.items()
-               for k, v in m.state_dict().items()}
+    tensors = role_tensors(modules)
     meta = {"family": family, "edgegen_version": __version__, "config": to_dict(cfg), "stats": stats,
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "roles": sorted(modules)}
     with atomic_dir(Path(out)) as tmp:
