@@ -1,0 +1,99 @@
+// edgegen.hpp - header-only C++ RAII wrapper over the C API (edgegen.h).
+//
+//   edgegen::Bundle bundle("bundles/ddpm-small");            // throws edgegen::Exception
+//   edgegen::SampleParams p;  p.n = 16;  p.seed = 0;  p.label = 3;
+//   std::vector<float> x = bundle.sample(p);                 // (16, C, H, W)
+//
+// Failures throw edgegen::Exception carrying the status and the last-error message.
+// Thread safety is the C API's: a Bundle may be shared between threads (calls serialize).
+#ifndef EDGEGEN_HPP
+#define EDGEGEN_HPP
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "edgegen.h"
+
+namespace edgegen {
+
+class Exception : public std::runtime_error {
+ public:
+  Exception(edgegen_status status, const std::string &message) : std::runtime_error(message), status_(status) {}
+  edgegen_status status() const noexcept { return status_; }
+
+ private:
+  edgegen_status status_;
+};
+
+inline void check(edgegen_status s) {
+  if (s != EDGEGEN_OK) throw Exception(s, edgegen_last_error());
+}
+
+struct LoadParams : edgegen_load_params {
+  LoadParams() { edgegen_load_params_init(this); }
+};
+
+struct SampleParams : edgegen_sample_params {
+  SampleParams() { edgegen_sample_params_init(this); }
+};
+
+class Bundle {
+ public:
+  explicit Bundle(const std::string &path, const edgegen_load_params &params = LoadParams()) {
+    check(edgegen_bundle_load(path.c_str(), &params, &handle_));
+  }
+  ~Bundle() { edgegen_bundle_free(handle_); }
+  Bundle(const Bundle &) = delete;
+  Bundle &operator=(const Bundle &) = delete;
+  Bundle(Bundle &&o) noexcept : handle_(std::exchange(o.handle_, nullptr)) {}
+  Bundle &operator=(Bundle &&o) noexcept {
+    if (this != &o) {
+      edgegen_bundle_free(handle_);
+      handle_ = std::exchange(o.handle_, nullptr);
+    }
+    return *this;
+  }
+
+  edgegen_bundle_info info() const {
+    edgegen_bundle_info out;
+    check(edgegen_bundle_get_info(handle_, &out));
+    return out;
+  }
+
+  std::vector<std::string> plan_keys() const {
+    size_t needed = 0;
+    check(edgegen_bundle_plan_keys(handle_, nullptr, 0, &needed));
+    std::string buf(needed, '\0');
+    check(edgegen_bundle_plan_keys(handle_, &buf[0], buf.size(), &needed));
+    buf.resize(needed - 1);
+    std::vector<std::string> keys;
+    size_t start = 0;
+    while (start < buf.size()) {
+      size_t end = buf.find(',', start);
+      if (end == std::string::npos) end = buf.size();
+      keys.push_back(buf.substr(start, end - start));
+      start = end + 1;
+    }
+    return keys;
+  }
+
+  // n samples, row-major (n, C, H, W); stats (optional) receives the timings.
+  std::vector<float> sample(const edgegen_sample_params &params, edgegen_stats *stats = nullptr) const {
+    size_t count = 0;
+    check(edgegen_sample_count(handle_, &params, &count));
+    std::vector<float> out(count);
+    check(edgegen_sample(handle_, &params, out.data(), out.size(), stats));
+    return out;
+  }
+
+  edgegen_bundle *get() const noexcept { return handle_; }
+
+ private:
+  edgegen_bundle *handle_ = nullptr;
+};
+
+}  // namespace edgegen
+
+#endif  // EDGEGEN_HPP

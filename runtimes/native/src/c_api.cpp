@@ -1,0 +1,355 @@
+// The C API (include/edgegen.h): handle registry, parameter checks, errors -> status codes.
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <unordered_map>
+
+#include "edgegen.h"
+#include "error.hpp"
+#include "interpreter.hpp"
+#include "manifest.hpp"
+#include "network.hpp"
+#include "plan.hpp"
+#include "rng.hpp"
+
+#ifndef EDGEGEN_VERSION_STRING
+#define EDGEGEN_VERSION_STRING "0.1.0"
+#endif
+
+using namespace edgegen;
+
+namespace {
+
+thread_local std::string g_last_error;
+
+// One line: newlines and runs of spaces collapse (backend messages are often multi-line).
+void set_error(const std::string &msg) {
+  std::string out;
+  bool space = false;
+  for (char c : msg) {
+    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += c;
+  }
+  if (out.size() > 1000) out = out.substr(0, 997) + "...";
+  g_last_error = out;
+}
+
+edgegen_status error(edgegen_status s, const std::string &msg) {
+  set_error(msg);
+  return s;
+}
+
+// Runs f, turning every exception into a status + message: nothing escapes the C API.
+template <typename F>
+edgegen_status guarded(F &&f) {
+  try {
+    f();
+    return EDGEGEN_OK;
+  } catch (const Error &e) {
+    return error(e.status(), e.what());
+  } catch (const std::bad_alloc &) {
+    return error(EDGEGEN_ERR_OUT_OF_MEMORY, "out of memory");
+  } catch (const std::exception &e) {
+    return error(EDGEGEN_ERR_RUNTIME, e.what());
+  } catch (...) {
+    return error(EDGEGEN_ERR_RUNTIME, "unknown error");
+  }
+}
+
+struct Bundle {
+  Manifest manifest;  // declared first: the network and runner refer to it
+  LoadOptions options;
+  std::unique_ptr<Network> network;
+  std::unique_ptr<RoleRunner> runner;
+  std::mutex mu;  // serializes samples on this bundle (the compiled-model cache is shared)
+};
+
+// Handles are ids, never dereferenced: a freed id is gone from the map and never reused.
+std::mutex g_registry_mu;
+std::unordered_map<uintptr_t, std::shared_ptr<Bundle>> g_registry;
+uintptr_t g_next_id = 0x1000;
+
+std::shared_ptr<Bundle> lookup(edgegen_bundle *h) {
+  if (!h) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "bundle is NULL");
+  std::lock_guard<std::mutex> lock(g_registry_mu);
+  auto it = g_registry.find(reinterpret_cast<uintptr_t>(h));
+  if (it == g_registry.end()) fail(EDGEGEN_ERR_INVALID_HANDLE, "invalid bundle handle (freed, or never loaded)");
+  return it->second;
+}
+
+void require(const void *p, const char *what) {
+  if (!p) fail(EDGEGEN_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+}
+
+void copy_str(char *dst, size_t cap, const std::string &s) {
+  std::snprintf(dst, cap, "%s", s.c_str());
+}
+
+struct Resolved {
+  Plan plan;
+  std::vector<int64_t> labels;
+  double guidance;
+  uint32_t batch;
+};
+
+Plan resolve_plan(const Bundle &b, const edgegen_sample_params &p) {
+  const Manifest &m = b.manifest;
+  if (p.plan_json) return parse_plan_text(p.plan_json, m.sample_shape);
+  return parse_plan(select_stored_plan(m, p.sampler ? p.sampler : "", p.steps, p.eta), m.sample_shape);
+}
+
+void check_n(uint32_t n) {
+  if (n == 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "n must be a positive integer, got 0");
+  if (n > EDGEGEN_MAX_SAMPLES)
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "n = " + std::to_string(n) + " is too large (at most " +
+                                           std::to_string(EDGEGEN_MAX_SAMPLES) + ")");
+}
+
+Resolved resolve(const Bundle &b, const edgegen_sample_params &p) {
+  const Manifest &m = b.manifest;
+  check_n(p.n);
+  if (p.batch_size == 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "batch size must be positive, got 0");
+  Resolved r{resolve_plan(b, p), {}, 1.0, std::min(p.batch_size, p.n)};
+  const int64_t k = m.num_classes;
+  auto check_label = [&](int64_t y) {
+    if (k == 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model is unconditional: it takes no label");
+    if (y < 0 || y >= k)
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "label " + std::to_string(y) + " is out of range (this model has labels 0.." +
+                                             std::to_string(k - 1) + ")");
+  };
+  r.labels.resize(p.n);
+  if (p.labels) {
+    for (uint32_t i = 0; i < p.n; ++i) check_label(p.labels[i]);
+    r.labels.assign(p.labels, p.labels + p.n);
+  } else if (p.label >= 0) {
+    check_label(p.label);
+    std::fill(r.labels.begin(), r.labels.end(), p.label);
+  } else if (p.label == -1) {  // 0..K-1 cycled, or the null label (0 if none) for unconditional models
+    for (uint32_t i = 0; i < p.n; ++i) r.labels[i] = k > 0 ? int64_t(i) % k : m.null_label.value_or(0);
+  } else {
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "label must be >= 0, or -1 for the default labels");
+  }
+  if (std::isnan(p.guidance)) {
+    const json d = m.sampling.value("defaults", json::object());
+    r.guidance = d.contains("guidance") && d["guidance"].is_number() ? d["guidance"].get<double>() : 1.0;
+  } else if (!std::isfinite(p.guidance)) {
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "guidance must be finite");
+  } else {
+    r.guidance = p.guidance;
+  }
+  return r;
+}
+
+}  // namespace
+
+extern "C" {
+
+void edgegen_load_params_init(edgegen_load_params *p) {
+  if (!p) return;
+  std::memset(p, 0, sizeof(*p));
+  p->backend = "openvino";
+  p->device = "CPU";
+  p->precision = "fp32";
+  p->verify_sha256 = 1;
+  p->max_batch = 64;
+}
+
+void edgegen_sample_params_init(edgegen_sample_params *p) {
+  if (!p) return;
+  std::memset(p, 0, sizeof(*p));
+  p->n = 1;
+  p->label = -1;
+  p->guidance = NAN;
+  p->batch_size = 64;
+}
+
+const char *edgegen_status_name(edgegen_status s) {
+  switch (s) {
+    case EDGEGEN_OK: return "EDGEGEN_OK";
+    case EDGEGEN_ERR_INVALID_ARGUMENT: return "EDGEGEN_ERR_INVALID_ARGUMENT";
+    case EDGEGEN_ERR_NOT_FOUND: return "EDGEGEN_ERR_NOT_FOUND";
+    case EDGEGEN_ERR_MALFORMED: return "EDGEGEN_ERR_MALFORMED";
+    case EDGEGEN_ERR_INTEGRITY: return "EDGEGEN_ERR_INTEGRITY";
+    case EDGEGEN_ERR_UNSUPPORTED: return "EDGEGEN_ERR_UNSUPPORTED";
+    case EDGEGEN_ERR_INVALID_HANDLE: return "EDGEGEN_ERR_INVALID_HANDLE";
+    case EDGEGEN_ERR_RUNTIME: return "EDGEGEN_ERR_RUNTIME";
+    case EDGEGEN_ERR_OUT_OF_MEMORY: return "EDGEGEN_ERR_OUT_OF_MEMORY";
+  }
+  return "EDGEGEN_ERR_UNKNOWN_STATUS";
+}
+
+const char *edgegen_last_error(void) { return g_last_error.c_str(); }
+const char *edgegen_version(void) { return EDGEGEN_VERSION_STRING; }
+int edgegen_abi_version(void) { return EDGEGEN_ABI_VERSION; }
+
+size_t edgegen_struct_size(const char *name) {
+  if (!name) return 0;
+  const std::string n(name);
+  if (n == "edgegen_load_params") return sizeof(edgegen_load_params);
+  if (n == "edgegen_sample_params") return sizeof(edgegen_sample_params);
+  if (n == "edgegen_stats") return sizeof(edgegen_stats);
+  if (n == "edgegen_bundle_info") return sizeof(edgegen_bundle_info);
+  return 0;
+}
+
+const char *edgegen_backends(void) {
+#ifdef EDGEGEN_WITH_TENSORRT
+  return "openvino,tensorrt";
+#else
+  return "openvino";
+#endif
+}
+
+edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *params, edgegen_bundle **out) {
+  if (out) *out = nullptr;
+  return guarded([&] {
+    require(path, "path");
+    require(out, "out");
+    edgegen_load_params p;
+    edgegen_load_params_init(&p);
+    if (params) p = *params;
+    auto b = std::make_shared<Bundle>();
+    b->manifest = read_manifest(path, p.verify_sha256 != 0);
+    LoadOptions &o = b->options;
+    if (p.backend) o.backend = p.backend;
+    if (p.device) o.device = p.device;
+    if (p.precision) o.precision = p.precision;
+    if (p.cache_dir) o.cache_dir = p.cache_dir;
+    if (p.calibration_cache) o.calibration_cache = p.calibration_cache;
+    if (p.max_batch <= 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "max_batch must be positive");
+    o.max_batch = p.max_batch;
+    const Manifest &m = b->manifest;
+    if (m.sampling.value("kind", std::string()) != "plan")
+      fail(EDGEGEN_ERR_UNSUPPORTED, "sampling kind '" + m.sampling.value("kind", std::string()) +
+                                        "' is not supported by the native runtime (plans only)");
+    if (o.backend == "openvino") {
+      b->network = make_openvino_network(m, m.sampling_role, o);
+    } else if (o.backend == "tensorrt") {
+#ifdef EDGEGEN_WITH_TENSORRT
+      b->network = make_tensorrt_network(m, m.sampling_role, o);
+#else
+      fail(EDGEGEN_ERR_UNSUPPORTED, "this edgegen library was built without TensorRT (EDGEGEN_WITH_TENSORRT=OFF)");
+#endif
+    } else {
+      fail(EDGEGEN_ERR_UNSUPPORTED, "unknown backend '" + o.backend + "' (choose " + edgegen_backends() + ")");
+    }
+    b->runner = std::make_unique<RoleRunner>(m.role(m.sampling_role), *b->network);
+    std::lock_guard<std::mutex> lock(g_registry_mu);
+    const uintptr_t id = g_next_id;
+    g_next_id += 16;
+    g_registry.emplace(id, std::move(b));
+    *out = reinterpret_cast<edgegen_bundle *>(id);
+  });
+}
+
+edgegen_status edgegen_bundle_free(edgegen_bundle *h) {
+  if (!h) return EDGEGEN_OK;
+  return guarded([&] {
+    std::shared_ptr<Bundle> b;  // released outside the registry lock
+    std::lock_guard<std::mutex> lock(g_registry_mu);
+    auto it = g_registry.find(reinterpret_cast<uintptr_t>(h));
+    if (it == g_registry.end()) fail(EDGEGEN_ERR_INVALID_HANDLE, "invalid bundle handle (already freed, or never loaded)");
+    b = std::move(it->second);
+    g_registry.erase(it);
+  });
+}
+
+edgegen_status edgegen_bundle_get_info(edgegen_bundle *h, edgegen_bundle_info *out) {
+  return guarded([&] {
+    auto b = lookup(h);
+    require(out, "out");
+    const Manifest &m = b->manifest;
+    edgegen_bundle_info info;
+    std::memset(&info, 0, sizeof(info));
+    copy_str(info.family, sizeof(info.family), m.family);
+    info.sample_rank = int(std::min<size_t>(m.sample_shape.size(), 8));
+    for (int i = 0; i < info.sample_rank; ++i) info.sample_shape[i] = m.sample_shape[i];
+    info.num_classes = m.num_classes;
+    info.null_label = m.null_label.value_or(-1);
+    info.data_range[0] = m.range[0];
+    info.data_range[1] = m.range[1];
+    copy_str(info.backend, sizeof(info.backend), b->options.backend);
+    copy_str(info.device, sizeof(info.device), b->options.device);
+    copy_str(info.precision, sizeof(info.precision), b->options.precision);
+    *out = info;
+  });
+}
+
+edgegen_status edgegen_bundle_plan_keys(edgegen_bundle *h, char *buf, size_t buf_size, size_t *needed) {
+  return guarded([&] {
+    auto b = lookup(h);
+    std::string keys;
+    for (const auto &[key, _] : b->manifest.plans.items()) keys += (keys.empty() ? "" : ",") + key;
+    if (needed) *needed = keys.size() + 1;
+    if (buf && buf_size > 0) copy_str(buf, buf_size, keys);
+  });
+}
+
+edgegen_status edgegen_sample_count(edgegen_bundle *h, const edgegen_sample_params *params, size_t *out_count) {
+  return guarded([&] {
+    auto b = lookup(h);
+    require(params, "params");
+    require(out_count, "out_count");
+    check_n(params->n);
+    const Plan plan = resolve_plan(*b, *params);
+    *out_count = size_t(params->n) * plan.elems[plan.output];
+  });
+}
+
+edgegen_status edgegen_sample(edgegen_bundle *h, const edgegen_sample_params *params, float *out, size_t out_count,
+                              edgegen_stats *stats) {
+  return guarded([&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto b = lookup(h);
+    require(params, "params");
+    require(out, "out");
+    Resolved r = resolve(*b, *params);
+    const size_t want = size_t(params->n) * r.plan.elems[r.plan.output];
+    if (out_count != want)
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "out_count is " + std::to_string(out_count) + " but " + std::to_string(params->n) +
+                                             " samples need " + std::to_string(want) + " floats (edgegen_sample_count)");
+    const Manifest &m = b->manifest;
+    std::optional<int64_t> null;
+    if (m.num_classes > 0) null = m.null_label;
+    RunRequest req{&r.plan, r.labels.data(), params->n, params->seed, r.batch, r.guidance, null};
+    edgegen_stats st{0.0, 0.0, 0};
+    {
+      std::lock_guard<std::mutex> lock(b->mu);
+      run_plan(req, *b->runner, out, st);
+    }
+    st.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (stats) *stats = st;
+  });
+}
+
+edgegen_status edgegen_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]) {
+  return guarded([&] {
+    require(counter, "counter");
+    require(key, "key");
+    require(out, "out");
+    const rng::Block r = rng::philox4x32_10({counter[0], counter[1], counter[2], counter[3]}, key[0], key[1]);
+    std::copy(r.begin(), r.end(), out);
+  });
+}
+
+edgegen_status edgegen_gaussian(uint64_t seed, uint32_t first_sample, uint32_t batch, size_t elems, uint32_t draw,
+                                uint32_t stream, float *out, size_t out_count) {
+  return guarded([&] {
+    require(out, "out");
+    if (elems != 0 && batch > SIZE_MAX / elems) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "batch * elems overflows");
+    if (out_count != size_t(batch) * elems)
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "out_count must equal batch * elems");
+    rng::gaussian(seed, first_sample, batch, elems, draw, stream, out);
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,52 @@
+// The C++ plan interpreter: executes exactly what runtimes/interpreter.py executes
+// (float32 arithmetic, affine terms summed left to right, one Philox draw per noisy op,
+// sample i of a request gets the noise of global sample index i).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "edgegen.h"
+#include "network.hpp"
+#include "plan.hpp"
+
+namespace edgegen {
+
+// Maps the interpreter's (x, t, y) onto a role's named inputs, using the manifest's
+// meta.time_input / meta.label_input; converts t and y to the dtypes the role declares,
+// and times every call.
+class RoleRunner {
+ public:
+  RoleRunner(const RoleSpec &role, Network &net);
+  bool has_time() const { return t_idx_ >= 0; }
+  bool has_label() const { return y_idx_ >= 0; }
+  size_t x_elems() const { return x_elems_; }
+  size_t out_elems() const { return out_elems_; }
+  // x: batch * x_elems(); y: batch labels (ignored without a label input); out: batch * out_elems().
+  void call(int64_t batch, const float *x, std::optional<float> t, const int64_t *y, float *out, edgegen_stats &stats);
+
+ private:
+  const RoleSpec &role_;
+  Network &net_;
+  int x_idx_ = -1, t_idx_ = -1, y_idx_ = -1;
+  size_t x_elems_ = 0, out_elems_ = 0;
+  std::vector<unsigned char> t_buf_, y_buf_;
+};
+
+struct RunRequest {
+  const Plan *plan;
+  const int64_t *labels;  // n
+  uint32_t n;
+  uint64_t seed;
+  uint32_t batch_size;
+  double guidance;                   // 1 = no guidance
+  std::optional<int64_t> null_label;  // guidance needs one
+};
+
+// Checks the plan against the role (shapes, time input); Error(MALFORMED) otherwise.
+void check_plan_fits_role(const Plan &plan, const RoleRunner &runner);
+
+// Runs the whole plan in batches; out: n * plan.elems[plan.output] floats.
+void run_plan(const RunRequest &req, RoleRunner &runner, float *out, edgegen_stats &stats);
+
+}  // namespace edgegen

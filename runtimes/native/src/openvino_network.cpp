@@ -1,0 +1,106 @@
+// OpenVINO backend: the bundle's IR, reshaped to a static batch and compiled once per
+// batch size (cached). fp32 models run with INFERENCE_PRECISION_HINT f32: without it a
+// CPU with bf16 support silently runs them in bf16 (same settings as openvino_backend.py).
+#include <openvino/openvino.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "error.hpp"
+#include "network.hpp"
+
+namespace edgegen {
+namespace {
+
+const char *const DEVICES[] = {"CPU", "GPU", "NPU", "AUTO"};
+
+ov::element::Type element(DType d) {
+  switch (d) {
+    case DType::F32: return ov::element::f32;
+    case DType::F16: return ov::element::f16;
+    case DType::I64: return ov::element::i64;
+    case DType::I32: return ov::element::i32;
+  }
+  return ov::element::dynamic;
+}
+
+std::string upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::toupper(c)); });
+  return s;
+}
+
+class OpenVINONetwork : public Network {
+ public:
+  OpenVINONetwork(const Manifest &m, const std::string &role, const LoadOptions &o) : role_(m.role(role)) {
+    if (o.precision != "fp32")
+      fail(EDGEGEN_ERR_UNSUPPORTED, "the openvino backend runs the bundle's fp32 IR (precision '" + o.precision + "' is not exported)");
+    const std::string xml = m.file(role, "openvino", o.precision);
+    device_ = upper(o.device.empty() ? "CPU" : o.device);
+    const std::string family = device_.substr(0, device_.find_first_of(":."));
+    if (std::find(std::begin(DEVICES), std::end(DEVICES), family) == std::end(DEVICES))
+      fail(EDGEGEN_ERR_UNSUPPORTED, "unknown OpenVINO device '" + device_ + "' (choose CPU, GPU, NPU, AUTO)");
+    if (family != "AUTO") {
+      const auto avail = core_.get_available_devices();
+      if (std::find(avail.begin(), avail.end(), device_.substr(0, device_.find('.'))) == avail.end()) {
+        std::string list;
+        for (const auto &d : avail) list += (list.empty() ? "" : ", ") + d;
+        fail(EDGEGEN_ERR_UNSUPPORTED, "OpenVINO device '" + device_ + "' is not available here (available: " + list + ")");
+      }
+    }
+    config_[ov::hint::inference_precision.name()] = ov::element::f32;
+    if (!o.cache_dir.empty()) config_[ov::cache_dir.name()] = o.cache_dir;
+    model_ = core_.read_model(xml);
+  }
+
+  void run(const std::vector<HostTensor> &inputs, int64_t batch, float *out, size_t out_elems) override {
+    ov::InferRequest &req = request(batch);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const HostTensor &h = inputs[i];
+      ov::Shape shape(h.shape.begin(), h.shape.end());
+      // wraps the caller's memory: no copy on the way in
+      req.set_tensor(role_.inputs[i].name, ov::Tensor(element(h.dtype), shape, const_cast<void *>(h.data)));
+    }
+    req.infer();
+    const ov::Tensor y = req.get_tensor(role_.outputs[0].name);
+    if (y.get_element_type() != ov::element::f32 || y.get_size() != out_elems)
+      fail(EDGEGEN_ERR_RUNTIME, "OpenVINO output '" + role_.outputs[0].name + "' has an unexpected type or size");
+    std::memcpy(out, y.data(), out_elems * sizeof(float));
+  }
+
+ private:
+  ov::InferRequest &request(int64_t batch) {
+    auto it = cache_.find(batch);
+    if (it != cache_.end()) return it->second.request;
+    std::shared_ptr<ov::Model> model = model_->clone();
+    std::map<std::string, ov::PartialShape> shapes;
+    for (const TensorSpec &t : role_.inputs) {
+      const auto dims = t.concrete(batch);
+      shapes[t.name] = ov::PartialShape(std::vector<ov::Dimension>(dims.begin(), dims.end()));
+    }
+    model->reshape(shapes);
+    Compiled c;
+    c.model = core_.compile_model(model, device_, config_);
+    c.request = c.model.create_infer_request();
+    return cache_.emplace(batch, std::move(c)).first->second.request;
+  }
+
+  struct Compiled {
+    ov::CompiledModel model;
+    ov::InferRequest request;
+  };
+  const RoleSpec &role_;
+  ov::Core core_;
+  std::string device_;
+  ov::AnyMap config_;
+  std::shared_ptr<ov::Model> model_;
+  std::map<int64_t, Compiled> cache_;  // batch size -> compiled static-shape model
+};
+
+}  // namespace
+
+std::unique_ptr<Network> make_openvino_network(const Manifest &m, const std::string &role, const LoadOptions &o) {
+  return std::make_unique<OpenVINONetwork>(m, role, o);
+}
+
+}  // namespace edgegen

@@ -1,0 +1,158 @@
+#include "plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "error.hpp"
+
+namespace edgegen {
+namespace {
+
+constexpr const char *PLAN_FORMAT = "edgegen.plan/1";
+
+struct Parser {
+  std::map<std::string, int> index;
+  std::vector<bool> written;
+  const Plan &plan;
+
+  int reg(const json &name, const char *what) {
+    const std::string s = name.get<std::string>();
+    auto it = index.find(s);
+    if (it == index.end()) fail(EDGEGEN_ERR_MALFORMED, std::string("plan ") + what + " unknown register '" + s + "'");
+    return it->second;
+  }
+  int read(const json &name) {
+    const int r = reg(name, "reads");
+    if (!written[r]) fail(EDGEGEN_ERR_MALFORMED, "plan reads register '" + plan.registers[r] + "' before writing it");
+    return r;
+  }
+
+  Op op(const json &j) {
+    Op o;
+    const std::string kind = j.at("op").get<std::string>();
+    if (kind == "affine") {
+      o.kind = Op::AFFINE;
+      for (const auto &term : j.at("terms")) {
+        if (!term.is_array() || term.size() != 2) fail(EDGEGEN_ERR_MALFORMED, "plan affine term is not [register, coef]");
+        o.terms.push_back({read(term[0]), float(term[1].get<double>())});
+      }
+      if (j.contains("noise")) {
+        o.has_noise = true;
+        o.noise = float(j["noise"].get<double>());
+      }
+      o.dst = reg(j.at("dst"), "writes");
+      if (o.terms.empty() && !o.has_noise) fail(EDGEGEN_ERR_MALFORMED, "plan affine op has no terms and no noise");
+      for (const Term &t : o.terms)
+        if (plan.elems[t.reg] != plan.elems[o.dst])
+          fail(EDGEGEN_ERR_MALFORMED, "plan affine op mixes registers of different shapes ('" + plan.registers[t.reg] +
+                                          "' into '" + plan.registers[o.dst] + "')");
+    } else if (kind == "clip") {
+      o.kind = Op::CLIP;
+      o.dst = read(j.at("dst"));
+      o.lo = float(j.at("lo").get<double>());
+      o.hi = float(j.at("hi").get<double>());
+    } else {
+      fail(EDGEGEN_ERR_MALFORMED, "unknown plan op '" + kind + "'");
+    }
+    written[o.dst] = true;
+    return o;
+  }
+};
+
+}  // namespace
+
+Plan parse_plan(const json &j, const std::vector<int64_t> &sample_shape) {
+  Plan p;
+  try {
+    if (!j.is_object() || !j.contains("format") || j["format"] != PLAN_FORMAT)
+      fail(EDGEGEN_ERR_MALFORMED, std::string("unsupported plan format (expected ") + PLAN_FORMAT + ")");
+    p.sampler = j.at("sampler").get<std::string>();
+    p.params = j.value("params", json::object());
+    p.registers = j.at("registers").get<std::vector<std::string>>();
+    if (p.registers.empty()) fail(EDGEGEN_ERR_MALFORMED, "plan has no registers");
+    const json shapes = j.value("shapes", json::object());
+    Parser ps{{}, std::vector<bool>(p.registers.size(), false), p};
+    for (size_t i = 0; i < p.registers.size(); ++i) {
+      if (!ps.index.emplace(p.registers[i], int(i)).second)
+        fail(EDGEGEN_ERR_MALFORMED, "plan register '" + p.registers[i] + "' is listed twice");
+      auto shape = shapes.contains(p.registers[i]) ? shapes[p.registers[i]].get<std::vector<int64_t>>() : sample_shape;
+      size_t n = 1;
+      for (int64_t d : shape) {
+        if (d <= 0 || d > (int64_t(1) << 24)) fail(EDGEGEN_ERR_MALFORMED, "plan register '" + p.registers[i] + "' has a bad shape");
+        n *= size_t(d);
+      }
+      if (n > (size_t(1) << 28)) fail(EDGEGEN_ERR_MALFORMED, "plan register '" + p.registers[i] + "' is too large");
+      p.shapes.push_back(shape);
+      p.elems.push_back(n);
+    }
+    for (const auto &[name, _] : shapes.items())
+      if (!ps.index.count(name)) fail(EDGEGEN_ERR_MALFORMED, "plan gives a shape for unknown register '" + name + "'");
+    for (const auto &o : j.at("init")) p.init.push_back(ps.op(o));
+    for (const auto &s : j.at("steps")) {
+      Step st;
+      const json &t = s.at("t");
+      if (!t.is_null()) st.t = float(t.get<double>());
+      st.src = ps.read(s.at("src"));
+      st.dst = ps.reg(s.at("dst"), "writes");
+      ps.written[st.dst] = true;
+      for (const auto &o : s.at("ops")) st.ops.push_back(ps.op(o));
+      p.steps.push_back(std::move(st));
+    }
+    p.output = ps.read(j.at("output"));
+  } catch (const json::exception &e) {
+    fail(EDGEGEN_ERR_MALFORMED, std::string("malformed plan: ") + e.what());
+  }
+  return p;
+}
+
+Plan parse_plan_text(const std::string &text, const std::vector<int64_t> &sample_shape) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception &e) {
+    fail(EDGEGEN_ERR_MALFORMED, std::string("malformed plan JSON: ") + e.what());
+  }
+  return parse_plan(j, sample_shape);
+}
+
+const json &select_stored_plan(const Manifest &m, const std::string &sampler_in, int steps, double eta) {
+  try {
+    const json defaults = m.sampling.value("defaults", json::object());
+    const std::string sampler = sampler_in.empty() ? defaults.value("sampler", std::string("ddim")) : sampler_in;
+    std::vector<std::string> known;
+    if (m.sampling.contains("samplers")) known = m.sampling["samplers"].get<std::vector<std::string>>();
+    else
+      for (const auto &[key, plan] : m.plans.items()) known.push_back(plan.value("sampler", ""));
+    if (std::find(known.begin(), known.end(), sampler) == known.end()) {
+      std::string choices;
+      for (const auto &k : known) choices += (choices.empty() ? "" : ", ") + k;
+      fail(EDGEGEN_ERR_UNSUPPORTED, "unknown sampler '" + sampler + "' (choose " + choices + ")");
+    }
+    if (steps < 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "steps must be >= 1, got " + std::to_string(steps));
+    if (!(eta >= 0.0) || !std::isfinite(eta)) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "eta must be >= 0");
+    if (steps == 0) {
+      if (sampler == "ddpm" && m.sampling.contains("schedule")) steps = m.sampling["schedule"].at("T").get<int>();
+      else if (defaults.contains("steps") && !defaults["steps"].is_null()) steps = defaults["steps"].get<int>();
+    }
+    const bool clip = defaults.value("clip_x0", true);
+    std::string stored;
+    for (const auto &[key, plan] : m.plans.items()) {
+      const json params = plan.value("params", json::object());
+      if (plan.value("sampler", "") != sampler) continue;
+      if (steps > 0 && params.value("steps", -1) != steps) continue;
+      if (params.value("eta", 0.0) != eta) continue;
+      if (params.contains("clip_x0") && params["clip_x0"].get<bool>() != clip) continue;
+      return plan;
+    }
+    for (const auto &[key, plan] : m.plans.items()) stored += (stored.empty() ? "" : ", ") + key;
+    fail(EDGEGEN_ERR_UNSUPPORTED, "the bundle stores no " + sampler + " plan with " + std::to_string(steps) + " steps" +
+                                      (eta != 0.0 ? " and eta " + std::to_string(eta) : std::string()) +
+                                      " (stored: " + (stored.empty() ? "none" : stored) +
+                                      "); pass the plan as JSON instead");
+  } catch (const json::exception &e) {
+    fail(EDGEGEN_ERR_MALFORMED, std::string("malformed sampling section in manifest: ") + e.what());
+  }
+}
+
+}  // namespace edgegen

@@ -1,0 +1,54 @@
+// Sampler plans (runtimes/plans.py documents the edgegen.plan/1 format), parsed and checked
+// once into index-based structures the interpreter runs without string lookups.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "manifest.hpp"
+
+namespace edgegen {
+
+struct Term {
+  int reg;
+  float coef;  // float64 in the JSON, rounded once to float32 as numpy's np.float32(c)
+};
+
+struct Op {
+  enum Kind { AFFINE, CLIP } kind;
+  int dst;
+  std::vector<Term> terms;  // AFFINE
+  bool has_noise = false;   // AFFINE: one Philox draw (counter + 1)
+  float noise = 0.f;
+  float lo = 0.f, hi = 0.f;  // CLIP
+};
+
+struct Step {
+  std::optional<float> t;  // nullopt: the role has no time input (GAN generator)
+  int src, dst;
+  std::vector<Op> ops;
+};
+
+struct Plan {
+  std::string sampler;
+  json params;
+  std::vector<std::string> registers;
+  std::vector<std::vector<int64_t>> shapes;  // per-sample dims of each register
+  std::vector<size_t> elems;                 // per-sample element count of each register
+  std::vector<Op> init;
+  std::vector<Step> steps;
+  int output;
+};
+
+// Parse and validate (known ops and registers, shapes agree, no read before write);
+// Error(MALFORMED) with a one-line reason otherwise.
+Plan parse_plan(const json &j, const std::vector<int64_t> &sample_shape);
+Plan parse_plan_text(const std::string &text, const std::vector<int64_t> &sample_shape);
+
+// The stored plan for a sampler name + steps (+ eta), resolved like the Python Pipeline:
+// steps 0 = the sampler's default (ddpm: all T steps, others: sampling.defaults.steps).
+// Error(UNSUPPORTED) for an unknown sampler or a plan the bundle does not store.
+const json &select_stored_plan(const Manifest &m, const std::string &sampler, int steps, double eta);
+
+}  // namespace edgegen

@@ -1,0 +1,161 @@
+// edgegen-run: sample from a bundle with the native runtime and write a PNG grid.
+//
+//   edgegen-run BUNDLE [--sampler ddim] [--steps 50] [--eta 0] [--plan PLAN.json] [--n 16]
+//               [--seed 0] [--label 3] [--guidance W] [--batch-size 64] [--device CPU]
+//               [--backend openvino] [--precision fp32] [--no-verify] [--raw OUT.f32] --out samples.png
+//
+// Bad input: one line `edgegen-run: error: ...` on stderr and exit code 2.
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "edgegen.hpp"
+#include "png_grid.hpp"
+
+namespace {
+
+const char *USAGE =
+    "usage: edgegen-run BUNDLE [--sampler NAME] [--steps N] [--eta E] [--plan PLAN.json] [--n N] [--seed S]\n"
+    "                   [--label K] [--guidance W] [--batch-size B] [--device CPU|GPU|NPU|AUTO]\n"
+    "                   [--backend openvino|tensorrt] [--precision fp32|fp16|int8] [--no-verify]\n"
+    "                   [--raw OUT.f32] --out samples.png\n";
+
+struct UsageError {
+  std::string msg;
+};
+
+long long parse_int(const std::string &flag, const std::string &v, long long lo, long long hi) {
+  char *end = nullptr;
+  errno = 0;
+  const long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end || errno == ERANGE || x < lo || x > hi)
+    throw UsageError{flag + " expects an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + v + "'"};
+  return x;
+}
+
+unsigned long long parse_u64(const std::string &flag, const std::string &v) {
+  char *end = nullptr;
+  errno = 0;
+  const unsigned long long x = std::strtoull(v.c_str(), &end, 10);
+  if (v.empty() || v[0] == '-' || *end || errno == ERANGE)
+    throw UsageError{flag + " expects a non-negative 64-bit integer, got '" + v + "'"};
+  return x;
+}
+
+double parse_double(const std::string &flag, const std::string &v) {
+  char *end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end || !std::isfinite(x)) throw UsageError{flag + " expects a number, got '" + v + "'"};
+  return x;
+}
+
+std::string read_file(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError{"cannot read plan file " + path};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int run(int argc, char **argv) {
+  std::string bundle_path, out, raw, plan_file, sampler, backend = "openvino", device = "CPU", precision = "fp32";
+  edgegen_sample_params sp;
+  edgegen_sample_params_init(&sp);
+  sp.n = 16;
+  bool verify = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::fputs(USAGE, stdout);
+      return 0;
+    }
+    if (a == "--no-verify") {
+      verify = false;
+      continue;
+    }
+    if (a.rfind("--", 0) == 0) {
+      if (i + 1 >= argc) throw UsageError{a + " needs a value"};
+      const std::string v = argv[++i];
+      if (a == "--sampler") sampler = v;
+      else if (a == "--steps") sp.steps = int(parse_int(a, v, 1, 100000));
+      else if (a == "--eta") sp.eta = parse_double(a, v);
+      else if (a == "--plan") plan_file = v;
+      else if (a == "--n") sp.n = uint32_t(parse_int(a, v, 0, 4294967295LL));
+      else if (a == "--seed") sp.seed = parse_u64(a, v);
+      else if (a == "--label") sp.label = parse_int(a, v, 0, 1LL << 40);
+      else if (a == "--guidance") sp.guidance = parse_double(a, v);
+      else if (a == "--batch-size") sp.batch_size = uint32_t(parse_int(a, v, 1, 1 << 20));
+      else if (a == "--device") device = v;
+      else if (a == "--backend") backend = v;
+      else if (a == "--precision") precision = v;
+      else if (a == "--out") out = v;
+      else if (a == "--raw") raw = v;
+      else throw UsageError{"unknown option " + a};
+    } else if (bundle_path.empty()) {
+      bundle_path = a;
+    } else {
+      throw UsageError{"unexpected argument '" + a + "'"};
+    }
+  }
+  if (bundle_path.empty()) throw UsageError{"missing BUNDLE (see --help)"};
+  if (out.empty()) throw UsageError{"missing --out samples.png"};
+  if (out.size() < 4 || out.compare(out.size() - 4, 4, ".png") != 0) throw UsageError{"--out must end in .png, got " + out};
+  std::string plan_json;
+  if (!plan_file.empty()) {
+    plan_json = read_file(plan_file);
+    sp.plan_json = plan_json.c_str();
+  }
+  if (!sampler.empty()) sp.sampler = sampler.c_str();
+
+  edgegen_load_params lp;
+  edgegen_load_params_init(&lp);
+  lp.backend = backend.c_str();
+  lp.device = device.c_str();
+  lp.precision = precision.c_str();
+  lp.verify_sha256 = verify ? 1 : 0;
+  edgegen::Bundle bundle(bundle_path, lp);
+  const edgegen_bundle_info info = bundle.info();
+  edgegen_stats st;
+  const std::vector<float> x = bundle.sample(sp, &st);
+  int64_t c = 1, h = 1, w = 1;  // (C, H, W); lower-rank samples are shown as one row of pixels
+  if (info.sample_rank == 3) c = info.sample_shape[0], h = info.sample_shape[1], w = info.sample_shape[2];
+  else if (info.sample_rank == 2) h = info.sample_shape[0], w = info.sample_shape[1];
+  else if (info.sample_rank == 1) w = info.sample_shape[0];
+  else throw UsageError{"cannot draw samples of rank " + std::to_string(info.sample_rank) + " as an image"};
+  const int64_t nrow = info.num_classes > 0 ? std::min<int64_t>(sp.n, 10) : 0;
+  const std::string err = edgegen_tools::write_png_grid(out, x.data(), sp.n, c, h, w, info.data_range[0],
+                                                        info.data_range[1], nrow);
+  if (!err.empty()) throw UsageError{err};
+  if (!raw.empty()) {
+    std::ofstream f(raw, std::ios::binary);
+    f.write(reinterpret_cast<const char *>(x.data()), std::streamsize(x.size() * sizeof(float)));
+    if (!f) throw UsageError{"cannot write " + raw};
+  }
+  const double host = st.total_seconds - st.network_seconds;
+  std::printf("wrote %s (%u samples, %s on %s %s)\n", out.c_str(), sp.n, info.family, backend.c_str(), device.c_str());
+  std::printf("latency: %.4f s total, %.4f s in %llu network calls, host overhead %.4f s (%.2f%%), %.3f ms/sample\n",
+              st.total_seconds, st.network_seconds, (unsigned long long)st.network_calls, host,
+              100.0 * host / st.total_seconds, 1000.0 * st.total_seconds / sp.n);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  try {
+    return run(argc, argv);
+  } catch (const UsageError &e) {
+    std::fprintf(stderr, "edgegen-run: error: %s\n", e.msg.c_str());
+  } catch (const edgegen::Exception &e) {
+    std::fprintf(stderr, "edgegen-run: error: %s\n", e.what());
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "edgegen-run: error: %s\n", e.what());
+  }
+  return 2;
+}
