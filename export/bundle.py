@@ -38,8 +38,12 @@ def parse_formats(text: str) -> list[str]:
 
 
 def default_plans(sampling: dict) -> dict:
-    """Plans every runtime can execute from the bundle alone: the default sampler and full DDPM."""
+    """Plans every runtime can execute from the bundle alone: the family's list ("bundle_plans"),
+    else (DDPM) the default sampler, DDIM-50 and full DDPM."""
     d = sampling.get("defaults", {})
+    if "bundle_plans" in sampling:
+        plans = [compile_plan(sampling, p["sampler"], p.get("steps")) for p in sampling["bundle_plans"]]
+        return {p.key: p.to_json() for p in plans}
     plans = [compile_plan(sampling, d.get("sampler", "ddim"), d.get("steps", 50), d.get("eta", 0.0)),
              compile_plan(sampling, "ddim", 50, 0.0),
              compile_plan(sampling, "ddpm", None)]
@@ -78,9 +82,13 @@ def export_bundle(run_path: Path, formats: list[str], out: Path, progress: bool 
                    dynamic_ncols=True)
         data = dict(base)
         data["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        data["plans"] = default_plans(data["sampling"])
+        data["plans"] = default_plans(data["sampling"]) if data["sampling"].get("kind") != "tokens" else {}
         data["verify"] = VERIFY
         (root / "torch").mkdir()
+        if "tokenizer" in data["sampling"]:  # token families with text: the run's tokenizer.json
+            name = data["sampling"]["tokenizer"]["file"]
+            (root / name).write_bytes((Path(run_path) / name).read_bytes())
+            data["files"] = {"tokenizer": file_entry(root, name)}
         for role, module in run.modules.items():
             rel = f"torch/{role}.safetensors"
             save_file(role_tensors({role: module}), str(root / rel))

@@ -1,7 +1,7 @@
 """The parity gate every export passes: the exported network against PyTorch.
 
 1. One network call on random inputs (example_inputs.py): max abs error of every output.
-2. A whole default trajectory (DDIM-50 for plan families) from the same seed and labels,
+2. A whole trajectory (the family's "gate" plan, DDIM-50 for DDPM) from the same seed and labels,
    run by the same interpreter on both backends: max abs error of the final samples.
 Bounds are per precision; results go to BUNDLE/verify.json.
 """
@@ -32,17 +32,26 @@ class Reference:
 
 
 def reference(manifest: Manifest, ref: Backend) -> Reference:
+    if manifest.sampling.get("kind") == "tokens":  # KV-cache step network: token_parity.py
+        from edgegen.export import token_parity
+        return token_parity.reference(manifest, ref)
     sch = manifest.sampling.get("schedule", {})
-    inputs = example_inputs(ref.spec, GATE_BATCH, GATE_SEED, manifest.num_classes,
-                            (0.0, float(sch.get("T", 1000)) - 1.0))
+    # Continuous-time families give their time range; DDPM's t is an index in [0, T-1].
+    time_range = tuple(manifest.sampling.get("time_range", (0.0, float(sch.get("T", 1000)) - 1.0)))
+    inputs = example_inputs(ref.spec, GATE_BATCH, GATE_SEED, manifest.num_classes, time_range)
     d = manifest.sampling.get("defaults", {})
-    kw = dict(sampler="ddim", steps=50, eta=0.0, guidance=d.get("guidance", 1.0))
+    # The family names the gate's trajectory ("gate" in its sampling section); DDIM-50 otherwise.
+    plan_kw = {"eta": 0.0, **manifest.sampling.get("gate", {"sampler": "ddim", "steps": 50})}
+    kw = dict(plan_kw, guidance=d.get("guidance", 1.0))
     pipe = Pipeline(manifest, ref)
     traj = pipe.sample(GATE_BATCH, seed=GATE_SEED, **kw)
-    return Reference(inputs, ref.run(inputs), traj, kw, pipe.plan("ddim", 50, 0.0).key)
+    return Reference(inputs, ref.run(inputs), traj, kw, pipe.plan(**plan_kw).key)
 
 
 def gate(manifest: Manifest, ref: Reference, other: Backend, precision: str = "fp32") -> dict:
+    if manifest.sampling.get("kind") == "tokens":
+        from edgegen.export import token_parity
+        return token_parity.gate(manifest, ref, other, precision)
     """Measure one exported format against the torch reference; ``passed`` against BOUNDS."""
     bounds = BOUNDS[precision]
     out = other.run(ref.inputs)

@@ -60,6 +60,13 @@ def default_backend(manifest: Manifest) -> str:
 class Pipeline:
     """Sampling for one bundle on one backend. Not thread-safe: use one per thread."""
 
+    def __new__(cls, manifest: Manifest, *args, **kwargs):
+        # Token families (VQ-VAE prior, DALL-E style) sample with the shared token loop instead of a plan.
+        if cls is Pipeline and manifest.sampling.get("kind") == "tokens":
+            from edgegen.runtimes.token_pipeline import TokenPipeline
+            return TokenPipeline(manifest, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, manifest: Manifest, backend: Union[str, Backend] = "onnxruntime",
                  precision: str = "fp32", **backend_opts):
         self.manifest = manifest
@@ -70,28 +77,41 @@ class Pipeline:
         self.backend = backend if isinstance(backend, Backend) else create_backend(
             backend, manifest, role, precision, **backend_opts)
         spec = self.backend.spec
-        self._x, self._t, self._y = (t.name for t in spec.inputs)
+        meta = spec.meta or {}
+        # Role meta names the time and label inputs (either may be absent); the other input is the sample.
+        self._t, self._y = meta.get("time_input"), meta.get("label_input")
+        self._x = next(t.name for t in spec.inputs if t.name not in (self._t, self._y))
         self._out = spec.outputs[0].name
         self.eval_seconds = 0.0  # time spent inside network calls, for profiling
         self.eval_calls = 0
 
     # -- the network as the interpreter sees it ---------------------------------
-    def _net(self, x: np.ndarray, t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _net(self, x: np.ndarray, t: Optional[np.ndarray], y: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
-        out = self.backend.run({self._x: x, self._t: t, self._y: y})[self._out]
+        inputs = {self._x: x}
+        if self._t is not None:
+            if t is None:
+                raise EdgegenError(f"the plan calls role '{self.backend.role_name}' without a time, but it needs one")
+            inputs[self._t] = t
+        if self._y is not None:
+            inputs[self._y] = y
+        out = self.backend.run(inputs)[self._out]
         self.eval_seconds += time.perf_counter() - t0
         self.eval_calls += 1
         return out
 
     def plan(self, sampler: Optional[str] = None, steps: Optional[int] = None, eta: Optional[float] = None,
-             clip_x0: Optional[bool] = None) -> Plan:
-        """The bundle's stored plan when it has this one, else compiled the same way."""
+             clip_x0: Optional[bool] = None, **opts) -> Plan:
+        """The bundle's stored plan when it has this one, else compiled the same way.
+
+        ``opts``: sampler options of other processes (sde: snr, eps); None means the default."""
         d = self.sampling.get("defaults", {})
         sampler = sampler or d.get("sampler", "ddim")
         if steps is None:
-            steps = d.get("steps", 50) if sampler == "ddim" else None
+            steps = d.get("steps", 50) if sampler == d.get("sampler", "ddim") else None
         eta = d.get("eta", 0.0) if eta is None else eta
-        plan = compile_plan(self.sampling, sampler, steps, eta, clip_x0)
+        plan = compile_plan(self.sampling, sampler, steps, eta, clip_x0,
+                            **{k: v for k, v in opts.items() if v is not None})
         stored = self.manifest.data.get("plans", {}).get(plan_key(plan.sampler, plan.params))
         return Plan.from_json(stored) if stored else plan
 
@@ -116,14 +136,14 @@ class Pipeline:
     def sample(self, n: int, seed: int = 0, labels=None, sampler: Optional[str] = None,
                steps: Optional[int] = None, eta: Optional[float] = None, guidance: Optional[float] = None,
                clip_x0: Optional[bool] = None, batch_size: int = 64, progress: bool = False,
-               on_eval: Optional[EvalHook] = None) -> np.ndarray:
-        """n samples (n, C, H, W) float32 in the data range; same seed -> same samples."""
+               on_eval: Optional[EvalHook] = None, **opts) -> np.ndarray:
+        """n samples (n, *sample shape) float32 in the data range; same seed -> same samples."""
         y = self.labels(n, labels)
         if not 0 <= int(seed) < 2**64:
             raise EdgegenError(f"seed must be in [0, 2**64), got {seed}")
         if batch_size <= 0:
             raise EdgegenError(f"batch size must be positive, got {batch_size}")
-        plan = self.plan(sampler, steps, eta, clip_x0)
+        plan = self.plan(sampler, steps, eta, clip_x0, **opts)
         w = self.sampling.get("defaults", {}).get("guidance", 1.0) if guidance is None else float(guidance)
         null = self.manifest.null_label if self.manifest.num_classes > 0 else None
         return run_plan(plan, self._net, self.manifest.sample_shape, y, int(seed), batch_size=batch_size,

@@ -20,9 +20,32 @@ Ops (the only ones a runtime implements):
     {"op": "clip", "dst": R, "lo": -1.0, "hi": 1.0}
         R = min(max(R, lo), hi)
 
+    {"op": "langevin", "dst": R, "score": S, "scale": c, "snr": r, "alpha": a}
+        One Langevin corrector step (Song et al. 2021, Alg. 4/5) with the SNR step size.
+        Per sample i (norms over all of the sample's elements, accumulated in float64):
+            s = c * S (float32), z = one fresh Gaussian draw (counter + 1, R's shape),
+            step_i = 2 a (r ||z_i|| / ||s_i||)^2   (float64, then float32)
+            R_i = R_i + step_i s_i + sqrt(2 step_i) z_i
+        Norms are per sample (not over the batch as in Song et al.'s code) so a sample
+        does not depend on the batch it is run in. The score is ``c * S`` because
+        score networks return eps = -sigma(t) s and the plan folds 1/sigma(t) into c.
+
 Classifier-free guidance is the one named non-affine evaluation mode: when the
 caller's guidance w != 1, the network is evaluated on the label and the null label
 and ``dst = e_u + w * (e_c - e_u)`` (interpreter.py). The draw counter starts at 0.
+
+Optional fields:
+    "shapes": {R: [per-sample dims]}  registers not shaped like the sample (a GAN's
+        latent z); a noise draw into such a register uses that register's shape, with
+        the same Philox counter scheme (rng.py: block, sample, draw, stream 0).
+    a step with "t": null calls a role that has no time input (role meta has no
+        "time_input"), e.g. a GAN generator G(z, y):
+        init [affine z <- 1.0 * noise], steps [{"t": null, "src": "z", "dst": "x", "ops": []}], output "x".
+The network's inputs are named by the role's meta: ``time_input`` and ``label_input``
+(absent when the role has none); the remaining input is the one fed from ``src``.
+
+Compilers: ddpm/ddim here (process "ddpm"), em/pc/pf_euler/pf_heun in sde_plans.py
+(process "sde"), euler/heun/rk4 in flow_plans.py (process "flow"), gan here (process "gan").
 """
 from __future__ import annotations
 
@@ -34,7 +57,8 @@ from edgegen.errors import EdgegenError
 from edgegen.runtimes.schedules import alpha_bar
 
 PLAN_FORMAT = "edgegen.plan/1"
-SAMPLERS = {"ddpm": ("ddpm", "ddim")}  # process -> samplers it compiles
+SAMPLERS = {"ddpm": ("ddpm", "ddim"), "sde": ("em", "pc", "pf_euler", "pf_heun"),
+            "flow": ("euler", "heun", "rk4"), "gan": ("gan",)}  # process -> samplers it compiles
 
 
 @dataclass
@@ -46,20 +70,25 @@ class Plan:
     steps: list[dict]
     output: str
     format: str = PLAN_FORMAT
+    shapes: dict | None = None  # register -> per-sample dims, for registers not shaped like the sample
 
     @property
     def key(self) -> str:
         return plan_key(self.sampler, self.params)
 
     def to_json(self) -> dict:
-        return {"format": self.format, "sampler": self.sampler, "params": self.params,
-                "registers": self.registers, "init": self.init, "steps": self.steps, "output": self.output}
+        d = {"format": self.format, "sampler": self.sampler, "params": self.params,
+             "registers": self.registers, "init": self.init, "steps": self.steps, "output": self.output}
+        if self.shapes:
+            d["shapes"] = self.shapes
+        return d
 
     @staticmethod
     def from_json(d: dict) -> "Plan":
         if d.get("format") != PLAN_FORMAT:
             raise EdgegenError(f"unsupported plan format {d.get('format')!r} (expected {PLAN_FORMAT})")
-        plan = Plan(d["sampler"], d["params"], list(d["registers"]), d["init"], d["steps"], d["output"])
+        plan = Plan(d["sampler"], d["params"], list(d["registers"]), d["init"], d["steps"], d["output"],
+                    shapes=d.get("shapes"))
         validate(plan)
         return plan
 
@@ -71,6 +100,10 @@ def plan_key(sampler: str, params: dict) -> str:
         key += f"-eta{params['eta']:g}"
     if not params.get("clip_x0", True):
         key += "-noclip"
+    if "snr" in params:
+        key += f"-snr{params['snr']:g}"
+    if "eps" in params:
+        key += f"-eps{params['eps']:g}"
     return key
 
 
@@ -86,6 +119,9 @@ def validate(plan: Plan) -> None:
             for name, _ in op["terms"]:
                 if name not in regs:
                     raise EdgegenError(f"plan op reads unknown register {name!r}")
+        elif kind == "langevin":
+            if op.get("score") not in regs or not all(k in op for k in ("scale", "snr", "alpha")):
+                raise EdgegenError("plan langevin op needs a known score register, scale, snr and alpha")
         elif kind != "clip":
             raise EdgegenError(f"unknown plan op {kind!r}")
 
@@ -98,13 +134,20 @@ def validate(plan: Plan) -> None:
             check_op(op)
     if plan.output not in regs:
         raise EdgegenError(f"plan output {plan.output!r} is not a register")
+    for name in plan.shapes or {}:
+        if name not in regs:
+            raise EdgegenError(f"plan shapes name unknown register {name!r}")
 
 
-def _affine(dst: str, terms: list[tuple[str, float]], noise: float = 0.0) -> dict:
+def affine(dst: str, terms: list[tuple[str, float]], noise: float = 0.0) -> dict:
+    """An affine op (float64 coefficients stored as JSON numbers)."""
     op = {"op": "affine", "dst": dst, "terms": [[r, float(c)] for r, c in terms]}
     if noise != 0.0:
         op["noise"] = float(noise)
     return op
+
+
+_affine = affine
 
 
 def respaced_timesteps(T: int, steps: int) -> list[int]:
@@ -179,14 +222,36 @@ def compile_ddpm(ab: np.ndarray, steps: int | None = None, clip_x0: bool = True,
                 ["x", "eps", "x0"], [_affine("x", [], 1.0)], out, "x")
 
 
+def compile_gan(latent_dim: int) -> Plan:
+    """One generator call on z drawn from the Philox stream (draw 0)."""
+    if latent_dim < 1:
+        raise EdgegenError(f"latent_dim must be >= 1, got {latent_dim}")
+    return Plan("gan", {"steps": 1}, ["z", "x"], [_affine("z", [], 1.0)],
+                [{"t": None, "src": "z", "dst": "x", "ops": []}], "x", shapes={"z": [int(latent_dim)]})
+
+
 def compile_plan(sampling: dict, sampler: str, steps: int | None = None, eta: float = 0.0,
-                 clip_x0: bool | None = None) -> Plan:
-    """Compile a plan from a manifest's ``sampling`` section (process + schedule)."""
+                 clip_x0: bool | None = None, **opts) -> Plan:
+    """Compile a plan from a manifest's ``sampling`` section (process + schedule).
+
+    ``opts`` are sampler options of other processes (sde: snr, eps)."""
     process = sampling.get("process")
     if process not in SAMPLERS:
         raise EdgegenError(f"no plan compiler for process {process!r}")
     if sampler not in SAMPLERS[process]:
         raise EdgegenError(f"unknown sampler '{sampler}' (choose {', '.join(SAMPLERS[process])})")
+    if steps is not None and steps <= 0:
+        raise EdgegenError(f"steps must be >= 1, got {steps}")
+    if process == "sde":
+        from edgegen.runtimes.sde_plans import compile_sde
+        return compile_sde(sampling, sampler, steps, **opts)
+    if process == "flow":
+        from edgegen.runtimes.flow_plans import compile_flow
+        return compile_flow(sampling, sampler, steps)
+    if process == "gan":
+        if steps not in (None, 1):
+            raise EdgegenError(f"a GAN samples in one call: steps must be 1, got {steps}")
+        return compile_gan(int(sampling["latent_dim"]))
     sch = sampling["schedule"]
     ab = alpha_bar(sch["kind"], sch["T"], sch.get("beta_start", 1e-4), sch.get("beta_end", 0.02))
     clip = sampling.get("defaults", {}).get("clip_x0", True) if clip_x0 is None else clip_x0

@@ -13,7 +13,9 @@ from types import ModuleType
 
 from edgegen.errors import EdgegenError
 
-FAMILIES = {"ddpm": "edgegen.train.ddpm"}
+FAMILIES = {"ddpm": "edgegen.train.ddpm", "sde": "edgegen.train.sde", "flow": "edgegen.train.flow",
+            "gan": "edgegen.train.gan"}
+FAMILIES.update({"vqvae": "edgegen.train.vqvae", "dalle": "edgegen.train.dalle"})
 
 
 def get_family(name: str) -> ModuleType:
