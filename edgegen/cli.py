@@ -1,4 +1,4 @@
-"""``edgegen`` command line: train, export, sample, eval, info, demo.
+"""``edgegen`` command line: train, export, sample, eval, info, demo, profile.
 
 Bad input ends with one line ``edgegen: error: ...`` on stderr and exit code 2.
 """
@@ -114,6 +114,37 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise EdgegenError(f"{what} must be a comma list of integers, got '{text}'") from None
+
+
+def cmd_profile(args) -> int:
+    from edgegen.profiling.report import write
+    from edgegen.profiling.runner import ProfileRequest, profile_bundle
+    names = [b.strip() for b in args.backends.split(",") if b.strip()] if args.backends else None
+    req = ProfileRequest(bundle=args.bundle, precisions=[p.strip() for p in args.precisions.split(",") if p.strip()],
+                         batches=_int_list(args.batch, "--batch"), steps=args.steps, sampler=args.sampler,
+                         repeat=args.repeat, seed=args.seed, baselines=not args.no_baselines)
+    if names is not None:
+        req.backends = names
+    report = profile_bundle(req, progress=not args.quiet)
+    out = write(report, Path(args.out), plots=not args.no_plots)
+    for r in report["results"]:
+        if r["status"] == "ok":
+            s = r["latency_per_sample_ms"]
+            print(f"{r['name']:>24} batch {r['batch']:>3}: {s['p50']:8.2f} ms/sample p50 ({s['p90']:.2f} p90), "
+                  f"host overhead {100 * r['host_overhead_fraction']:.1f}%, load {r['load_seconds']:.2f} s")
+        else:
+            print(f"{r['name']:>24} batch {r['batch']:>3}: FAILED {r['reason']}")
+    for r in report["skipped"]:
+        print(f"{r['name']:>24}: skipped, {r['reason']}")
+    print(f"wrote {out}/report.json, report.md" + ("" if args.no_plots else ", latency.png, timeline.png, roofline.png"))
+    return 0
+
+
 def build_parser() -> Parser:
     from edgegen import __version__
     p = Parser(prog="edgegen", description="Train, export and run generative models on device.")
@@ -181,6 +212,22 @@ def build_parser() -> Parser:
     d.add_argument("--n", type=int, default=500, help="samples per backend for scoring")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
+
+    pr = sub.add_parser("profile", help="latency per backend and precision, baselines, roofline")
+    pr.add_argument("bundle")
+    pr.add_argument("--backends", default=None, help="comma list (default: every registered backend; "
+                    "unavailable ones are skipped with the reason)")
+    pr.add_argument("--precisions", default="fp32", help="comma list of fp32, fp16, int8")
+    pr.add_argument("--batch", default="1,16", help="comma list of batch sizes")
+    pr.add_argument("--steps", type=int, default=50)
+    pr.add_argument("--sampler", default=None, help="default: the bundle's")
+    pr.add_argument("--repeat", type=int, default=20, help="timed runs per configuration")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--no-baselines", action="store_true", help="skip the PyTorch eager and diffusers+ORT loops")
+    pr.add_argument("--no-plots", action="store_true")
+    pr.add_argument("--out", default="profile", help="output folder (replaced)")
+    pr.add_argument("--quiet", action="store_true")
+    pr.set_defaults(func=cmd_profile)
     return p
 
 

@@ -1,0 +1,192 @@
+"""``edgegen profile``: every (backend, precision, batch) and the baselines, each measured in a
+fresh subprocess (worker.py), plus FLOPs per call and the machine's peak for the roofline."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from tqdm import tqdm
+
+from edgegen.errors import EdgegenError
+from edgegen.profiling import baselines, peak
+from edgegen.profiling.flops import count_flops
+from edgegen.profiling.stats import summary
+from edgegen.profiling.worker import decode
+from edgegen.runtimes.api import open_manifest
+from edgegen.runtimes.backends import BACKENDS, backend_class
+
+PRECISIONS = ("fp32", "fp16", "int8")
+REPORT_SCHEMA = "edgegen.profile/1"
+
+
+@dataclass
+class ProfileRequest:
+    bundle: str
+    backends: list[str] = field(default_factory=lambda: list(BACKENDS))
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    batches: list[int] = field(default_factory=lambda: [1, 16])
+    steps: int = 50
+    sampler: Optional[str] = None  # None: the bundle's default sampler
+    repeat: int = 20
+    seed: int = 0
+    baselines: bool = True
+    timeout_s: float = 1800.0
+
+
+def check_request(req: ProfileRequest) -> None:
+    for name in req.backends:
+        backend_class(name)  # raises a one-line error for an unknown backend
+    for p in req.precisions:
+        if p not in PRECISIONS:
+            raise EdgegenError(f"unknown precision '{p}' (choose {', '.join(PRECISIONS)})")
+    if not req.batches or any(b <= 0 for b in req.batches):
+        raise EdgegenError(f"batch sizes must be positive integers, got {req.batches}")
+    if req.steps <= 0:
+        raise EdgegenError(f"steps must be >= 1, got {req.steps}")
+    if req.repeat <= 0:
+        raise EdgegenError(f"repeat must be >= 1, got {req.repeat}")
+    if not req.backends and not req.baselines:
+        raise EdgegenError("nothing to profile: no backends and no baselines")
+
+
+def _role_bytes(manifest, role: str, fmt: str, precision: str) -> Optional[int]:
+    entry = manifest.formats(role).get(fmt, {}).get(precision)
+    if entry is None:
+        return None
+    return entry["bytes"] + sum(c["bytes"] for c in entry.get("companions", []))
+
+
+def _configs(req: ProfileRequest, manifest) -> list[dict]:
+    """One entry per backend x precision (and baseline): what it would run, or why it is skipped."""
+    role = manifest.sampling["role"]
+    out = []
+    for name in req.backends:
+        cls = backend_class(name)
+        for p in req.precisions:
+            reason = cls.unavailable()
+            if reason is None and p not in manifest.formats(role).get(cls.format, {}):
+                reason = f"the bundle has no {p} {cls.format} model of '{role}'"
+            out.append({"name": f"{cls.name}/{p}", "kind": "edgegen", "backend": cls.name, "precision": p,
+                        "format": cls.format, "skip": reason})
+    if req.baselines:
+        for kind, fmt, module in (("torch-eager", "torch", "torch"), ("diffusers-ort", "onnx", "diffusers")):
+            reason = baselines.unsupported(manifest, req.sampler)
+            if reason is None:
+                import importlib.util
+                if importlib.util.find_spec(module) is None:
+                    reason = f"the Python package '{module}' is not installed (pip install -e '.[bench]')"
+                elif "fp32" not in manifest.formats(role).get(fmt, {}):
+                    reason = f"the bundle has no fp32 {fmt} model"
+            out.append({"name": f"baseline:{kind}", "kind": kind, "backend": kind, "precision": "fp32",
+                        "format": fmt, "skip": reason})
+    return out
+
+
+def _run_worker(job: dict, timeout: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="edgegen-profile-") as tmp:
+        job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job_path.write_text(json.dumps(job))
+        try:
+            proc = subprocess.run([sys.executable, "-m", "edgegen.profiling.worker", str(job_path), str(out_path)],
+                                  capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return {"job": job, "error": f"timed out after {timeout:.0f} s"}
+        if not out_path.is_file():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            return {"job": job, "error": f"worker exited with {proc.returncode}: {tail[0]}"}
+        return json.loads(out_path.read_text())
+
+
+def _derive(res: dict, cfg: dict, batch: int, steps: int, flops: Optional[dict], peak_gflops: float,
+            bandwidth: float, model_bytes: Optional[int]) -> dict:
+    """Turn a worker's raw timings into the report's figures."""
+    walls, nets = np.array(res["run_seconds"]), np.array(res["net_seconds"])
+    calls = res["calls_per_run"]
+    step_s = res.get("step_seconds") or list(walls / max(calls, 1))
+    out = {"load_seconds": res["load_seconds"], "first_call_seconds": res["first_call_seconds"],
+           "first_run_seconds": res["first_run_seconds"],
+           "run_ms": summary(walls, 1000), "latency_per_sample_ms": summary(walls, 1000 / batch),
+           "latency_per_step_ms": summary(step_s, 1000), "per_step_derived": not res.get("step_seconds"),
+           "network_ms_per_run": summary(nets, 1000),
+           "host_overhead_fraction": float(np.median((walls - nets) / walls)),
+           "throughput_samples_per_s": float(batch / np.median(walls)), "calls_per_run": calls,
+           "peak_rss_mb": res["peak_rss_mb"], "rss_start_mb": res["rss_start_mb"], "model_bytes": model_bytes,
+           "timeline": res.get("timeline")}
+    if flops is not None and np.median(nets) > 0:
+        # profiling samples without guidance (like the baselines): each call sees `batch` items
+        achieved = flops["flops"] * calls / np.median(nets) / 1e9
+        intensity = flops["flops"] / flops["bytes"]
+        out.update({"flops_per_call": flops["flops"], "achieved_gflops": float(achieved),
+                    "peak_fraction": float(achieved / peak_gflops), "arithmetic_intensity": float(intensity),
+                    "roofline_bound_gflops": float(min(peak_gflops, intensity * bandwidth))})
+    return out
+
+
+def profile_bundle(req: ProfileRequest, progress: bool = True) -> dict:
+    """Measure everything ``req`` asks for; returns the report (report.py writes it)."""
+    check_request(req)
+    manifest = open_manifest(req.bundle)
+    if manifest.sampling.get("kind") != "plan":
+        raise EdgegenError(f"profiling supports plan-sampled bundles; this one samples by "
+                           f"{manifest.sampling.get('kind')!r}")
+    req.sampler = req.sampler or manifest.sampling.get("defaults", {}).get("sampler", "ddim")
+    role = manifest.sampling["role"]
+    configs = _configs(req, manifest)
+    runnable = [c for c in configs if not c["skip"]]
+    if not runnable:
+        raise EdgegenError("nothing can run here: " + "; ".join(f"{c['name']}: {c['skip']}" for c in configs))
+
+    onnx_path = manifest.formats(role).get("onnx", {}).get("fp32")
+    flops = {b: count_flops(manifest.root / onnx_path["path"], b) for b in req.batches} if onnx_path else {}
+    gemm, bw = peak.gemm_peak(), peak.copy_bandwidth()
+
+    results, jobs = [], [(c, b) for c in runnable for b in req.batches]
+    bar = tqdm(jobs, desc="profile", unit="config", disable=not progress, dynamic_ncols=True)
+    for cfg, batch in bar:
+        bar.set_postfix_str(f"{cfg['name']} batch {batch}")
+        job = {"kind": cfg["kind"], "bundle": str(manifest.root), "backend": cfg["backend"],
+               "precision": cfg["precision"], "batch": batch, "sampler": req.sampler, "steps": req.steps,
+               "repeat": req.repeat, "seed": req.seed}
+        t0 = time.perf_counter()
+        res = _run_worker(job, req.timeout_s)
+        entry = {"name": cfg["name"], "kind": cfg["kind"], "backend": cfg["backend"],
+                 "precision": cfg["precision"], "batch": batch, "wall_seconds": time.perf_counter() - t0}
+        if "error" in res:
+            entry.update(status="failed", reason=res["error"])
+        else:
+            size_fmt = cfg["format"]
+            entry.update(status="ok", **_derive(res, cfg, batch, req.steps, flops.get(batch), gemm["gflops"],
+                                                bw["gbytes_per_s"],
+                                                _role_bytes(manifest, role, size_fmt, cfg["precision"])))
+            entry["_samples"] = decode(res["samples"])
+        results.append(entry)
+    bar.close()
+    _compare(results, req.batches)
+    skipped = [{"name": c["name"], "status": "skipped", "reason": c["skip"]} for c in configs if c["skip"]]
+    return {"schema": REPORT_SCHEMA, "bundle": str(manifest.root), "family": manifest.family,
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "request": asdict(req), "machine": peak.machine(), "peak": {"gemm": gemm, "bandwidth": bw},
+            "flops": {str(b): f for b, f in flops.items()}, "results": results, "skipped": skipped}
+
+
+def _compare(results: list[dict], batches: list[int]) -> None:
+    """Speed-up of each result over the baselines, and sample agreement with the first result."""
+    for b in batches:
+        ok = [r for r in results if r["batch"] == b and r["status"] == "ok"]
+        if not ok:
+            continue
+        ref = ok[0]
+        base = {r["kind"]: r["latency_per_sample_ms"]["p50"] for r in ok if r["kind"] != "edgegen"}
+        for r in ok:
+            r["speedup_vs"] = {k: v / r["latency_per_sample_ms"]["p50"] for k, v in base.items()}
+            r["agreement"] = {"reference": ref["name"],
+                              "max_abs_diff": float(np.abs(r["_samples"] - ref["_samples"]).max())}
+    for r in results:
+        r.pop("_samples", None)

@@ -1,0 +1,141 @@
+"""Profile one configuration in a fresh process: ``python -m edgegen.profiling.worker JOB.json OUT.json``.
+
+A job is {"kind": "edgegen" | "torch-eager" | "diffusers-ort", "bundle", "backend", "precision",
+"batch", "sampler", "steps", "repeat", "seed"}. The worker measures, in this order:
+load (import + create/compile), the first network call, one untimed warm-up run, then
+``repeat`` timed runs of the whole sampler at ``batch``; and the process's peak resident
+memory. Each timed run records wall time, time inside network calls, and a per-step
+timeline (start of each step relative to the run start, and its network time).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB.
+
+    /proc/self/status VmHWM is this address space's own high-water mark; getrusage's
+    ru_maxrss is not used on Linux because it keeps the parent's peak across fork+exec.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS
+
+
+class _Recorder:
+    """Collects one run's per-step timeline from the interpreter's on_eval hook."""
+
+    def __init__(self, eval_seconds):
+        self.eval_seconds = eval_seconds  # () -> network seconds so far
+        self.t0 = 0.0
+        self.starts: list[float] = []
+        self.net_at_start: list[float] = []
+
+    def begin(self) -> None:
+        self.t0 = time.perf_counter()
+        self.starts, self.net_at_start = [], []
+
+    def hook(self, i, x, t, y) -> None:
+        self.starts.append(time.perf_counter() - self.t0)
+        self.net_at_start.append(self.eval_seconds())
+
+    def timeline(self, wall: float, net_total: float) -> list[dict]:
+        ends = self.starts[1:] + [wall]
+        nets = self.net_at_start[1:] + [net_total]
+        return [{"start": s, "seconds": e - s, "net_seconds": n1 - n0}
+                for s, e, n0, n1 in zip(self.starts, ends, self.net_at_start, nets)]
+
+
+def _edgegen_runner(job: dict):
+    """(load, first_call, run) for an edgegen backend driven through the Pipeline."""
+    from edgegen.runtimes.api import Pipeline, open_manifest
+    manifest = open_manifest(job["bundle"])
+    pipe = Pipeline(manifest, job["backend"], job["precision"])
+    spec = pipe.backend.spec
+    b = job["batch"]
+
+    def first_call():
+        inputs = {}
+        for t in spec.inputs:
+            shape = t.concrete(b)
+            inputs[t.name] = (np.zeros(shape, dtype=np.float32) if t.dtype == "float32"
+                              else np.zeros(shape, dtype=np.int64))
+        pipe.backend.run(inputs)
+
+    rec = _Recorder(lambda: pipe.eval_seconds)
+    state = {}
+
+    def run():
+        pipe.eval_seconds, pipe.eval_calls = 0.0, 0
+        rec.begin()
+        state["samples"] = pipe.sample(b, seed=job["seed"], sampler=job["sampler"], steps=job["steps"],
+                                       batch_size=b, guidance=1.0, on_eval=rec.hook)
+        wall = time.perf_counter() - rec.t0
+        timeline = rec.timeline(wall, pipe.eval_seconds) if rec.starts else None
+        return wall, pipe.eval_seconds, pipe.eval_calls, timeline
+
+    return state, first_call, run
+
+
+def _baseline_runner(job: dict):
+    from edgegen.profiling import baselines
+    return baselines.make(job)
+
+
+def profile(job: dict) -> dict:
+    rss_start = _rss_mb()
+    t0 = time.perf_counter()
+    state, first_call, run = (_edgegen_runner if job["kind"] == "edgegen" else _baseline_runner)(job)
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    first_call()
+    first_call_s = time.perf_counter() - t0
+    first_run_s = run()[0]
+    walls, nets, steps, calls, timeline = [], [], [], 0, None
+    for _ in range(job["repeat"]):
+        wall, net, calls, tl = run()
+        walls.append(wall)
+        nets.append(net)
+        steps += [s["seconds"] for s in tl or []]
+        timeline = tl if timeline is None else timeline
+    return {"job": job, "load_seconds": load_s, "first_call_seconds": first_call_s,
+            "first_run_seconds": first_run_s, "run_seconds": walls, "net_seconds": nets, "step_seconds": steps,
+            "calls_per_run": calls, "timeline": timeline, "rss_start_mb": rss_start, "peak_rss_mb": _rss_mb(),
+            "samples": encode(state["samples"])}
+
+
+def encode(a: np.ndarray) -> dict:
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    return {"shape": list(a.shape), "f32_base64": base64.b64encode(a.tobytes()).decode()}
+
+
+def decode(d: dict) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(d["f32_base64"]), dtype=np.float32).reshape(d["shape"])
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    job = json.loads(Path(args[0]).read_text())
+    try:
+        result = profile(job)
+    except Exception as e:  # reported to the runner as this configuration's failure
+        result = {"job": job, "error": f"{type(e).__name__}: {e}".splitlines()[0]}
+    Path(args[1]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
