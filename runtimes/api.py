@@ -146,6 +146,12 @@ class Pipeline:
         plan = self.plan(sampler, steps, eta, clip_x0, **opts)
         w = self.sampling.get("defaults", {}).get("guidance", 1.0) if guidance is None else float(guidance)
         null = self.manifest.null_label if self.manifest.num_classes > 0 else None
+        if on_eval is None and hasattr(self.backend, "run_plan"):  # the native runtime runs whole plans itself
+            out, stats = self.backend.run_plan(plan.to_json(), y, int(seed), batch_size, w, null,
+                                               self.manifest.sample_shape)
+            self.eval_seconds += stats["network_seconds"]
+            self.eval_calls += stats["network_calls"]
+            return out
         return run_plan(plan, self._net, self.manifest.sample_shape, y, int(seed), batch_size=batch_size,
                         guidance=w, null_label=null, on_eval=on_eval, progress=progress,
                         desc=f"{plan.key} on {self.backend.name}")

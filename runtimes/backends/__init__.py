@@ -10,6 +10,7 @@ BACKENDS = {
     "torch": ("edgegen.runtimes.backends.torch_backend", "TorchBackend"),
     "onnxruntime": ("edgegen.runtimes.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
     "openvino": ("edgegen.runtimes.backends.openvino_backend", "OpenVINOBackend"),
+    "native": ("edgegen.runtimes.backends.native_backend", "NativeBackend"),
 }
 ALIASES = {"ort": "onnxruntime", "ov": "openvino", "pytorch": "torch"}
 

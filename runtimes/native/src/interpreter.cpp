@@ -1,6 +1,7 @@
 #include "interpreter.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -131,6 +132,7 @@ class BatchRun {
       for (float &v : regs_[op.dst]) v = std::min(std::max(v, op.lo), op.hi);
       return;
     }
+    if (op.kind == Op::LANGEVIN) return langevin(op);
     // all right-hand sides are read before dst is written: accumulate into scratch
     std::vector<float> &acc = scratch_;
     acc.resize(count);
@@ -157,6 +159,34 @@ class BatchRun {
       acc[i] = a;
     }
     std::swap(regs_[op.dst], scratch_);
+  }
+
+  // Per sample i: s = scale * S (f32); step_i = 2 a (snr ||z_i|| / ||s_i||)^2 with the norms in
+  // float64; R_i = R_i + f32(step_i) s_i + f32(sqrt(2 step_i)) z_i  (interpreter.py's langevin()).
+  void langevin(const Op &op) {
+    const size_t e = plan_.elems[op.dst], count = size_t(batch_) * e;
+    noise_.resize(count);
+    rng::gaussian(req_.seed, first_, batch_, e, draws_++, rng::STREAM_NOISE, noise_.data());
+    std::vector<float> &x = regs_[op.dst];
+    const std::vector<float> &S = regs_[op.score];
+    for (uint32_t b = 0; b < batch_; ++b) {
+      const size_t o = size_t(b) * e;
+      double s2 = 0.0, z2 = 0.0;
+      for (size_t i = 0; i < e; ++i) {
+        const double s = double(op.scale * S[o + i]), z = double(noise_[o + i]);
+        s2 += s * s;
+        z2 += z * z;
+      }
+      const double ratio = op.snr * std::sqrt(z2) / std::max(std::sqrt(s2), 1e-30);
+      const double step = 2.0 * op.alpha * (ratio * ratio);
+      const float step32 = float(step), sq32 = float(std::sqrt(2.0 * step));
+      for (size_t i = 0; i < e; ++i) {
+        const float s = op.scale * S[o + i];
+        const float a = x[o + i] + step32 * s;
+        const float c = sq32 * noise_[o + i];
+        x[o + i] = a + c;
+      }
+    }
   }
 
   const RunRequest &req_;

@@ -52,6 +52,16 @@ struct Parser {
       o.dst = read(j.at("dst"));
       o.lo = float(j.at("lo").get<double>());
       o.hi = float(j.at("hi").get<double>());
+    } else if (kind == "langevin") {  // one Langevin corrector step (plans.py documents the math)
+      o.kind = Op::LANGEVIN;
+      o.dst = read(j.at("dst"));
+      o.score = read(j.at("score"));
+      o.scale = float(j.at("scale").get<double>());
+      o.snr = j.at("snr").get<double>();
+      o.alpha = j.at("alpha").get<double>();
+      o.has_noise = true;
+      if (plan.elems[o.score] != plan.elems[o.dst])
+        fail(EDGEGEN_ERR_MALFORMED, "plan langevin op: score and register shapes differ");
     } else {
       fail(EDGEGEN_ERR_MALFORMED, "unknown plan op '" + kind + "'");
     }

@@ -16,12 +16,15 @@ struct Term {
 };
 
 struct Op {
-  enum Kind { AFFINE, CLIP } kind;
+  enum Kind { AFFINE, CLIP, LANGEVIN } kind;
   int dst;
   std::vector<Term> terms;  // AFFINE
   bool has_noise = false;   // AFFINE: one Philox draw (counter + 1)
   float noise = 0.f;
   float lo = 0.f, hi = 0.f;  // CLIP
+  int score = -1;              // LANGEVIN: score register S, R += step s + sqrt(2 step) z, s = scale * S
+  float scale = 0.f;
+  double snr = 0.0, alpha = 0.0;
 };
 
 struct Step {

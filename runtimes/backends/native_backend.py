@@ -1,0 +1,152 @@
+"""The native C++ runtime (libedgegen, runtimes/native/) driven through ctypes.
+
+Unlike the other adapters it runs whole plans itself - that is its point: the Pipeline
+hands it the plan JSON (``run_plan``) and it returns the samples plus its own timing of
+the network calls. The library is found at $EDGEGEN_NATIVE_LIB, else at
+``build/native/libedgegen.so`` in the source tree (``make native`` builds it).
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from edgegen.errors import EdgegenError
+from edgegen.runtimes.backends.base import Backend
+
+LIB_ENV = "EDGEGEN_NATIVE_LIB"
+DEFAULT_LIB = Path(__file__).resolve().parents[2] / "build" / "native" / "libedgegen.so"
+ABI_VERSION = 1
+OK = 0
+
+
+class LoadParams(ctypes.Structure):  # mirrors edgegen_load_params (edgegen.h)
+    _fields_ = [("backend", ctypes.c_char_p), ("device", ctypes.c_char_p), ("precision", ctypes.c_char_p),
+                ("verify_sha256", ctypes.c_int), ("cache_dir", ctypes.c_char_p),
+                ("calibration_cache", ctypes.c_char_p), ("max_batch", ctypes.c_int)]
+
+
+class SampleParams(ctypes.Structure):  # mirrors edgegen_sample_params
+    _fields_ = [("sampler", ctypes.c_char_p), ("steps", ctypes.c_int), ("eta", ctypes.c_double),
+                ("plan_json", ctypes.c_char_p), ("n", ctypes.c_uint32), ("seed", ctypes.c_uint64),
+                ("labels", ctypes.POINTER(ctypes.c_int64)), ("label", ctypes.c_int64),
+                ("guidance", ctypes.c_double), ("batch_size", ctypes.c_uint32)]
+
+
+class Stats(ctypes.Structure):  # mirrors edgegen_stats
+    _fields_ = [("total_seconds", ctypes.c_double), ("network_seconds", ctypes.c_double),
+                ("network_calls", ctypes.c_uint64)]
+
+
+STRUCTS = {"edgegen_load_params": LoadParams, "edgegen_sample_params": SampleParams, "edgegen_stats": Stats}
+_lib: Optional[ctypes.CDLL] = None
+
+
+def library_path() -> Path:
+    return Path(os.environ.get(LIB_ENV) or DEFAULT_LIB)
+
+
+def _load() -> ctypes.CDLL:
+    """Open libedgegen once, declare the functions used, check the ABI matches these mirrors."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    path = library_path()
+    if not path.is_file():
+        raise EdgegenError(f"libedgegen is not built (no {path}): run `make native`, or set {LIB_ENV}")
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as e:
+        raise EdgegenError(f"cannot load {path}: {e}") from None
+    lib.edgegen_last_error.restype = ctypes.c_char_p
+    lib.edgegen_status_name.restype = ctypes.c_char_p
+    lib.edgegen_struct_size.restype = ctypes.c_size_t
+    lib.edgegen_struct_size.argtypes = [ctypes.c_char_p]
+    lib.edgegen_bundle_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(LoadParams), ctypes.POINTER(ctypes.c_void_p)]
+    lib.edgegen_bundle_free.argtypes = [ctypes.c_void_p]
+    lib.edgegen_load_params_init.argtypes = [ctypes.POINTER(LoadParams)]
+    lib.edgegen_sample_params_init.argtypes = [ctypes.POINTER(SampleParams)]
+    lib.edgegen_sample_count.argtypes = [ctypes.c_void_p, ctypes.POINTER(SampleParams), ctypes.POINTER(ctypes.c_size_t)]
+    lib.edgegen_sample.argtypes = [ctypes.c_void_p, ctypes.POINTER(SampleParams), ctypes.POINTER(ctypes.c_float),
+                                   ctypes.c_size_t, ctypes.POINTER(Stats)]
+    if lib.edgegen_abi_version() != ABI_VERSION:
+        raise EdgegenError(f"{path} has ABI version {lib.edgegen_abi_version()}, this binding expects {ABI_VERSION}")
+    for name, cls in STRUCTS.items():
+        if lib.edgegen_struct_size(name.encode()) != ctypes.sizeof(cls):
+            raise EdgegenError(f"{path}: struct {name} does not match the ctypes mirror (rebuild: make native)")
+    _lib = lib
+    return lib
+
+
+def _check(status: int) -> None:
+    if status != OK:
+        lib = _load()
+        raise EdgegenError(lib.edgegen_last_error().decode(errors="replace"))
+
+
+class NativeBackend(Backend):
+    name = "native"
+    format = "openvino"  # the IR it runs through its OpenVINO backend (TensorRT: the ONNX)
+
+    def __init__(self, manifest, role, precision="fp32", device: str = "CPU", engine: str = "openvino",
+                 cache_dir: Optional[str] = None, **opts):
+        super().__init__(manifest, role, precision, **opts)
+        lib = _load()
+        if role != manifest.sampling.get("role"):
+            raise EdgegenError(f"the native runtime runs the sampling role '{manifest.sampling.get('role')}', "
+                               f"not '{role}'")
+        lp = LoadParams()
+        lib.edgegen_load_params_init(ctypes.byref(lp))
+        self._keep = [s.encode() for s in (engine, device, precision, cache_dir or "")]
+        lp.backend, lp.device, lp.precision = self._keep[:3]
+        lp.cache_dir = self._keep[3] or None
+        lp.verify_sha256 = 0  # open_manifest already checked every sha256 of this bundle
+        handle = ctypes.c_void_p()
+        _check(lib.edgegen_bundle_load(str(manifest.root).encode(), ctypes.byref(lp), ctypes.byref(handle)))
+        self._lib, self._handle = lib, handle
+
+    @classmethod
+    def unavailable(cls) -> Optional[str]:
+        try:
+            _load()
+        except EdgegenError as e:
+            return str(e)
+        return None
+
+    def run(self, inputs):
+        raise EdgegenError("the native backend runs whole plans (Pipeline.sample), not single network calls")
+
+    def run_plan(self, plan: dict, labels: np.ndarray, seed: int, batch_size: int, guidance: float,
+                 null_label: Optional[int], sample_shape) -> tuple[np.ndarray, dict]:
+        """Run a whole plan (plans.py JSON) natively; returns (samples, timing stats)."""
+        sp = SampleParams()
+        self._lib.edgegen_sample_params_init(ctypes.byref(sp))
+        plan_text = json.dumps(plan).encode()
+        sp.plan_json = plan_text
+        sp.n, sp.seed, sp.batch_size = len(labels), int(seed), int(batch_size)
+        sp.guidance = float(guidance) if guidance is not None else math.nan
+        y = np.ascontiguousarray(labels, dtype=np.int64)
+        if self.manifest.num_classes > 0:  # unconditional models take the library's default (null) labels
+            sp.labels = y.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
+        count = ctypes.c_size_t()
+        _check(self._lib.edgegen_sample_count(self._handle, ctypes.byref(sp), ctypes.byref(count)))
+        out = np.empty(count.value, dtype=np.float32)
+        stats = Stats()
+        _check(self._lib.edgegen_sample(self._handle, ctypes.byref(sp), out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                        out.size, ctypes.byref(stats)))
+        shape = (len(labels), *(plan.get("shapes", {}).get(plan["output"], sample_shape)))
+        return out.reshape(shape), {"total_seconds": stats.total_seconds, "network_seconds": stats.network_seconds,
+                                    "network_calls": int(stats.network_calls)}
+
+    def close(self) -> None:
+        if getattr(self, "_handle", None):
+            self._lib.edgegen_bundle_free(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        self.close()
