@@ -64,7 +64,7 @@ def timeline(report: dict, path: Path) -> None:
             steps = np.arange(len(tl))
             axes[0][j].plot(steps, [1000 * s["seconds"] for s in tl], label=r["name"], lw=1.2)
             axes[1][j].plot(steps, [1000 * (s["seconds"] - s["net_seconds"]) for s in tl], label=r["name"], lw=1.2)
-        axes[0][j].set_title(f"batch {b}: time per step (one run)")
+        axes[0][j].set_title(f"batch {b}: time per step (the median run)")
         axes[0][j].set_ylabel("ms")
         axes[1][j].set_title("host time per step (outside the network call)")
         axes[1][j].set_ylabel("ms")

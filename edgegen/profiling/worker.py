@@ -104,13 +104,14 @@ def profile(job: dict) -> dict:
     first_call()
     first_call_s = time.perf_counter() - t0
     first_run_s = run()[0]
-    walls, nets, steps, calls, timeline = [], [], [], 0, None
+    walls, nets, steps, calls, timelines = [], [], [], 0, []
     for _ in range(job["repeat"]):
         wall, net, calls, tl = run()
         walls.append(wall)
         nets.append(net)
         steps += [s["seconds"] for s in tl or []]
-        timeline = tl if timeline is None else timeline
+        timelines.append(tl)
+    timeline = timelines[int(np.argsort(walls)[len(walls) // 2])]  # the run with the median wall time
     return {"job": job, "load_seconds": load_s, "first_call_seconds": first_call_s,
             "first_run_seconds": first_run_s, "run_seconds": walls, "net_seconds": nets, "step_seconds": steps,
             "calls_per_run": calls, "timeline": timeline, "rss_start_mb": rss_start, "peak_rss_mb": _rss_mb(),
