@@ -72,9 +72,14 @@ def cmd_sample(args) -> int:
     if out.suffix.lower() != ".png":
         raise EdgegenError(f"--out must end in .png, got {out}")
     pipe = Pipeline(manifest, args.backend or default_backend(manifest), args.precision, **_backend_opts(args))
+    token_args = {k: v for k, v in (("prompt", args.prompt), ("temperature", args.temperature),
+                                    ("top_k", args.top_k), ("top_p", args.top_p)) if v is not None}
+    if token_args and manifest.sampling.get("kind") != "tokens":
+        raise EdgegenError(f"--{next(iter(token_args)).replace('_', '-')} applies to token models "
+                           "(vqvae, dalle) only")
     images = pipe.sample(args.n, seed=args.seed, labels=args.label, sampler=args.sampler, steps=args.steps,
                          eta=args.eta, guidance=args.guidance, batch_size=args.batch_size,
-                         progress=not args.quiet)
+                         progress=not args.quiet, **token_args)
     save_grid(out, images, nrow=min(args.n, 10) if manifest.num_classes else None)
     save_npy(out.with_suffix(".npy"), images)
     print(f"wrote {out} and {out.with_suffix('.npy')} ({args.n} samples, {images.shape[1:]})")
@@ -191,6 +196,10 @@ def build_parser() -> Parser:
     s.add_argument("--providers", default=None, help="onnxruntime execution providers, e.g. cpu or qnn,cpu")
     s.add_argument("--device", default=None, help="openvino device: CPU, GPU, NPU or AUTO")
     s.add_argument("--out", default="samples.png", help="PNG grid; the raw array goes next to it as .npy")
+    s.add_argument("--prompt", default=None, help="text prompt (dalle), e.g. \"a handwritten seven\"")
+    s.add_argument("--temperature", type=float, default=None, help="token models: 0 = greedy (default: bundle's)")
+    s.add_argument("--top-k", type=int, default=None, help="token models: keep the k most likely tokens (k >= 1)")
+    s.add_argument("--top-p", type=float, default=None, help="token models: nucleus mass in (0, 1]")
     sampling_flags(s, 64)
     s.set_defaults(func=cmd_sample)
 

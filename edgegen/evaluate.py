@@ -21,6 +21,9 @@ def evaluate_pipeline(pipe: Pipeline, n: int = 500, seed: int = 0, sampler: Opti
         raise EdgegenError("the digit evaluator scores 1x16x16 digits models only "
                            f"(this one is {m.data['data'].get('source')} {list(m.sample_shape)})")
     ev = evaluator or get_evaluator(progress=progress)
+    if m.sampling.get("kind") == "tokens":  # VQ-VAE prior, DALL-E style: the token loop, no plan
+        from edgegen.token_eval import evaluate_tokens
+        return evaluate_tokens(pipe, ev, n=n, seed=seed, batch_size=batch_size, progress=progress)
     labels = pipe.labels(n)
     plan = pipe.plan(sampler, steps)
     pipe.eval_seconds, pipe.eval_calls = 0.0, 0

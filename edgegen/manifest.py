@@ -90,6 +90,7 @@ class Manifest:
         return self.root / files[fmt][precision]["path"]
 
     def all_files(self):
+        yield from self.data.get("files", {}).values()  # files beside the roles (tokenizer.json)
         for role in self.data["roles"].values():
             for per_precision in role["files"].values():
                 for entry in per_precision.values():

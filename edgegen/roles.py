@@ -15,11 +15,13 @@ DTYPES = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "float16"
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
-    shape: tuple  # ints, or "batch" for the dynamic batch dimension
+    shape: tuple  # ints, "batch" for the dynamic batch dimension, other names for other dynamic dims
     dtype: str  # a key of DTYPES
 
-    def concrete(self, batch: int) -> tuple[int, ...]:
-        return tuple(batch if d == "batch" else int(d) for d in self.shape)
+    def concrete(self, batch: int, **dims: int) -> tuple[int, ...]:
+        """Concrete shape; other symbolic dims (e.g. a KV cache's "past") from ``dims``, else -1."""
+        return tuple(batch if d == "batch" else int(dims.get(d, -1)) if isinstance(d, str) else int(d)
+                     for d in self.shape)
 
     def to_json(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}

@@ -14,7 +14,7 @@ def example_inputs(spec: RoleSpec, batch: int, seed: int = 0, num_classes: int =
     meta = spec.meta or {}
     out = {}
     for t in spec.inputs:
-        shape = t.concrete(batch)
+        shape = t.concrete(batch, **meta.get("example_dims", {}))  # e.g. {"seq": 5, "past": 3}
         if t.name == meta.get("time_input"):
             out[t.name] = g.uniform(*time_range, size=shape).astype(np.float32)
         elif t.name == meta.get("label_input"):

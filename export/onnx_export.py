@@ -21,7 +21,11 @@ def export_onnx(module: torch.nn.Module, spec: RoleSpec, example: dict, path: Pa
     module = module.eval()
     args = tuple(torch.from_numpy(example[t.name]) for t in spec.inputs)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    dynamic = {t.name: {i: batch for i, d in enumerate(t.shape) if d == "batch"} for t in spec.inputs}
+    # Other named dims (a KV cache's "past" may be 0: prefill with an empty cache).
+    others = {d: torch.export.Dim(d, min=0, max=MAX_BATCH) for t in spec.inputs for d in t.shape
+              if isinstance(d, str) and d != "batch"}
+    dynamic = {t.name: {i: batch if d == "batch" else others[d] for i, d in enumerate(t.shape) if isinstance(d, str)}
+               for t in spec.inputs}
     log = io.StringIO()
     try:
         # The exporter narrates to stdout and warns about internals; keep the user's console clean.

@@ -39,11 +39,14 @@ def role_tensors(modules: dict) -> dict:
 def save_run(out: Path, family: str, cfg, modules: dict, stats: dict) -> Path:
     """Write the run folder atomically (temp folder, then rename)."""
     tensors = role_tensors(modules)
+    files = stats.pop("files", {})  # text files a recipe keeps with the run (e.g. tokenizer.json)
     meta = {"family": family, "edgegen_version": __version__, "config": to_dict(cfg), "stats": stats,
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "roles": sorted(modules)}
     with atomic_dir(Path(out)) as tmp:
         save_file(tensors, str(tmp / WEIGHTS))
         (tmp / CONFIG).write_text(json.dumps(meta, indent=2))
+        for name, text in files.items():
+            (tmp / name).write_text(text)
     return Path(out)
 
 

@@ -44,7 +44,8 @@ class Backend:
                 raise EdgegenError(f"{self.role_name}: missing input '{t.name}'")
             a = np.ascontiguousarray(inputs[t.name], dtype=DTYPES[t.dtype])
             batch = a.shape[0] if a.ndim else 0
-            if a.shape != t.concrete(batch):
+            want = t.concrete(batch)  # -1 for dynamic dims other than the batch
+            if a.ndim != len(want) or any(w >= 0 and w != n for w, n in zip(want, a.shape)):
                 raise EdgegenError(f"{self.role_name}: input '{t.name}' has shape {a.shape}, "
                                    f"expected {list(t.shape)}")
             out[t.name] = a

@@ -1,0 +1,151 @@
+"""The parity gate for token families (VQ-VAE prior, DALL-E style): exported networks against PyTorch.
+
+Step network (KV cache in and out):
+1. single call on random tokens with a non-empty random past: max abs error of logits and present_kv;
+2. prefill with an empty past, then 20 one-token decode steps along the reference's greedy
+   sequence (prompt, then image tokens; the prefill is shortened when prompt + 20 would pass the
+   longest sequence): max abs error of the logits over all 21 calls (bound 1e-4);
+3. greedy generation of a whole image with the cache, on the exported network and on PyTorch,
+   must give exactly the tokens PyTorch gives *without* a cache (the whole sequence re-run every step).
+VQ encoder / decoder: one call on random inputs and one on real data (test digits and their codes);
+the encoder's integer codes must match exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgegen.export.example_inputs import example_inputs
+from edgegen.manifest import Manifest
+from edgegen.runtimes.backends.base import Backend
+from edgegen.runtimes.tokens import TokenSampling, generate, greedy_no_cache
+
+BOUNDS = {"fp32": {"single_call_max_abs": 1e-4, "trajectory_max_abs": 1e-4}}
+GATE_SEED = 1234
+GATE_BATCH = 4
+DECODE_STEPS = 20
+
+
+@dataclass
+class TokenReference:
+    role: str
+    inputs: dict
+    outputs: dict
+    trajectory_key: str
+    prompt: np.ndarray | None = None  # (B, P) step role: the gate prompts
+    prefill: np.ndarray | None = None  # (B, P0) the prefill call's tokens
+    fed: np.ndarray | None = None  # (B, DECODE_STEPS) tokens fed in the decode steps
+    logits: list = field(default_factory=list)  # the reference logits of each call
+    greedy: np.ndarray | None = None  # (B, n) tokens of PyTorch without a cache
+    torch_cached: np.ndarray | None = None  # (B, n) tokens of PyTorch with the cache
+    data_inputs: dict | None = None  # encoder/decoder: real data
+    data_outputs: dict | None = None
+
+
+def _err(a: dict, b: dict) -> float:
+    return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)))) if a[k].size else 0.0
+               for k in a)
+
+
+def gate_prompt(manifest: Manifest) -> np.ndarray:
+    """(GATE_BATCH, P): labels 0, 1, 2, ... as class tokens or as their stored prompts."""
+    from edgegen.runtimes.token_pipeline import TokenPipeline
+    return TokenPipeline(manifest, None).condition(GATE_BATCH, np.arange(GATE_BATCH) % max(1, manifest.num_classes))
+
+
+def _stepper(backend: Backend):
+    def step(tokens, past):
+        out = backend.run({"tokens": tokens, "past_kv": past})
+        return out["logits"], out["present_kv"]
+    return step
+
+
+def _empty(manifest: Manifest, batch: int) -> np.ndarray:
+    c = manifest.sampling["cache"]
+    return np.zeros((batch, c["layers"], 2, c["heads"], 0, c["head_dim"]), dtype=np.float32)
+
+
+def _decode_run(backend: Backend, manifest: Manifest, prefill: np.ndarray, fed: np.ndarray) -> list:
+    """Prefill (B, P0) with an empty cache, then one call per column of ``fed``: logits of every call."""
+    step = _stepper(backend)
+    logits, past = step(prefill, _empty(manifest, len(prefill)))
+    out = [logits]
+    for i in range(fed.shape[1]):
+        logits, past = step(fed[:, i:i + 1], past)
+        out.append(logits)
+    return out
+
+
+def _greedy_cached(backend: Backend, manifest: Manifest, prompt: np.ndarray) -> np.ndarray:
+    s = manifest.sampling
+    return generate(_stepper(backend), prompt, s["image_tokens"], _empty(manifest, len(prompt)),
+                    TokenSampling(temperature=0.0), GATE_SEED, token_offset=s["code_offset"])
+
+
+def _real_data(manifest: Manifest, role: str) -> dict | None:
+    from edgegen.train.data import load_images
+    d = manifest.data["data"]
+    try:
+        x = load_images(d["source"], "test", d["shape"][-1], d["shape"][0]).images[:16]
+    except Exception:  # a user folder that moved: the random-input call still gates
+        return None
+    return {"x": x}
+
+
+def reference(manifest: Manifest, ref: Backend) -> TokenReference:
+    role, s = ref.role_name, manifest.sampling
+    inputs = example_inputs(ref.spec, GATE_BATCH, GATE_SEED)
+    if role == "decoder":  # codes anywhere in the codebook, not just 0/1
+        k = ref.spec.meta["codebook_size"]
+        inputs["codes"] = np.random.default_rng(GATE_SEED).integers(0, k, inputs["codes"].shape)
+    r = TokenReference(role, inputs, ref.run(inputs), "")
+    if role == s["role"]:
+        r.prompt = gate_prompt(manifest)
+        empty = _empty(manifest, GATE_BATCH)
+        r.greedy = greedy_no_cache(lambda seq: ref.run({"tokens": seq, "past_kv": empty})["logits"],
+                                   r.prompt, s["image_tokens"], s["code_offset"])
+        # The 20 decode steps walk the greedy sequence; when prompt + 20 would pass the longest
+        # sequence, the prefill stops earlier and the last prompt tokens are decoded one by one.
+        full = np.concatenate([r.prompt, r.greedy + s["code_offset"]], axis=1)
+        p0 = max(1, min(r.prompt.shape[1], ref.spec.meta["block_size"] - DECODE_STEPS))
+        r.prefill, r.fed = full[:, :p0], full[:, p0:p0 + DECODE_STEPS]
+        r.logits = _decode_run(ref, manifest, r.prefill, r.fed)
+        r.trajectory_key = f"prefill {p0}+{r.fed.shape[1]} decode"
+        r.torch_cached = _greedy_cached(ref, manifest, r.prompt)  # the cache on torch itself
+    else:
+        real = _real_data(manifest, role)
+        if real is not None and role == "decoder":
+            from edgegen.runtimes.backends import create_backend
+            real = {"codes": create_backend("torch", manifest, s["encoder"]).run(real)["codes"]}
+        r.data_inputs = real
+        r.data_outputs = ref.run(real) if real is not None else None
+        r.trajectory_key = "test-data call"
+    return r
+
+
+def gate(manifest: Manifest, ref: TokenReference, other: Backend, precision: str = "fp32") -> dict:
+    bounds = BOUNDS[precision]
+    single = _err(ref.outputs, other.run(ref.inputs))
+    result = {"backend": other.name, "precision": precision, "single_call_max_abs": single,
+              "trajectory": ref.trajectory_key, "bounds": bounds}
+    ok = single <= bounds["single_call_max_abs"]
+    if ref.prompt is not None:
+        logits = _decode_run(other, manifest, ref.prefill, ref.fed)
+        drift = max(float(np.max(np.abs(a.astype(np.float64) - b))) for a, b in zip(ref.logits, logits))
+        s = manifest.sampling
+        cached = _greedy_cached(other, manifest, ref.prompt)
+        match = bool(np.array_equal(cached, ref.greedy))
+        torch_match = bool(np.array_equal(ref.torch_cached, ref.greedy))
+        result.update({"trajectory_max_abs": drift, "prefill": int(ref.prefill.shape[1]),
+                       "decode_steps": int(ref.fed.shape[1]),
+                       "greedy_tokens": int(ref.greedy.size), "greedy_matches_torch_no_cache": match,
+                       "greedy_mismatches": int((cached != ref.greedy).sum()),
+                       "torch_greedy_with_cache_matches_no_cache": torch_match})
+        ok = ok and drift <= bounds["trajectory_max_abs"] and match and torch_match
+    else:
+        drift = _err(ref.data_outputs, other.run(ref.data_inputs)) if ref.data_inputs is not None else 0.0
+        result["trajectory_max_abs"] = drift
+        ok = ok and drift <= bounds["trajectory_max_abs"]
+    result["passed"] = bool(ok)
+    return result
