@@ -21,7 +21,7 @@ class MLPConfig:
     hidden: int = 256
     layers: int = 3
     num_classes: int = 2  # 0 = unconditional; label index num_classes is the null label
-    time_scale: float = 1000.0
+    time_scale: float = 100.0  # t in [0, 1]; the highest embedding frequency is time_scale rad per unit t
 
     @property
     def null_label(self) -> int:
