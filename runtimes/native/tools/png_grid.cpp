@@ -28,7 +28,7 @@ std::string write_png_grid(const std::string &path, const float *x, int64_t n, i
   }
   std::vector<uint8_t> row(size_t(gw * scale * c));  // before setjmp: a longjmp must not skip a destructor
   const std::string tmp = path + ".tmp";
-  FILE *f = std::fopen(tmp.c_str(), "wb");
+  FILE *volatile f = std::fopen(tmp.c_str(), "wb");  // volatile: read after a longjmp
   if (!f) return "cannot write " + path;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
