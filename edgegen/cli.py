@@ -79,7 +79,7 @@ def cmd_sample(args) -> int:
                            "(vqvae, dalle) only")
     images = pipe.sample(args.n, seed=args.seed, labels=args.label, sampler=args.sampler, steps=args.steps,
                          eta=args.eta, guidance=args.guidance, batch_size=args.batch_size,
-                         progress=not args.quiet, **token_args)
+                         progress=not args.quiet, **token_args, **({"snr": args.snr} if args.snr else {}))
     save_grid(out, images, nrow=min(args.n, 10) if manifest.num_classes else None)
     save_npy(out.with_suffix(".npy"), images)
     print(f"wrote {out} and {out.with_suffix('.npy')} ({args.n} samples, {images.shape[1:]})")
@@ -178,7 +178,9 @@ def build_parser() -> Parser:
     e.set_defaults(func=cmd_export)
 
     def sampling_flags(sp, n_default):
-        sp.add_argument("--sampler", default=None, help="ddim or ddpm (default: the bundle's)")
+        sp.add_argument("--sampler", default=None,
+                        help="ddim, ddpm (ddpm); em, pc, pf_euler, pf_heun (sde); euler, heun, rk4 (flow); "
+                             "gan (default: the bundle's)")
         sp.add_argument("--steps", type=int, default=None, help="sampling steps (default: the bundle's)")
         sp.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w")
         sp.add_argument("--n", type=int, default=n_default, help="number of samples")
@@ -193,6 +195,7 @@ def build_parser() -> Parser:
     s.add_argument("--precision", default="fp32")
     s.add_argument("--label", type=int, default=None, help="class label for every sample (default: 0..9 cycled)")
     s.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")
+    s.add_argument("--snr", type=float, default=None, help="Langevin corrector SNR of the sde pc sampler")
     s.add_argument("--providers", default=None, help="onnxruntime execution providers, e.g. cpu or qnn,cpu")
     s.add_argument("--device", default=None, help="openvino device: CPU, GPU, NPU or AUTO")
     s.add_argument("--out", default="samples.png", help="PNG grid; the raw array goes next to it as .npy")

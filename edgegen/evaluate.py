@@ -17,6 +17,8 @@ def evaluate_pipeline(pipe: Pipeline, n: int = 500, seed: int = 0, sampler: Opti
     """Returns (scores, samples). Labels cycle 0..9 so every class is equally present."""
     from edgegen.train.evaluator import get_evaluator
     m = pipe.manifest
+    if m.data["data"].get("source") == "moons":
+        return _evaluate_moons(pipe, n, seed, sampler, steps, batch_size)
     if m.data["data"].get("source") != "digits" or tuple(m.sample_shape) != (1, 16, 16):
         raise EdgegenError("the digit evaluator scores 1x16x16 digits models only "
                            f"(this one is {m.data['data'].get('source')} {list(m.sample_shape)})")
@@ -38,6 +40,18 @@ def evaluate_pipeline(pipe: Pipeline, n: int = 500, seed: int = 0, sampler: Opti
                                "network_seconds": pipe.eval_seconds, "network_calls": pipe.eval_calls,
                                "batch_size": batch_size}})
     return scores, images
+
+
+def _evaluate_moons(pipe: Pipeline, n: int, seed: int, sampler, steps, batch_size: int) -> tuple[dict, np.ndarray]:
+    """2-D moons models: sliced Wasserstein distance to fresh moons (train/moons_eval.py)."""
+    from edgegen.train.moons_eval import score_points
+    plan = pipe.plan(sampler, steps)
+    t0 = time.perf_counter()
+    points = pipe.sample(n, seed=seed, sampler=plan.sampler, steps=plan.params["steps"], batch_size=batch_size)
+    scores = score_points(points, pipe.manifest.data["data"].get("noise", 0.05))
+    scores.update({"backend": pipe.backend.name, "plan": plan.key, "seed": seed,
+                   "latency": {"seconds": time.perf_counter() - t0}})
+    return scores, points
 
 
 def evaluate(path: Path, backend: Optional[str] = None, **kw) -> tuple[dict, np.ndarray]:

@@ -25,13 +25,16 @@ def train_tiny(family: str, out: Path, **overrides) -> Path:
 
 
 def export_and_sample_everywhere(run: Path, out: Path, n: int = 3, **sample_kw) -> tuple[dict, list[np.ndarray]]:
-    """Export to ONNX + OpenVINO (parity gate), then sample the same seed on every backend."""
+    """Export to ONNX + OpenVINO (parity gate), then sample the same seed on every backend
+    (torch first; the native runtime too when its library is built)."""
     from edgegen.export.bundle import export_bundle
     from edgegen.runtimes.api import open_pipeline
     verify = export_bundle(run, ["onnx", "openvino"], out, progress=False)
     assert verify["passed"]
     assert json.loads((out / "verify.json").read_text()) == verify
-    samples = [open_pipeline(out, backend).sample(n, seed=4, **sample_kw) for backend in BACKENDS]
+    from edgegen.runtimes.backends import available_backends
+    native = ("native",) if available_backends().get("native") is None else ()  # the C++ runtime, when built
+    samples = [open_pipeline(out, backend).sample(n, seed=4, **sample_kw) for backend in BACKENDS + native]
     return verify, samples
 
 
