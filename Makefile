@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgegen-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean apt-deps native native-asan native-testdata native-test valgrind
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,60 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgegen demo
 
-test: $(STAMP)
+test: $(STAMP) native native-asan native-testdata
 	$(BIN)/python -m pytest -q --durations=10
+	$(MAKE) --no-print-directory native-test
+
+# --- the native runtime (CMakeLists.txt): libedgegen, edgegen-run, examples, C++ tests ------
+# apt packages the C++ build needs; installed only when dpkg says one is missing.
+APT_PKGS := cmake ninja-build g++ pkg-config nlohmann-json3-dev libgtest-dev libssl-dev libpng-dev valgrind
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+NATIVE := build/native
+NATIVE_ASAN := build/native-asan
+TEST_BUNDLE := build/testdata/ddpm-tiny
+OV_CMAKE = $$($(BIN)/python -c 'import openvino, os; print(os.path.dirname(openvino.__file__))')/cmake
+CMAKE_CONFIGURE = cmake -S . -G Ninja -DOpenVINO_DIR=$(OV_CMAKE) -Wno-dev --log-level=WARNING
+
+apt-deps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "apt-get install $$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+native: $(STAMP) apt-deps
+	@test -f $(NATIVE)/build.ninja || $(CMAKE_CONFIGURE) -B $(NATIVE) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(NATIVE) -j2
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build of the library, CLI, example and tests.
+native-asan: $(STAMP) apt-deps
+	@test -f $(NATIVE_ASAN)/build.ninja || $(CMAKE_CONFIGURE) -B $(NATIVE_ASAN) -DCMAKE_BUILD_TYPE=Debug -DEDGEGEN_SANITIZE=ON
+	cmake --build $(NATIVE_ASAN) -j2
+
+# The tiny DDPM bundle the C++ tests sample from (trained and exported in about 30 s, once).
+native-testdata: $(TEST_BUNDLE)/manifest.json
+$(TEST_BUNDLE)/manifest.json: $(STAMP)
+	rm -rf build/testdata/runs/ddpm-tiny
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/edgegen train ddpm --preset tiny --train.threads 1 --quiet \
+	    --out build/testdata/runs/ddpm-tiny
+	OMP_NUM_THREADS=1 $(BIN)/edgegen export build/testdata/runs/ddpm-tiny --format onnx,openvino --quiet \
+	    --out $(TEST_BUNDLE)
+
+# ctest of both builds; leak checking stays on (ASan's default); UBSan aborts on the first finding.
+native-test: native native-asan native-testdata
+	ctest --test-dir $(NATIVE) -j2 --output-on-failure
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --test-dir $(NATIVE_ASAN) -j2 --output-on-failure
+
+# valgrind on one edgegen-run call (DDIM-50, one sample of the tiny bundle; about 5 min, see README).
+# Leaks counted as errors: definite and indirect ("possibly lost" blocks are the thread-local
+# storage of OpenVINO's and TBB's worker threads, still running at exit); suppressions:
+# runtimes/native/valgrind.supp (one glibc ld.so false positive).
+valgrind: native native-testdata
+	@start=$$(date +%s); \
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    --suppressions=runtimes/native/valgrind.supp \
+	    $(NATIVE)/edgegen-run $(TEST_BUNDLE) --sampler ddim --steps 50 --n 1 --seed 0 --out build/valgrind.png; \
+	status=$$?; echo "valgrind: exit $$status after $$(( $$(date +%s) - start )) s"; exit $$status
 
 clean:
 	rm -rf demo bundles .pytest_cache
