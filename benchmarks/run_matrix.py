@@ -92,6 +92,8 @@ def results_md(reports: list[tuple[str, bool, dict]], wall: float, argv: list[st
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
              f"- CPU: {m['cpu']}, {m['logical_cores']} logical cores ({m['usable_cores']} usable); {m['os']}",
              "- Libraries: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
+             f"- Load average when the last profile finished: {m.get('load_average') or 'n/a'} "
+             "(the machine was shared with other jobs: the absolute numbers are noisy)",
              f"- Measured peak in the same run: fp32 GEMM {pk['gemm']['gflops']:.1f} GFLOP/s, copy bandwidth "
              f"{pk['bandwidth']['gbytes_per_s']:.1f} GB/s",
              "- Every configuration runs in a fresh process; latency is the median (p50) over the timed runs "

@@ -61,4 +61,6 @@ def machine() -> dict:
             versions[pkg] = None
     return {"cpu": cpu_model(), "logical_cores": os.cpu_count(),
             "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "os": platform.platform(), "python": platform.python_version(), "versions": versions}
+            "os": platform.platform(), "python": platform.python_version(), "versions": versions,
+            # other load on the machine while it was measured (1, 5, 15 min averages)
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}

@@ -58,7 +58,9 @@ def markdown(report: dict) -> str:
              f"{report['family']}, sampler {req['sampler']} with {req['steps']} steps, "
              f"{req['repeat']} timed runs per configuration, seed {req['seed']}, created {report['created_utc']}.", "",
              f"Machine: {m['cpu']}, {m['usable_cores']} usable cores, {m['os']}; "
-             + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".",
+             + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + "."
+             + (f" Load average when done: {m['load_average'][0]:.1f} (other processes share the CPU)."
+                if m.get("load_average") else ""),
              f"Measured peak: fp32 GEMM {pk['gemm']['gflops']:.1f} GFLOP/s (n={pk['gemm']['n']}), "
              f"copy bandwidth {pk['bandwidth']['gbytes_per_s']:.1f} GB/s.", ""]
     for b, f in report["flops"].items():
