@@ -71,6 +71,8 @@ def _configs(req: ProfileRequest, manifest) -> list[dict]:
         cls = backend_class(name)
         for p in req.precisions:
             reason = cls.unavailable()
+            if reason is None and hasattr(cls, "run_plan") and manifest.sampling.get("kind") != "plan":
+                reason = "it runs whole sampler plans; this bundle samples with the token loop"
             if reason is None and p not in manifest.formats(role).get(cls.format, {}):
                 reason = f"the bundle has no {p} {cls.format} model of '{role}'"
             out.append({"name": f"{cls.name}/{p}", "kind": "edgegen", "backend": cls.name, "precision": p,
@@ -133,9 +135,13 @@ def profile_bundle(req: ProfileRequest, progress: bool = True) -> dict:
     """Measure everything ``req`` asks for; returns the report (report.py writes it)."""
     check_request(req)
     manifest = open_manifest(req.bundle)
-    if manifest.sampling.get("kind") != "plan":
-        raise EdgegenError(f"profiling supports plan-sampled bundles; this one samples by "
-                           f"{manifest.sampling.get('kind')!r}")
+    kind = manifest.sampling.get("kind")
+    if kind not in ("plan", "tokens"):
+        raise EdgegenError(f"cannot profile sampling kind {kind!r}")
+    if kind == "tokens":
+        if req.sampler not in (None, "tokens"):
+            raise EdgegenError("token models have no sampler choice (they run the token loop)")
+        req.sampler = "tokens"
     req.sampler = req.sampler or manifest.sampling.get("defaults", {}).get("sampler", "ddim")
     role = manifest.sampling["role"]
     configs = _configs(req, manifest)
@@ -143,7 +149,9 @@ def profile_bundle(req: ProfileRequest, progress: bool = True) -> dict:
     if not runnable:
         raise EdgegenError("nothing can run here: " + "; ".join(f"{c['name']}: {c['skip']}" for c in configs))
 
-    onnx_path = manifest.formats(role).get("onnx", {}).get("fp32")
+    # FLOPs per call: plan families call one network at a fixed shape; a token step's cost grows
+    # with the cache, so token families get no per-call count (and no roofline)
+    onnx_path = manifest.formats(role).get("onnx", {}).get("fp32") if kind == "plan" else None
     flops = {b: count_flops(manifest.root / onnx_path["path"], b) for b in req.batches} if onnx_path else {}
     gemm, bw = peak.gemm_peak(), peak.copy_bandwidth()
 

@@ -67,6 +67,8 @@ def _edgegen_runner(job: dict):
     spec = pipe.backend.spec
     b = job["batch"]
 
+    if manifest.sampling.get("kind") == "tokens":
+        return _token_runner(pipe, job)
     whole_plan = hasattr(pipe.backend, "run_plan")  # the native runtime runs whole plans, no hook
 
     def first_call():
@@ -91,6 +93,35 @@ def _edgegen_runner(job: dict):
         wall = time.perf_counter() - rec.t0
         timeline = rec.timeline(wall, pipe.eval_seconds) if rec.starts else None
         return wall, pipe.eval_seconds, pipe.eval_calls, timeline
+
+    return state, first_call, run
+
+
+def _token_runner(pipe, job: dict):
+    """Token families: one "step" is one call of the step network (prefill, then one per token);
+    the VQ decoder call at the end counts as network time too."""
+    b = job["batch"]
+    rec = _Recorder(lambda: pipe.eval_seconds)
+    step = pipe.step
+    state = {}
+
+    def timed_step(tokens, past_kv):
+        rec.hook(len(rec.starts), None, None, None)
+        return step(tokens, past_kv)
+
+    def first_call():  # a whole first run: the first call of each network compiles/allocates for this batch
+        pipe.sample(b, seed=job["seed"], batch_size=b)
+
+    def run():
+        pipe.eval_seconds, pipe.eval_calls = 0.0, 0
+        rec.begin()
+        pipe.step = timed_step
+        try:
+            state["samples"] = pipe.sample(b, seed=job["seed"], batch_size=b)
+        finally:
+            pipe.step = step
+        wall = time.perf_counter() - rec.t0
+        return wall, pipe.eval_seconds, pipe.eval_calls, rec.timeline(wall, pipe.eval_seconds)
 
     return state, first_call, run
 
