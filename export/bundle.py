@@ -16,6 +16,8 @@ from tqdm import tqdm
 from edgegen.errors import EdgegenError
 from edgegen.export.example_inputs import example_inputs
 from edgegen.export.parity import gate, reference
+from edgegen.export.recipe import ExportRecipe
+from edgegen.export.targets import TARGETS, TargetContext, describe_check, write_target
 from edgegen.manifest import MANIFEST, VERIFY, Manifest, file_entry
 from edgegen.paths import atomic_dir, atomic_write_text
 from edgegen.runtimes.api import manifest_from_run
@@ -23,14 +25,15 @@ from edgegen.runtimes.backends import create_backend
 from edgegen.runtimes.plans import compile_plan
 from edgegen.train.runs import load_run, role_tensors
 
-FORMATS = ("onnx", "openvino")
-FORMAT_BACKEND = {"onnx": "onnxruntime", "openvino": "openvino"}
+FORMATS = ("onnx", "openvino", "aoti", "coreml", "tensorrt", "npu")  # targets.py writes the last four
+FORMAT_BACKEND = {"onnx": "onnxruntime", "openvino": "openvino", "aoti": "torch-aoti", "coreml": "coreml",
+                  "tensorrt": "tensorrt"}
 
 
 def parse_formats(text: str) -> list[str]:
     formats = [f.strip().lower() for f in text.split(",") if f.strip()]
     if not formats:
-        raise EdgegenError("no export format given (choose from onnx, openvino)")
+        raise EdgegenError(f"no export format given (choose from {', '.join(FORMATS)})")
     for f in formats:
         if f not in FORMATS:
             raise EdgegenError(f"unknown export format '{f}' (choose from {', '.join(FORMATS)})")
@@ -72,8 +75,10 @@ def _write_format(fmt: str, module, spec, example, root: Path, role: str, scratc
     raise EdgegenError(f"unknown export format '{fmt}'")
 
 
-def export_bundle(run_path: Path, formats: list[str], out: Path, progress: bool = True) -> dict:
+def export_bundle(run_path: Path, formats: list[str], out: Path, progress: bool = True,
+                  recipe: ExportRecipe | None = None) -> dict:
     """Export every role of the run to ``formats``; returns the verify.json content."""
+    recipe = recipe or ExportRecipe()
     run = load_run(run_path)
     base = manifest_from_run(run_path).data
     order = sorted(formats, key=FORMATS.index)  # onnx before openvino (converted from it)
@@ -84,6 +89,8 @@ def export_bundle(run_path: Path, formats: list[str], out: Path, progress: bool 
         data["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         data["plans"] = default_plans(data["sampling"]) if data["sampling"].get("kind") != "tokens" else {}
         data["verify"] = VERIFY
+        if any(f in TARGETS for f in order):
+            data["export"] = {"recipe": recipe.to_json()}
         (root / "torch").mkdir()
         if "tokenizer" in data["sampling"]:  # token families with text: the run's tokenizer.json
             name = data["sampling"]["tokenizer"]["file"]
@@ -102,6 +109,14 @@ def export_bundle(run_path: Path, formats: list[str], out: Path, progress: bool 
             ref = reference(manifest, create_backend("torch", manifest, role, module=module))
             for fmt in order:
                 bar.set_postfix_str(f"{role} -> {fmt}")
+                if fmt in TARGETS:  # written and checked by its own module (export/targets.py)
+                    ctx = TargetContext(role, module, spec, example, root, Path(scratch), manifest, recipe, ref)
+                    files, checks = write_target(fmt, ctx)
+                    if files:
+                        data["roles"][role]["files"][fmt] = files
+                    results.setdefault(role, {})[fmt] = checks
+                    bar.update(2)
+                    continue
                 data["roles"][role]["files"][fmt] = {"fp32": _write_format(fmt, module, spec, example, root,
                                                                            role, Path(scratch))}
                 bar.update(1)
@@ -110,9 +125,8 @@ def export_bundle(run_path: Path, formats: list[str], out: Path, progress: bool 
                 results.setdefault(role, {}).setdefault(fmt, {})["fp32"] = gate(manifest, ref, other)
                 bar.update(1)
         bar.close()
-        failed = [f"{role}/{fmt}: single call {r['fp32']['single_call_max_abs']:.2e}, "
-                  f"trajectory {r['fp32']['trajectory_max_abs']:.2e}"
-                  for role, per in results.items() for fmt, r in per.items() if not r["fp32"]["passed"]]
+        failed = [f"{role}/{fmt}/{prec}: {describe_check(r)}" for role, per in results.items()
+                  for fmt, by_prec in per.items() for prec, r in by_prec.items() if not r["passed"]]
         verify = {"passed": not failed, "results": results}
         atomic_write_text(root / VERIFY, json.dumps(verify, indent=2))
         if failed:

@@ -11,8 +11,11 @@ BACKENDS = {
     "onnxruntime": ("edgegen.runtimes.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
     "openvino": ("edgegen.runtimes.backends.openvino_backend", "OpenVINOBackend"),
     "native": ("edgegen.runtimes.backends.native_backend", "NativeBackend"),
+    "torch-aoti": ("edgegen.runtimes.backends.aoti_backend", "AOTIBackend"),
+    "coreml": ("edgegen.runtimes.backends.coreml_backend", "CoreMLBackend"),
+    "tensorrt": ("edgegen.runtimes.backends.tensorrt_backend", "TensorRTBackend"),
 }
-ALIASES = {"ort": "onnxruntime", "ov": "openvino", "pytorch": "torch"}
+ALIASES = {"ort": "onnxruntime", "ov": "openvino", "pytorch": "torch", "aoti": "torch-aoti", "trt": "tensorrt"}
 
 
 def backend_class(name: str):

@@ -23,10 +23,15 @@ class TorchBackend(Backend):
     requires = ("torch",)
     format = "torch"
 
-    def __init__(self, manifest, role, precision="fp32", device: str = "cpu", module=None, **opts):
+    def __init__(self, manifest, role, precision="fp32", device: str = "cpu", module=None, cuda_graph: bool = True,
+                 **opts):
         super().__init__(manifest, role, precision, **opts)
         self.device = torch.device(device)
         self.module = (module if module is not None else build_role_module(manifest, role)).to(self.device).eval()
+        if self.device.type == "cuda" and cuda_graph:  # the whole plan in one CUDA graph (cuda_graph.py)
+            from edgegen.runtimes.backends.cuda_graph import GraphPlanRunner, role_net
+            net = role_net(self.spec, lambda named: self.module(*[named[s.name] for s in self.spec.inputs]))
+            self.run_plan = GraphPlanRunner(net, self.device).run_plan
 
     @torch.inference_mode()
     def run(self, inputs):
