@@ -94,6 +94,8 @@ def run_demo(model: str = "ddpm", out: Path = Path("demo"), n: int = 500, seed: 
 
     scores, unavailable, grid_images = {}, {}, None
     for name, reason in available_backends().items():
+        if not reason and manifest.sampling.get("kind") == "tokens" and name == "native":
+            reason = "the native runtime runs sampler plans; token models use the Python token loop"
         if reason:
             unavailable[name] = reason
             continue

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from edgegen.errors import EdgegenError
 from edgegen.manifest import Manifest
-from edgegen.runtimes.backends import create_backend
+from edgegen.runtimes.backends import backend_class, create_backend
 from edgegen.runtimes.backends.base import Backend
 from edgegen.runtimes.tokens import TokenSampling, generate
 
@@ -38,6 +38,9 @@ class TokenPipeline:
         name = backend if isinstance(backend, str) or not given else next(iter(given.values())).name
 
         def get(role: str) -> Backend:
+            if role not in given and hasattr(backend_class(name), "run_plan"):
+                raise EdgegenError(f"backend '{name}' runs whole sampler plans; token models run on "
+                                   "torch, onnxruntime or openvino")
             return given.get(role) or create_backend(name, manifest, role, precision, **backend_opts)
 
         # backend=None: conditioning only (the parity gate builds prompts that way)
