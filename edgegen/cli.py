@@ -42,15 +42,17 @@ def cmd_train(args) -> int:
 
 def cmd_export(args) -> int:
     from edgegen.export.bundle import export_bundle, parse_formats
+    from edgegen.export.recipe import ExportRecipe, parse_batches
+    from edgegen.export.targets import describe_check
     formats = parse_formats(args.format)
     run = Path(args.run)
     out = Path(args.out or f"bundles/{run.name}")
-    verify = export_bundle(run, formats, out, progress=not args.quiet)
+    recipe = ExportRecipe(**({"static_batches": parse_batches(args.static_batches)} if args.static_batches else {}))
+    verify = export_bundle(run, formats, out, progress=not args.quiet, recipe=recipe)
     for role, per in verify["results"].items():
-        for fmt, r in per.items():
-            r = r["fp32"]
-            print(f"{role:10s} {fmt:9s} single call {r['single_call_max_abs']:.2e}  "
-                  f"{r['trajectory']} {r['trajectory_max_abs']:.2e}  {'PASS' if r['passed'] else 'FAIL'}")
+        for fmt, by_precision in per.items():
+            for precision, r in by_precision.items():
+                print(f"{role:10s} {fmt:9s} {precision:5s} {describe_check(r)}  {'PASS' if r['passed'] else 'FAIL'}")
     print(f"wrote bundle {out}")
     return 0
 
@@ -172,7 +174,10 @@ def build_parser() -> Parser:
 
     e = sub.add_parser("export", help="export a training run to a bundle (with parity gate)")
     e.add_argument("run")
-    e.add_argument("--format", default="onnx,openvino", help="comma list of onnx, openvino")
+    e.add_argument("--format", default="onnx,openvino",
+                   help="comma list of onnx, openvino, aoti, coreml, tensorrt, npu")
+    e.add_argument("--static-batches", default=None,
+                   help="batch sizes of the static-shape targets (coreml, npu), e.g. 1,8,64 (the default)")
     e.add_argument("--out", default=None, help="bundle folder (default bundles/RUN_NAME)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_export)
@@ -191,13 +196,15 @@ def build_parser() -> Parser:
     s = sub.add_parser("sample", help="generate samples from a bundle")
     s.add_argument("bundle")
     s.add_argument("--backend", default=None,
-                   help="torch, onnxruntime or openvino (default: onnxruntime for bundles, torch for runs)")
+                   help="torch, onnxruntime, openvino, native, torch-aoti, coreml or tensorrt "
+                        "(default: onnxruntime for bundles, torch for runs)")
     s.add_argument("--precision", default="fp32")
     s.add_argument("--label", type=int, default=None, help="class label for every sample (default: 0..9 cycled)")
     s.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")
     s.add_argument("--snr", type=float, default=None, help="Langevin corrector SNR of the sde pc sampler")
     s.add_argument("--providers", default=None, help="onnxruntime execution providers, e.g. cpu or qnn,cpu")
-    s.add_argument("--device", default=None, help="openvino device: CPU, GPU, NPU or AUTO")
+    s.add_argument("--device", default=None, help="openvino device (CPU, GPU, NPU, AUTO) or torch device "
+                                                   "(cpu, cuda: the whole plan in a CUDA graph)")
     s.add_argument("--out", default="samples.png", help="PNG grid; the raw array goes next to it as .npy")
     s.add_argument("--prompt", default=None, help="text prompt (dalle), e.g. \"a handwritten seven\"")
     s.add_argument("--temperature", type=float, default=None, help="token models: 0 = greedy (default: bundle's)")

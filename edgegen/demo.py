@@ -80,7 +80,7 @@ def run_demo(model: str = "ddpm", out: Path = Path("demo"), n: int = 500, seed: 
     from edgegen.evaluate import evaluate_pipeline
     from edgegen.images import save_grid
     from edgegen.runtimes.api import Pipeline
-    from edgegen.runtimes.backends import available_backends
+    from edgegen.runtimes.backends import available_backends, backend_class
     from edgegen.manifest import read_manifest
     from edgegen.train.evaluator import get_evaluator
     if n < 10:
@@ -96,6 +96,9 @@ def run_demo(model: str = "ddpm", out: Path = Path("demo"), n: int = 500, seed: 
     for name, reason in available_backends().items():
         if not reason and manifest.sampling.get("kind") == "tokens" and name == "native":
             reason = "the native runtime runs sampler plans; token models use the Python token loop"
+        fmt = backend_class(name).format
+        if not reason and fmt not in manifest.formats(manifest.sampling["role"]):
+            reason = f"the demo bundle has no {fmt} export (edgegen export RUN --format {fmt})"
         if reason:
             unavailable[name] = reason
             continue

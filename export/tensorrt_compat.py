@@ -18,8 +18,8 @@ from edgegen.export import tensorrt_ops as ops
 
 def profile_for(spec, batches: list[int]) -> dict:
     """Optimization profile per symbolic dim: (min, opt, max). The batch spans 1 to twice the
-    recipe's largest size (classifier-free guidance doubles the batch), opt = the largest; other dims span [0 or 1, bound] with
-    the bound from the role meta (``block_size``/``dim_bounds``) when it names one."""
+    recipe's largest size (classifier-free guidance doubles the batch), opt = the largest; other
+    dims span [0, bound] with the bound from the role meta (``dim_bounds``, else ``block_size``)."""
     meta = spec.meta or {}
     bounds = dict(meta.get("dim_bounds", {}))
     profile = {"batch": [1, max(batches), 2 * max(batches)]}
