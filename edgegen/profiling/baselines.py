@@ -89,7 +89,10 @@ def diffusers_ort(job: dict):
     manifest, beta, x_T, labels, ts = _setup(job)
     role = manifest.role(manifest.sampling["role"])
     x_name, t_name, y_name = (t.name for t in role.inputs)
-    session = ort.InferenceSession(str(manifest.file(manifest.sampling["role"], "onnx", job["precision"])),
+    so = ort.SessionOptions()
+    if job.get("threads"):
+        so.intra_op_num_threads = job["threads"]
+    session = ort.InferenceSession(str(manifest.file(manifest.sampling["role"], "onnx", job["precision"])), so,
                                    providers=["CPUExecutionProvider"])
     sched = DDIMScheduler(num_train_timesteps=len(beta), trained_betas=beta.tolist(), clip_sample=True,
                           clip_sample_range=1.0, set_alpha_to_one=True, timestep_spacing="linspace",

@@ -3,6 +3,7 @@ fresh subprocess (worker.py), plus FLOPs per call and the machine's peak for the
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,7 @@ class ProfileRequest:
     repeat: int = 20
     seed: int = 0
     baselines: bool = True
+    threads: int = 0  # 0: every runtime's default (all cores); else intra-op threads of every runtime
     timeout_s: float = 1800.0
 
 
@@ -52,6 +54,8 @@ def check_request(req: ProfileRequest) -> None:
         raise EdgegenError(f"steps must be >= 1, got {req.steps}")
     if req.repeat <= 0:
         raise EdgegenError(f"repeat must be >= 1, got {req.repeat}")
+    if req.threads < 0:
+        raise EdgegenError(f"threads must be >= 0, got {req.threads}")
     if not req.backends and not req.baselines:
         raise EdgegenError("nothing to profile: no backends and no baselines")
 
@@ -91,13 +95,21 @@ def _configs(req: ProfileRequest, manifest) -> list[dict]:
     return out
 
 
+def _worker_env(threads: int) -> dict:
+    env = dict(os.environ)
+    if threads:  # torch, numpy and OpenMP follow these; onnxruntime and openvino get the job's "threads"
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    return env
+
+
 def _run_worker(job: dict, timeout: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="edgegen-profile-") as tmp:
         job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job_path.write_text(json.dumps(job))
         try:
             proc = subprocess.run([sys.executable, "-m", "edgegen.profiling.worker", str(job_path), str(out_path)],
-                                  capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                                  capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                                  env=_worker_env(job.get("threads", 0)))
         except subprocess.TimeoutExpired:
             return {"job": job, "error": f"timed out after {timeout:.0f} s"}
         if not out_path.is_file():
@@ -153,7 +165,10 @@ def profile_bundle(req: ProfileRequest, progress: bool = True) -> dict:
     # with the cache, so token families get no per-call count (and no roofline)
     onnx_path = manifest.formats(role).get("onnx", {}).get("fp32") if kind == "plan" else None
     flops = {b: count_flops(manifest.root / onnx_path["path"], b) for b in req.batches} if onnx_path else {}
-    gemm, bw = peak.gemm_peak(), peak.copy_bandwidth()
+    measured = _run_worker({"kind": "peak", "threads": req.threads}, req.timeout_s)
+    if "error" in measured:
+        raise EdgegenError(f"measuring the machine's peak failed: {measured['error']}")
+    gemm, bw = measured["gemm"], measured["bandwidth"]
 
     results, jobs = [], [(c, b) for c in runnable for b in req.batches]
     bar = tqdm(jobs, desc="profile", unit="config", disable=not progress, dynamic_ncols=True)
@@ -161,7 +176,7 @@ def profile_bundle(req: ProfileRequest, progress: bool = True) -> dict:
         bar.set_postfix_str(f"{cfg['name']} batch {batch}")
         job = {"kind": cfg["kind"], "bundle": str(manifest.root), "backend": cfg["backend"],
                "precision": cfg["precision"], "batch": batch, "sampler": req.sampler, "steps": req.steps,
-               "repeat": req.repeat, "seed": req.seed}
+               "repeat": req.repeat, "seed": req.seed, "threads": req.threads}
         t0 = time.perf_counter()
         res = _run_worker(job, req.timeout_s)
         entry = {"name": cfg["name"], "kind": cfg["kind"], "backend": cfg["backend"],

@@ -19,6 +19,11 @@ from pathlib import Path
 import numpy as np
 
 
+# backends that take a ``threads`` option; torch (and numpy) follow OMP_NUM_THREADS, which the
+# runner sets for this process
+THREADED = ("onnxruntime", "openvino")
+
+
 def _rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB.
 
@@ -63,7 +68,8 @@ def _edgegen_runner(job: dict):
     """(load, first_call, run) for an edgegen backend driven through the Pipeline."""
     from edgegen.runtimes.api import Pipeline, open_manifest
     manifest = open_manifest(job["bundle"])
-    pipe = Pipeline(manifest, job["backend"], job["precision"])
+    opts = {"threads": job["threads"]} if job.get("threads") and job["backend"] in THREADED else {}
+    pipe = Pipeline(manifest, job["backend"], job["precision"], **opts)
     spec = pipe.backend.spec
     b = job["batch"]
 
@@ -132,6 +138,9 @@ def _baseline_runner(job: dict):
 
 
 def profile(job: dict) -> dict:
+    if job["kind"] == "peak":  # the machine's peak, measured under the same thread settings
+        from edgegen.profiling import peak
+        return {"job": job, "gemm": peak.gemm_peak(), "bandwidth": peak.copy_bandwidth()}
     rss_start = _rss_mb()
     t0 = time.perf_counter()
     state, first_call, run = (_edgegen_runner if job["kind"] == "edgegen" else _baseline_runner)(job)

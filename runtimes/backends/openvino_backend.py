@@ -17,7 +17,7 @@ class OpenVINOBackend(Backend):
     format = "openvino"
 
     def __init__(self, manifest, role, precision="fp32", device: str = "CPU", cache_dir: str | None = None,
-                 **opts):
+                 threads: int = 0, **opts):
         super().__init__(manifest, role, precision, **opts)
         import openvino as ov
         self.core = ov.Core()
@@ -32,6 +32,8 @@ class OpenVINOBackend(Backend):
         self.config = {"INFERENCE_PRECISION_HINT": "f32"} if precision == "fp32" else {}
         if cache_dir:
             self.config["CACHE_DIR"] = str(cache_dir)
+        if threads:
+            self.config["INFERENCE_NUM_THREADS"] = int(threads)
         self._compiled: dict[int, object] = {}  # batch size -> infer request
         self.output_names = [t.name for t in self.spec.outputs]
 
