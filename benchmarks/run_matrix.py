@@ -13,7 +13,6 @@ latency does not depend on the weights' values, and RESULTS.md marks such rows.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
