@@ -140,8 +140,9 @@ class NativeBackend(Backend):
         _check(self._lib.edgegen_sample(self._handle, ctypes.byref(sp), out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
                                         out.size, ctypes.byref(stats)))
         shape = (len(labels), *(plan.get("shapes", {}).get(plan["output"], sample_shape)))
-        return out.reshape(shape), {"total_seconds": stats.total_seconds, "network_seconds": stats.network_seconds,
-                                    "network_calls": int(stats.network_calls)}
+        self.last_stats = {"total_seconds": stats.total_seconds, "network_seconds": stats.network_seconds,
+                           "network_calls": int(stats.network_calls)}  # as timed inside the library
+        return out.reshape(shape), dict(self.last_stats)
 
     def close(self) -> None:
         if getattr(self, "_handle", None):
