@@ -34,7 +34,8 @@ OV_CMAKE = $$($(BIN)/python -c 'import openvino, os; print(os.path.dirname(openv
 CMAKE_CONFIGURE = cmake -S . -G Ninja -DOpenVINO_DIR=$(OV_CMAKE) -Wno-dev --log-level=WARNING
 
 apt-deps:
-	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "apt-get install $$missing"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
