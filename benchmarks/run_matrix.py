@@ -130,6 +130,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--threads", type=int, default=0, help="intra-op threads of every runtime (0: defaults)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds interleaving the configurations in time")
     p.add_argument("--latency-train-steps", type=int, default=30)
     p.add_argument("--out", default=str(ROOT / "benchmarks"))
     args = p.parse_args(argv)
@@ -144,7 +145,8 @@ def main(argv=None) -> int:
         for preset in args.presets.split(","):
             bundle, full = _bundle(family, preset, args.latency_train_steps)
             req = ProfileRequest(bundle=str(bundle), batches=[int(b) for b in args.batch.split(",")],
-                                 steps=args.steps, repeat=args.repeat, threads=args.threads)
+                                 steps=args.steps, repeat=args.repeat, threads=args.threads,
+                                 rounds=args.rounds)
             if args.backends:
                 req.backends = args.backends.split(",")
             print(f"[matrix] profiling {bundle}")

@@ -135,7 +135,7 @@ def cmd_profile(args) -> int:
     req = ProfileRequest(bundle=args.bundle, precisions=[p.strip() for p in args.precisions.split(",") if p.strip()],
                          batches=_int_list(args.batch, "--batch"), steps=args.steps, sampler=args.sampler,
                          repeat=args.repeat, seed=args.seed, baselines=not args.no_baselines,
-                         threads=args.threads)
+                         threads=args.threads, rounds=args.rounds)
     if names is not None:
         req.backends = names
     report = profile_bundle(req, progress=not args.quiet)
@@ -243,6 +243,8 @@ def build_parser() -> Parser:
     pr.add_argument("--sampler", default=None, help="default: the bundle's")
     pr.add_argument("--repeat", type=int, default=20, help="timed runs per configuration")
     pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--rounds", type=int, default=1, help="split the repeats into rounds that interleave the "
+                    "configurations in time (fairer on a shared, noisy machine)")
     pr.add_argument("--threads", type=int, default=0,
                     help="intra-op threads for every runtime and baseline (default 0: each runtime's own default)")
     pr.add_argument("--no-baselines", action="store_true", help="skip the PyTorch eager and diffusers+ORT loops")

@@ -56,7 +56,8 @@ def markdown(report: dict) -> str:
     req, m, pk = report["request"], report["machine"], report["peak"]
     lines = [f"# edgegen profile: {report['bundle']}", "",
              f"{report['family']}, sampler {req['sampler']} with {req['steps']} steps, "
-             f"{req['repeat']} timed runs per configuration, seed {req['seed']}, "
+             f"{req['repeat']} timed runs per configuration in {req.get('rounds', 1)} interleaved round(s) "
+             f"(each a fresh process), seed {req['seed']}, "
              f"{req.get('threads') or 'default'} intra-op threads, created {report['created_utc']}.", "",
              f"Machine: {m['cpu']}, {m['usable_cores']} usable cores, {m['os']}; "
              + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + "."

@@ -36,6 +36,7 @@ class ProfileRequest:
     steps: int = 50
     sampler: Optional[str] = None  # None: the bundle's default sampler
     repeat: int = 20
+    rounds: int = 1  # split the repeats into rounds that interleave the configurations in time
     seed: int = 0
     baselines: bool = True
     threads: int = 0  # 0: every runtime's default (all cores); else intra-op threads of every runtime
@@ -54,6 +55,8 @@ def check_request(req: ProfileRequest) -> None:
         raise EdgegenError(f"steps must be >= 1, got {req.steps}")
     if req.repeat <= 0:
         raise EdgegenError(f"repeat must be >= 1, got {req.repeat}")
+    if req.rounds <= 0 or req.rounds > req.repeat:
+        raise EdgegenError(f"rounds must be between 1 and repeat ({req.repeat}), got {req.rounds}")
     if req.threads < 0:
         raise EdgegenError(f"threads must be >= 0, got {req.threads}")
     if not req.backends and not req.baselines:
@@ -118,6 +121,16 @@ def _run_worker(job: dict, timeout: float) -> dict:
         return json.loads(out_path.read_text())
 
 
+def _merge_rounds(rounds: list[dict]) -> dict:
+    """One configuration's rounds as one result: cold-start figures from the first round (a fresh
+    process each round, so the others are alike), every timed run, the highest peak memory."""
+    out = dict(rounds[0])
+    for key in ("run_seconds", "net_seconds", "step_seconds"):
+        out[key] = [v for r in rounds for v in r.get(key) or []]
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rounds)
+    return out
+
+
 def _derive(res: dict, cfg: dict, batch: int, steps: int, flops: Optional[dict], peak_gflops: float,
             bandwidth: float, model_bytes: Optional[int]) -> dict:
     """Turn a worker's raw timings into the report's figures."""
@@ -170,24 +183,35 @@ def profile_bundle(req: ProfileRequest, progress: bool = True) -> dict:
         raise EdgegenError(f"measuring the machine's peak failed: {measured['error']}")
     gemm, bw = measured["gemm"], measured["bandwidth"]
 
-    results, jobs = [], [(c, b) for c in runnable for b in req.batches]
-    bar = tqdm(jobs, desc="profile", unit="config", disable=not progress, dynamic_ncols=True)
-    for cfg, batch in bar:
-        bar.set_postfix_str(f"{cfg['name']} batch {batch}")
-        job = {"kind": cfg["kind"], "bundle": str(manifest.root), "backend": cfg["backend"],
-               "precision": cfg["precision"], "batch": batch, "sampler": req.sampler, "steps": req.steps,
-               "repeat": req.repeat, "seed": req.seed, "threads": req.threads}
-        t0 = time.perf_counter()
-        res = _run_worker(job, req.timeout_s)
+    # Rounds interleave the configurations in time (round 1 of every configuration, then round 2,
+    # ...), so a burst of load from another process on a shared machine hits them alike.
+    jobs = [(c, b) for c in runnable for b in req.batches]
+    per_round = -(-req.repeat // req.rounds)
+    raw: dict[int, list[dict]] = {i: [] for i in range(len(jobs))}
+    bar = tqdm(total=len(jobs) * req.rounds, desc="profile", unit="run", disable=not progress, dynamic_ncols=True)
+    for r in range(req.rounds):
+        for i, (cfg, batch) in enumerate(jobs):
+            if raw[i] and "error" in raw[i][-1]:
+                bar.update(1)
+                continue
+            bar.set_postfix_str(f"{cfg['name']} batch {batch}" + (f" round {r + 1}" if req.rounds > 1 else ""))
+            job = {"kind": cfg["kind"], "bundle": str(manifest.root), "backend": cfg["backend"],
+                   "precision": cfg["precision"], "batch": batch, "sampler": req.sampler, "steps": req.steps,
+                   "repeat": per_round, "seed": req.seed, "threads": req.threads}
+            raw[i].append(_run_worker(job, req.timeout_s))
+            bar.update(1)
+    results = []
+    for i, (cfg, batch) in enumerate(jobs):
         entry = {"name": cfg["name"], "kind": cfg["kind"], "backend": cfg["backend"],
-                 "precision": cfg["precision"], "batch": batch, "wall_seconds": time.perf_counter() - t0}
-        if "error" in res:
-            entry.update(status="failed", reason=res["error"])
+                 "precision": cfg["precision"], "batch": batch}
+        failed = [x for x in raw[i] if "error" in x]
+        if failed:
+            entry.update(status="failed", reason=failed[0]["error"])
         else:
-            size_fmt = cfg["format"]
-            entry.update(status="ok", **_derive(res, cfg, batch, req.steps, flops.get(batch), gemm["gflops"],
-                                                bw["gbytes_per_s"],
-                                                _role_bytes(manifest, role, size_fmt, cfg["precision"])))
+            res = _merge_rounds(raw[i])
+            entry.update(status="ok", rounds=len(raw[i]),
+                         **_derive(res, cfg, batch, req.steps, flops.get(batch), gemm["gflops"], bw["gbytes_per_s"],
+                                   _role_bytes(manifest, role, cfg["format"], cfg["precision"])))
             entry["_samples"] = decode(res["samples"])
         results.append(entry)
     bar.close()

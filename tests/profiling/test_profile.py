@@ -21,7 +21,7 @@ def profile_dir(tiny_bundle, tmp_path_factory):
     out = tmp_path_factory.mktemp("profile") / "prof"
     proc = subprocess.run([sys.executable, "-m", "edgegen.cli", "profile", str(tiny_bundle),
                            "--backends", "onnxruntime", "--precisions", "fp32,int8", "--batch", "2",
-                           "--steps", "4", "--repeat", "2", "--out", str(out), "--quiet"],
+                           "--steps", "4", "--repeat", "2", "--rounds", "2", "--out", str(out), "--quiet"],
                           capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     return out
@@ -36,6 +36,7 @@ def test_profile_writes_report_markdown_and_plots(profile_dir):
     assert {("baseline:torch-eager", 2), ("baseline:diffusers-ort", 2)} <= names
     for r in ok:
         assert r["calls_per_run"] == 4
+        assert r["rounds"] == 2 and r["run_ms"]["n"] == 2  # one timed run per round, merged
         assert r["load_seconds"] > 0 and r["first_call_seconds"] > 0 and r["peak_rss_mb"] > 50
         s = r["latency_per_sample_ms"]
         assert 0 < s["p50"] <= s["p90"] <= s["p99"]
@@ -77,6 +78,8 @@ def test_validate_names_the_broken_field(profile_dir):
     ({"batches": [0]}, "batch sizes must be positive"),
     ({"steps": 0}, "steps must be >= 1"),
     ({"repeat": 0}, "repeat must be >= 1"),
+    ({"repeat": 2, "rounds": 3}, "rounds must be between 1 and repeat"),
+    ({"threads": -1}, "threads must be >= 0"),
 ])
 def test_bad_requests(change, message):
     req = ProfileRequest(bundle="unused")
