@@ -154,13 +154,16 @@ def main(argv=None) -> int:
             label = f"{family}-{preset}"
             write(rep, Path(args.out) / "results" / label)
             reports.append((label, full, rep))
-    text = results_md(reports, time.time() - start, argv)
-    out = Path(args.out) / "RESULTS.md"
+            _write_results(results_md(reports, time.time() - start, argv), Path(args.out) / "RESULTS.md")
+    return 0
+
+
+def _write_results(text: str, out: Path) -> None:
+    """Rewritten after every bundle, so a long matrix cut short still leaves what it measured."""
     tmp = out.with_suffix(".md.tmp")
     tmp.write_text(text)
     tmp.replace(out)
     print(f"wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":
