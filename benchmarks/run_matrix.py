@@ -1,4 +1,4 @@
-"""The standard latency matrix: every plan-sampled family x {small, base} x every backend,
+"""The standard latency matrix: every family x {small, base} x every backend,
 DDIM/default sampler with 50 steps at batch 1 and 16, next to the PyTorch eager and the
 diffusers + onnxruntime baselines. Writes benchmarks/results/<family>-<preset>/ (report.json,
 report.md, plots) and benchmarks/RESULTS.md.
@@ -123,7 +123,7 @@ def results_md(reports: list[tuple[str, bool, dict]], wall: float, argv: list[st
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--families", default=None, help="comma list (default: every plan-sampled family)")
+    p.add_argument("--families", default=None, help="comma list (default: every family)")
     p.add_argument("--presets", default="small,base")
     p.add_argument("--backends", default=None, help="default: every registered backend")
     p.add_argument("--batch", default="1,16")
@@ -137,9 +137,8 @@ def main(argv=None) -> int:
 
     from edgegen.profiling.report import write
     from edgegen.profiling.runner import ProfileRequest, profile_bundle
-    from edgegen.train.families import FAMILIES, get_family
-    families = args.families.split(",") if args.families else [
-        f for f in FAMILIES if get_family(f).sampling_info(get_family(f).preset("tiny")).get("kind") == "plan"]
+    from edgegen.train.families import FAMILIES
+    families = args.families.split(",") if args.families else list(FAMILIES)
     start, reports = time.time(), []
     for family in families:
         for preset in args.presets.split(","):
