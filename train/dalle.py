@@ -127,7 +127,11 @@ def train(cfg: DalleConfig, progress: bool = True) -> tuple[dict[str, torch.nn.M
     tok = train_tokenizer(captions.corpus(), cfg.text.vocab_size, captions.ALPHABET)
     cfg.text.vocab = tok.get_vocab_size()
     check(cfg)
-    text = TextEncoder(tok, cfg.text.text_length)  # raises if a caption is longer than T
+    text = TextEncoder(tok, cfg.text.text_length)
+    longest = max(len(tok.encode(c).ids) for c in captions.corpus() + captions.corpus(captions.HELD_OUT_TEMPLATES))
+    if longest > cfg.text.text_length:
+        raise EdgegenError(f"text.text_length {cfg.text.text_length} is shorter than the longest caption "
+                           f"({longest} tokens)")
 
     enc, dec, vq_stats = train_vq(cfg.vq, cfg.train, data.images, progress)
     vq_stats["test"] = vq_report(enc, dec, test.images, cfg.vq.codebook_size)

@@ -70,3 +70,12 @@ def test_tiny_recipe_saves_tokenizer_json_in_the_run(tmp_path):
     assert g["vocab_in"] == meta["config"]["text"]["vocab"] + meta["config"]["vq"]["codebook_size"]
     assert g["block_size"] == 12 + 16 - 1
     assert set(load_run(run).modules) == {"transformer", "decoder", "encoder"}
+
+
+def test_text_length_shorter_than_the_captions_is_a_clear_error(tmp_path):
+    from edgegen.train.dalle import train
+    from edgegen.train.families import get_preset
+    cfg = get_preset("dalle", "tiny")
+    cfg.text.text_length = 2
+    with pytest.raises(EdgegenError, match="shorter than the longest caption"):
+        train(cfg, progress=False)
