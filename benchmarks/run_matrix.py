@@ -13,6 +13,7 @@ latency does not depend on the weights' values, and RESULTS.md marks such rows.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -139,11 +140,12 @@ def main(argv=None) -> int:
     from edgegen.profiling.runner import ProfileRequest, profile_bundle
     from edgegen.train.families import FAMILIES
     families = args.families.split(",") if args.families else list(FAMILIES)
+    os.chdir(ROOT)  # reports name bundles relative to the repository
     start, reports = time.time(), []
     for family in families:
         for preset in args.presets.split(","):
             bundle, full = _bundle(family, preset, args.latency_train_steps)
-            req = ProfileRequest(bundle=str(bundle), batches=[int(b) for b in args.batch.split(",")],
+            req = ProfileRequest(bundle=str(bundle.relative_to(ROOT)), batches=[int(b) for b in args.batch.split(",")],
                                  steps=args.steps, repeat=args.repeat, threads=args.threads,
                                  rounds=args.rounds)
             if args.backends:
