@@ -77,7 +77,7 @@ typedef enum edgegen_status {
 typedef struct edgegen_bundle edgegen_bundle; /* opaque */
 
 typedef struct edgegen_load_params {
-    const char *backend;   /* "openvino" (default) or "tensorrt" */
+    const char *backend;   /* "openvino" (default), "tensorrt" or "aoti" */
     const char *device;    /* OpenVINO: "CPU" (default), "GPU", "NPU", "AUTO"; TensorRT: "GPU" or "GPU:<index>" */
     const char *precision; /* "fp32" (default); TensorRT also "fp16", "int8" */
     int verify_sha256;     /* 1 (default): check every listed file against its sha256 when loading */

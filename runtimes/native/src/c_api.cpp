@@ -202,11 +202,15 @@ size_t edgegen_struct_size(const char *name) {
 }
 
 const char *edgegen_backends(void) {
+  static const std::string names = std::string("openvino")
 #ifdef EDGEGEN_WITH_TENSORRT
-  return "openvino,tensorrt";
-#else
-  return "openvino";
+                                   + ",tensorrt"
 #endif
+#ifdef EDGEGEN_WITH_AOTI
+                                   + ",aoti"
+#endif
+      ;
+  return names.c_str();
 }
 
 edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *params, edgegen_bundle **out) {
@@ -238,6 +242,12 @@ edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *
       b->network = make_tensorrt_network(m, m.sampling_role, o);
 #else
       fail(EDGEGEN_ERR_UNSUPPORTED, "this edgegen library was built without TensorRT (EDGEGEN_WITH_TENSORRT=OFF)");
+#endif
+    } else if (o.backend == "aoti") {
+#ifdef EDGEGEN_WITH_AOTI
+      b->network = make_aoti_network(m, m.sampling_role, o);
+#else
+      fail(EDGEGEN_ERR_UNSUPPORTED, "this edgegen library was built without AOTInductor (EDGEGEN_WITH_AOTI=OFF)");
 #endif
     } else {
       fail(EDGEGEN_ERR_UNSUPPORTED, "unknown backend '" + o.backend + "' (choose " + edgegen_backends() + ")");

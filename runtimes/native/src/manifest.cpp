@@ -139,7 +139,7 @@ Manifest read_manifest(const std::string &root, bool verify) {
     const json &d = data["data"];
     m.sample_shape = d.at("shape").get<std::vector<int64_t>>();
     m.num_classes = d.value("num_classes", int64_t{0});
-    if (d.contains("range")) {
+    if (d.contains("range") && !d["range"].is_null()) {  // null: point data sets (moons) have no range
       const auto r = d["range"].get<std::vector<double>>();
       if (r.size() != 2 || !(r[0] < r[1])) fail(EDGEGEN_ERR_MALFORMED, path + ": data.range must be [lo, hi]");
       m.range[0] = r[0];

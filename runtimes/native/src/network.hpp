@@ -37,5 +37,8 @@ std::unique_ptr<Network> make_openvino_network(const Manifest &m, const std::str
 #ifdef EDGEGEN_WITH_TENSORRT
 std::unique_ptr<Network> make_tensorrt_network(const Manifest &m, const std::string &role, const LoadOptions &o);
 #endif
+#ifdef EDGEGEN_WITH_AOTI
+std::unique_ptr<Network> make_aoti_network(const Manifest &m, const std::string &role, const LoadOptions &o);
+#endif
 
 }  // namespace edgegen

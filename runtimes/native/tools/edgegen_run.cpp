@@ -23,7 +23,7 @@ namespace {
 const char *USAGE =
     "usage: edgegen-run BUNDLE [--sampler NAME] [--steps N] [--eta E] [--plan PLAN.json] [--n N] [--seed S]\n"
     "                   [--label K] [--guidance W] [--batch-size B] [--device CPU|GPU|NPU|AUTO]\n"
-    "                   [--backend openvino|tensorrt] [--precision fp32|fp16|int8] [--no-verify]\n"
+    "                   [--backend openvino|tensorrt|aoti] [--precision fp32|fp16|int8] [--no-verify]\n"
     "                   [--raw OUT.f32] --out samples.png\n";
 
 struct UsageError {
