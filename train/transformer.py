@@ -37,6 +37,14 @@ class GPTConfig:
     block_size: int = 0  # longest sequence (positions)
 
 
+class GELU(nn.Module):
+    """Exact GELU written with erf, so exporters emit Erf/Mul/Add (TensorRT's ONNX parser has no
+    opset-20 Gelu op); the same function as nn.GELU(), and weight-free, so checkpoints are unchanged."""
+
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.erf(x * (1.0 / math.sqrt(2.0))))
+
+
 class Block(nn.Module):
     """Pre-norm transformer block; attention reads and extends the cache."""
 
@@ -47,7 +55,7 @@ class Block(nn.Module):
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.ln2 = nn.LayerNorm(cfg.n_embd)
-        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(),
+        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), GELU(),
                                  nn.Linear(4 * cfg.n_embd, cfg.n_embd))
         self.drop = nn.Dropout(cfg.dropout)
 
