@@ -17,6 +17,11 @@ Schema (version 1)::
 
 Paths are relative to the bundle folder. Formats: torch (safetensors weights), onnx,
 openvino (xml, with the .bin as companion). Precisions: fp32 (int8 etc. later).
+Deployment targets (export/targets.py) add aoti (.pt2), coreml (fp16/fp32 .mlpackage folders,
+every file a companion), tensorrt (the ONNX source + profile + compatibility report) and npu
+(static-shape ONNX + IR); their entries carry ``requires`` (what a machine needs to run them)
+and, for static shapes, ``static_batches`` (batch size -> file or package); the bundle's
+``export.recipe`` says how they were built.
 """
 from __future__ import annotations
 
