@@ -108,3 +108,15 @@ def test_cli_bad_input_is_one_line_error(dalle_bundle, tmp_path, capsys, args, m
 def test_cli_label_model_rejects_a_prompt(vq_bundle, tmp_path, capsys):
     assert main(["sample", str(vq_bundle), "--prompt", "seven", "--out", str(tmp_path / "g.png"), "--quiet"]) == 2
     assert "class-conditional" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("which", ["vq_bundle", "dalle_bundle"])
+def test_scores_samples_and_reconstructions(which, request, evaluator):
+    from edgegen.evaluate import evaluate_pipeline
+    m = open_manifest(request.getfixturevalue(which))
+    scores, images = evaluate_pipeline(Pipeline(m, "onnxruntime"), n=20, seed=0, batch_size=8, progress=False,
+                                       evaluator=evaluator)
+    assert images.shape == (20, 1, 16, 16) and 0.0 <= scores["accuracy"] <= 1.0 and np.isfinite(scores["fid"])
+    assert scores["prompts"] == ("held-out templates" if which == "dalle_bundle" else "label token")
+    rec = scores["reconstruction"]
+    assert rec["n"] == 360 and {"accuracy", "mse", "usage", "perplexity", "dead_codes"} <= set(rec)
