@@ -18,9 +18,9 @@ import warnings
 from pathlib import Path
 
 import torch
+from edgegen.export.targets import TargetContext, host, torch_dynamic_shapes
 
 from edgegen.errors import EdgegenError
-from edgegen.export.targets import TargetContext, host, torch_dynamic_shapes
 from edgegen.paths import atomic_write_bytes, cache_dir
 from edgegen.roles import RoleSpec
 
@@ -61,8 +61,9 @@ def compile_package(module: torch.nn.Module, spec: RoleSpec, example: dict, path
 def write(ctx: TargetContext) -> tuple[dict, dict]:
     """``aoti/<role>.pt2`` (fp32, dynamic batch), then the parity gate through ``torch-aoti``."""
     from edgegen.export.parity import gate
-    from edgegen.manifest import file_entry
     from edgegen.runtimes.backends import create_backend
+
+    from edgegen.manifest import file_entry
     rel = f"aoti/{ctx.role}.pt2"
     from_cache = compile_package(ctx.module, ctx.spec, ctx.example, ctx.path(rel))
     entry = file_entry(ctx.root, rel)

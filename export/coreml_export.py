@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from edgegen.export.targets import TargetContext, static_reason, tree_entry
 
 from edgegen.errors import EdgegenError
-from edgegen.export.example_inputs import example_inputs
-from edgegen.export.targets import TargetContext, static_reason, tree_entry
 
 NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int32}
 
@@ -84,7 +83,7 @@ def split_einsum_form(module: torch.nn.Module) -> tuple[torch.nn.Module, int]:
 def convert(module: torch.nn.Module, ctx: TargetContext, batch: int, precision: str, path: Path) -> None:
     ct = import_coremltools()
     spec = ctx.spec
-    example = example_inputs(spec, batch, 0, ctx.manifest.num_classes)
+    example = ctx.inputs(batch)
     args = tuple(torch.from_numpy(example[t.name]) for t in spec.inputs)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
@@ -123,7 +122,8 @@ def write(ctx: TargetContext) -> tuple[dict, dict]:
     if recipe.coreml_attention == "split_einsum":
         module, rewritten = split_einsum_form(ctx.module)
         if rewritten:
-            args = [torch.from_numpy(ctx.example[t.name]) for t in ctx.spec.inputs]
+            example = ctx.inputs(2)
+            args = [torch.from_numpy(example[t.name]) for t in ctx.spec.inputs]
             with torch.no_grad():
                 a, b = ctx.module(*args), module(*args)
             rewrite_err = float((a - b).abs().max()) if isinstance(a, torch.Tensor) else None

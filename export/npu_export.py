@@ -17,8 +17,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
-
-from edgegen.export.example_inputs import example_inputs
 from edgegen.export.targets import TargetContext, static_reason, static_shapes, tree_entry
 
 BOUND = 1e-4  # the parity gate's single-call bound (fp32)
@@ -63,7 +61,7 @@ def write(ctx: TargetContext) -> tuple[dict, dict]:
         left = fix_shapes(src, ctx.path(onnx_rel), ctx.spec, batch)
         model = ov.convert_model(str(ctx.root / onnx_rel))
         ov.save_model(model, str(ctx.path(ir_rel)), compress_to_fp16=False)
-        inputs = example_inputs(ctx.spec, batch, 1, ctx.manifest.num_classes)
+        inputs = ctx.inputs(batch, 1)
         want = _torch_out(ctx.module, ctx.spec, inputs)
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1

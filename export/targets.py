@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from edgegen.errors import EdgegenError
 from edgegen.export.recipe import ExportRecipe
+
+from edgegen.errors import EdgegenError
 from edgegen.manifest import file_entry
 from edgegen.roles import RoleSpec
 
@@ -90,6 +91,13 @@ class TargetContext:
     manifest: "Manifest"
     recipe: ExportRecipe
     reference: object = None  # export/parity.py Reference of this role (torch)
+
+    def inputs(self, batch: int, seed: int = 0) -> dict:
+        """Random inputs for ``batch``; labels include the null label only when the model has one."""
+        from edgegen.export.example_inputs import example_inputs
+        m = self.manifest
+        k = m.num_classes if m.null_label is not None or m.num_classes == 0 else m.num_classes - 1
+        return example_inputs(self.spec, batch, seed, k)
 
     def onnx(self) -> Path:
         """The role's dynamic-batch ONNX: the bundle's own when written, else one in scratch."""

@@ -12,7 +12,6 @@ from collections import Counter
 from pathlib import Path
 
 import onnx
-
 from edgegen.export import tensorrt_ops as ops
 
 

@@ -17,8 +17,9 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from edgegen.errors import EdgegenError
 from edgegen.export.targets import TargetContext
+
+from edgegen.errors import EdgegenError
 from edgegen.paths import atomic_write_bytes, atomic_write_text, cache_dir
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -123,6 +124,7 @@ def calibration_cache(manifest) -> Optional[Path]:
 def write(ctx: TargetContext) -> tuple[dict, dict]:
     """The ONNX source, the profile and the compatibility report per role; engines where possible."""
     from edgegen.export.tensorrt_compat import profile_for, report
+
     from edgegen.manifest import file_entry
     src_rel = f"onnx/{ctx.role}.onnx"
     if not (ctx.root / src_rel).exists():  # no onnx format in this bundle: keep the source beside

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import platform
 
-from edgegen.errors import EdgegenError
 from edgegen.runtimes.backends.base import Backend
 from edgegen.runtimes.backends.targets import check_requires, gpu_reason, target_entry
+
+from edgegen.errors import EdgegenError
 
 
 class AOTIBackend(Backend):

@@ -10,10 +10,10 @@ import platform
 from typing import Optional
 
 import numpy as np
-
-from edgegen.errors import EdgegenError
 from edgegen.runtimes.backends.base import Backend
 from edgegen.runtimes.backends.targets import run_static, target_entry
+
+from edgegen.errors import EdgegenError
 
 # Core ML takes int32 where the manifest says int64 (it has no int64 features)
 FEED_DTYPES = {"int64": np.int32}

@@ -13,12 +13,14 @@ On a CPU device the same code runs eagerly (that is how it is tested without a G
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
-
 from edgegen.runtimes import rng
 from edgegen.runtimes.plans import Plan
+
+if TYPE_CHECKING:
+    import torch
 
 # net(x, t or None, y) -> output, all torch tensors on the device
 TorchNet = Callable[..., "torch.Tensor"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-
-from edgegen.errors import EdgegenError
 from edgegen.runtimes.backends.base import Backend
 from edgegen.runtimes.backends.targets import target_entry
+
+from edgegen.errors import EdgegenError
 
 TORCH_DTYPES = {"float32": "float32", "float16": "float16", "int64": "int64", "int32": "int32"}
 
@@ -28,7 +28,6 @@ class TensorRTBackend(Backend):
         super().__init__(manifest, role, precision, **opts)
         import tensorrt as trt
         import torch
-
         from edgegen.export.tensorrt_export import cached_engine
         entry = target_entry(manifest, role, "tensorrt", precision)
         calib = entry.get("calibration_cache")

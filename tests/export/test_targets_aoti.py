@@ -67,7 +67,6 @@ def test_aoti_refuses_a_package_for_another_torch(aoti_bundle, tmp_path):
 
 def test_aoti_cache_is_reused(aoti_bundle, tmp_path):
     import torch
-
     from edgegen.export.aoti_export import cache_key
     from edgegen.runtimes.backends.torch_backend import build_role_module
     out, _, again = aoti_bundle

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import onnx
 import pytest
+from edgegen.export.recipe import ExportRecipe
 
 from edgegen.errors import EdgegenError
-from edgegen.export.recipe import ExportRecipe
 from edgegen.manifest import read_manifest
 
 BATCHES = (1, 4)
@@ -64,7 +64,6 @@ def test_coreml_validate_catches_a_wrong_spec(targets_bundle):
 
 def test_split_einsum_rewrite_matches():
     import torch
-
     from edgegen.export.coreml_export import split_einsum_form
     from edgegen.train.unet import SelfAttention
     torch.manual_seed(0)
@@ -87,9 +86,8 @@ def test_tensorrt_report_lists_no_unsupported_op(targets_bundle):
 
 
 def test_tensorrt_report_flags_unsupported_ops_and_missing_profiles(tmp_path):
-    from onnx import TensorProto, helper
-
     from edgegen.export.tensorrt_compat import report
+    from onnx import TensorProto, helper
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "n"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["k"])
     graph = helper.make_graph([helper.make_node("Unique", ["x"], ["y"])], "g", [x], [y])
@@ -116,6 +114,7 @@ def test_npu_variants_are_static_and_match(targets_bundle):
 
 def test_static_targets_skip_roles_with_varying_dims():
     from edgegen.export.targets import static_reason
+
     from edgegen.roles import RoleSpec, TensorSpec
     kv = RoleSpec((TensorSpec("tokens", ("batch", "seq"), "int64"),), (TensorSpec("logits", ("batch", "seq", 5),
                                                                                    "float32"),))

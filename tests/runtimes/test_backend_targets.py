@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+from edgegen.runtimes.backends import available_backends, create_backend
 
 from edgegen.errors import EdgegenError
-from edgegen.runtimes.backends import available_backends, create_backend
 
 NO_CUDA = "needs an NVIDIA GPU with CUDA (torch here is CPU-only or sees no device)"
 
@@ -54,7 +54,6 @@ def test_cli_sample_refuses_cleanly(tiny_bundle, tmp_path, backend):
 
 def test_ort_providers_by_name():
     import onnxruntime as ort
-
     from edgegen.runtimes.backends.onnxruntime_backend import resolve_providers
     assert resolve_providers(["cpu"]) == ["CPUExecutionProvider"]
     for name in ("qnn", "coreml", "cuda", "tensorrt", "openvino"):
@@ -82,8 +81,6 @@ def test_run_static_pads_and_splits():
 
 def test_plan_executor_matches_the_interpreter(tiny_bundle):
     """The code that runs inside the CUDA graph, run eagerly on the CPU: same samples."""
-    import torch
-
     from edgegen.runtimes.api import Pipeline, open_manifest
     from edgegen.runtimes.backends.cuda_graph import GraphPlanRunner, role_net
     m = open_manifest(tiny_bundle)
