@@ -128,3 +128,18 @@ def test_recipe_rejects_bad_batches():
     with pytest.raises(EdgegenError, match="increasing positive"):
         ExportRecipe(static_batches=(4, 1))
     assert np.all(np.diff(ExportRecipe().static_batches) > 0)
+
+
+def test_another_family_without_per_family_code(tmp_path):
+    """The DCGAN generator (no null label, a latent input instead of x/t) through the static targets."""
+    from edgegen.export.bundle import export_bundle
+    from edgegen.train.families import get_preset
+    from edgegen.train.runs import train_run
+    cfg = get_preset("gan", "tiny")
+    cfg.train.threads = 1
+    run = train_run("gan", cfg, tmp_path / "run", progress=False)
+    verify = export_bundle(run, ["coreml", "tensorrt", "npu"], tmp_path / "b", progress=False,
+                           recipe=ExportRecipe(static_batches=(2,), coreml_precisions=("fp16",)))
+    assert verify["passed"]
+    m = read_manifest(tmp_path / "b")
+    assert {"coreml", "tensorrt", "npu"} <= set(m.formats("generator"))
