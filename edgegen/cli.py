@@ -110,7 +110,13 @@ def cmd_info(args) -> int:
     for role, r in m.data["roles"].items():
         files = ", ".join(f"{fmt}/{'+'.join(per)}" for fmt, per in r["files"].items())
         print(f"  role {role}: {files}")
-    print(f"  plans: {', '.join(m.data.get('plans', {})) or '(compiled on demand)'}")
+    s = m.sampling
+    if s.get("kind") == "tokens":  # VQ prior / DALL-E style: the token loop, no plans
+        cond = "text prompt" if s["condition"] == "text" else "class label"
+        print(f"  tokens: {s['image_tokens']} image tokens ({s['grid'][0]}x{s['grid'][1]} grid) after a {cond}, "
+              f"step network '{s['role']}' with a KV cache, decoder '{s['decoder']}'")
+    else:
+        print(f"  plans: {', '.join(m.data.get('plans', {})) or '(compiled on demand)'}")
     print(f"  defaults: {json.dumps(m.sampling.get('defaults', {}))}")
     return 0
 
