@@ -1,4 +1,4 @@
-"""``edgegen`` command line: train, export, sample, eval, info, demo, profile.
+"""``edgegen`` command line: train, export, sample, eval, info, demo, profile, calibrate.
 
 Bad input ends with one line ``edgegen: error: ...`` on stderr and exit code 2.
 """
@@ -159,6 +159,39 @@ def cmd_profile(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from edgegen.calibration.calibrate import CalibrateRequest, calibrate, parse_formats
+    from edgegen.calibration.gate import Budget, GateSettings
+    req = CalibrateRequest(
+        bundle=Path(args.bundle), formats=parse_formats(args.formats), calls=args.calls,
+        budget=Budget(args.max_accuracy_drop, args.max_fid_rise, args.max_drift),
+        gate=GateSettings(n=args.n, drift_n=args.drift_n, seed=args.seed, speed_batch=args.speed_batch,
+                          threads=args.threads),
+        mixed_precision=not args.no_mixed_precision, naive_baseline=not args.no_naive,
+        range_method=args.ranges, allow_over_budget=args.allow_over_budget,
+        coreml_batches=tuple(_int_list(args.coreml_batches, "--coreml-batches")) if args.coreml_batches else None,
+        progress=not args.quiet)
+    report = calibrate(req)
+    for fmt, r in report["formats"].items():
+        if "drift" in r:
+            line = f"drift {r['drift']['mean_abs']:.4f} mean abs"
+            if "fid" in r:
+                line += f", FID {r['fid']['fp32']:.2f} -> {r['fid']['int8']:.2f} ({100 * r['fid']['rise']:+.1f}%)"
+            if "accuracy" in r:
+                line += f", accuracy {-r['accuracy']['drop_points']:+.1f} points"
+            line += (f", {r['speed']['speedup']:.2f}x at batch {r['speed']['batch']}, "
+                     f"{len(r['kept_float'])} layers float")
+            print(f"{fmt:9s} int8  {line}  {'PASS' if r['passed'] else 'OVER BUDGET'}")
+        elif fmt == "tensorrt":
+            print(f"{fmt:9s} int8  {r['cache']}: {r['check']['summary']}; engine {r['engine']}")
+        else:
+            for v, c in r["checks"].items():
+                print(f"{fmt:9s} {v:8s} {c['summary']}")
+    state = "passed" if report["passed"] else "over budget"
+    print(f"wrote {args.bundle}/calibration/report.json and the int8 models ({state})")
+    return 0
+
+
 def build_parser() -> Parser:
     from edgegen import __version__
     p = Parser(prog="edgegen", description="Train, export and run generative models on device.")
@@ -258,6 +291,27 @@ def build_parser() -> Parser:
     pr.add_argument("--out", default="profile", help="output folder (replaced)")
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(func=cmd_profile)
+
+    c = sub.add_parser("calibrate", help="add int8 models to a bundle (trajectory calibration, quality gate)")
+    c.add_argument("bundle")
+    c.add_argument("--calls", type=int, default=256, help="network calls in the calibration set")
+    c.add_argument("--formats", default="onnx,openvino", help="comma list of onnx, openvino, tensorrt, coreml")
+    c.add_argument("--n", type=int, default=500, help="samples for the gate's digit-FID and accuracy")
+    c.add_argument("--drift-n", type=int, default=16, help="trajectories for the gate's drift")
+    c.add_argument("--max-accuracy-drop", type=float, default=2.0, help="budget: class accuracy drop in points")
+    c.add_argument("--max-fid-rise", type=float, default=0.15, help="budget: relative digit-FID rise (0.15 = 15%%)")
+    c.add_argument("--max-drift", type=float, default=0.1, help="budget: mean abs trajectory drift")
+    c.add_argument("--ranges", default="minmax", choices=["minmax", "percentile"], help="activation ranges")
+    c.add_argument("--no-mixed-precision", action="store_true", help="do not keep sensitive layers in float")
+    c.add_argument("--no-naive", action="store_true", help="skip the naive-calibration baseline")
+    c.add_argument("--allow-over-budget", action="store_true", help="keep the int8 models even when over budget")
+    c.add_argument("--coreml-batches", default=None, help="static batches of the Core ML packages (default: the "
+                   "bundle's, else 1)")
+    c.add_argument("--speed-batch", type=int, default=16)
+    c.add_argument("--threads", type=int, default=1, help="intra-op threads for the gate and speed figures")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(func=cmd_calibrate)
     return p
 
 

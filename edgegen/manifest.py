@@ -15,6 +15,18 @@ Schema (version 1)::
      "verify": "verify.json",              # parity gate results
      "training": {"config": {...}, "stats": {...}}}
 
+Calibration (``edgegen calibrate``, calibration/calibrate.py) adds precision ``int8`` entries
+(onnx: QDQ model, openvino: NNCF IR, tensorrt: the ONNX source plus ``calibration_cache``,
+coreml: ``int8``, ``palette6``, ``palette4`` weight-compressed packages) and::
+
+     "calibration": {"artifact": "calibration/artifact.json",        # ranges per ONNX tensor + provenance
+                     "histograms": "calibration/histograms.safetensors", "inputs": "calibration/inputs.safetensors",
+                     "tensorrt_cache": "calibration/tensorrt.cache",  # TRT-<ver>-EntropyCalibration2 text
+                     "report": "calibration/report.json",             # gate: drift, FID, accuracy, speed,
+                     "provenance": {...}, "budget": {...},            # layers kept in float, naive baseline
+                     "passed": true, "kept_float": {FORMAT: [ONNX node names]}},
+     "files": {"calibration_artifact": {"path", "sha256", "bytes"}, ...}   # sha256-checked like the models
+
 Paths are relative to the bundle folder. Formats: torch (safetensors weights), onnx,
 openvino (xml, with the .bin as companion). Precisions: fp32 (int8 etc. later).
 Deployment targets (export/targets.py) add aoti (.pt2), coreml (fp16/fp32 .mlpackage folders,

@@ -1,0 +1,309 @@
+"""``edgegen calibrate``: add INT8 models to a bundle, gated on quality, atomically.
+
+1. Record the calibration set from real fp32 sampling trajectories (record.py) and build
+   the portable artifact from it (artifact.py), stored in ``calibration/``.
+2. Quantize for every requested format from that artifact: ONNX Runtime QDQ, OpenVINO NNCF,
+   the TensorRT calibration cache, Core ML compressed packages.
+3. Gate the ONNX Runtime and OpenVINO int8 models against fp32 (gate.py); when one is over
+   budget, rank layers by sensitivity and keep the worst in float until it is within
+   budget (sensitivity.py). The naive baseline (same quantizer, calibrated on Gaussian
+   inputs at one timestep) is measured beside it.
+4. Write ``calibration/report.json`` and the manifest. Everything happens in a temporary copy
+   of the bundle that replaces the bundle only when all of it succeeded; on any failure
+   (including a budget that cannot be met) the bundle is left byte for byte as it was.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from edgegen import __version__
+from edgegen.calibration import artifact as artifact_mod
+from edgegen.calibration import gate, record, sensitivity
+from edgegen.calibration.gate import Budget, GateSettings
+from edgegen.errors import EdgegenError
+from edgegen.manifest import MANIFEST, Manifest, file_entry, read_manifest
+from edgegen.paths import atomic_write_text
+
+FORMATS = ("onnx", "openvino", "tensorrt", "coreml")
+GATED = {"onnx": "onnxruntime", "openvino": "openvino"}  # formats whose int8 model runs (and is gated) here
+REPORT_SCHEMA = "edgegen.calibration-report/1"
+
+
+def parse_formats(text: str) -> list[str]:
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    if not formats:
+        raise EdgegenError(f"no calibration format given (choose from {', '.join(FORMATS)})")
+    for f in formats:
+        if f not in FORMATS:
+            raise EdgegenError(f"unknown calibration format '{f}' (choose from {', '.join(FORMATS)})")
+    return list(dict.fromkeys(formats))
+
+
+@dataclass
+class CalibrateRequest:
+    bundle: Path
+    formats: list[str] = field(default_factory=lambda: ["onnx", "openvino"])
+    calls: int = 256
+    seed: int = record.RECORD_SEED
+    budget: Budget = field(default_factory=Budget)
+    gate: GateSettings = field(default_factory=GateSettings)
+    mixed_precision: bool = True
+    naive_baseline: bool = True
+    range_method: str = "minmax"  # or "percentile" (99.99th of |x|)
+    sensitivity_rows: int = 64
+    coreml_batches: Optional[tuple[int, ...]] = None  # default: the bundle's Core ML batches, else (1,)
+    allow_over_budget: bool = False  # keep the best model found and report it as over budget
+    progress: bool = True
+
+
+def _check(req: CalibrateRequest, manifest: Manifest) -> str:
+    if manifest.sampling.get("kind") != "plan":
+        raise EdgegenError(f"calibration records sampler-plan trajectories; '{manifest.family}' bundles sample "
+                           "with the token loop (not supported)")
+    if req.calls <= 0:
+        raise EdgegenError(f"the calibration set is empty (--calls {req.calls}): give at least 1 call")
+    if req.range_method not in ("minmax", "percentile"):
+        raise EdgegenError(f"unknown activation range method '{req.range_method}' (choose minmax, percentile)")
+    gate.check_settings(req.gate)
+    role = manifest.sampling["role"]
+    files = manifest.formats(role)
+    if "fp32" not in files.get("onnx", {}):
+        raise EdgegenError(f"bundle {manifest.root} has no fp32 ONNX model of '{role}' to calibrate "
+                           "(export it with --format onnx first)")
+    if "openvino" in req.formats and "fp32" not in files.get("openvino", {}):
+        raise EdgegenError(f"bundle {manifest.root} has no fp32 OpenVINO model of '{role}' "
+                           "(export it with --format openvino, or leave openvino out of --formats)")
+    if "coreml" in req.formats and "fp32" not in files.get("torch", {}):
+        raise EdgegenError(f"bundle {manifest.root} has no fp32 torch weights of '{role}' for Core ML")
+    return role
+
+
+def _pipe(manifest: Manifest, backend: str, precision: str, threads: int):
+    from edgegen.runtimes.api import Pipeline
+    return Pipeline(manifest, backend, precision, threads=threads)
+
+
+class _Search:
+    """Quantize one format, gate it, and keep layers in float until it is within budget."""
+
+    def __init__(self, req: CalibrateRequest, manifest: Manifest, role: str, art, evaluator, ranking_fn):
+        self.req, self.m, self.role, self.art = req, manifest, role, art
+        self.ev, self.ranking_fn = evaluator, ranking_fn
+        self.refs: dict[str, gate.Reference] = {}  # backend -> fp32 reference
+
+    def reference(self, backend: str) -> gate.Reference:
+        if backend not in self.refs:
+            self.refs[backend] = gate.Reference(_pipe(self.m, backend, "fp32", self.req.gate.threads), self.req.gate,
+                                                self.ev, self.req.progress)
+        return self.refs[backend]
+
+    def quantize(self, fmt: str, keep: list[str]) -> dict:
+        root, role, spec = self.m.root, self.role, self.m.role(self.role)
+        if fmt == "onnx":
+            from edgegen.calibration import ort_quant
+            rel = f"onnx/{role}.int8.onnx"
+            info = ort_quant.quantize(self.m.file(role, "onnx"), root / rel, self.art, spec, keep,
+                                      self.req.range_method)
+            entry = file_entry(root, rel)
+        else:
+            from edgegen.calibration import openvino_quant
+            rel = f"openvino/{role}.int8.xml"
+            info = openvino_quant.quantize(self.m.file(role, "openvino"), root / rel, self.art.calib, spec, keep)
+            entry = file_entry(root, rel)
+            entry["companions"] = [file_entry(root, f"openvino/{role}.int8.bin")]
+        entry.update({"calibration": "calibration/artifact.json", "quantization": info})
+        self.m.data["roles"][role]["files"][fmt]["int8"] = entry
+        return info
+
+    def run(self, fmt: str) -> dict:
+        req, backend = self.req, GATED[fmt]
+        ref = self.reference(backend)
+        attempts = []
+        keep: list[str] = []
+        info = self.quantize(fmt, keep)
+        pipe = _pipe(self.m, backend, "int8", req.gate.threads)
+        result = gate.measure(pipe, ref, req.budget, req.progress)
+        attempts.append({"kept_float": [], **_brief(result)})
+        if not result["passed"] and req.mixed_precision:
+            ranking = self.ranking_fn()
+            for k in sensitivity.schedule(len(ranking)):
+                keep = [r["layer"] for r in ranking[:k]]
+                info = self.quantize(fmt, keep)
+                pipe = _pipe(self.m, backend, "int8", req.gate.threads)
+                result = gate.measure(pipe, ref, req.budget, req.progress)
+                attempts.append({"kept_float": keep, **_brief(result)})
+                if result["passed"]:
+                    break
+        result["speed"] = gate.speed(pipe, ref)
+        return {"backend": backend, "quantization": info, "kept_float": keep, "attempts": attempts,
+                "reference": {"fid": (ref.scores or {}).get("fid"), "accuracy": (ref.scores or {}).get("accuracy")},
+                **result}
+
+
+def _brief(r: dict) -> dict:
+    out = {"passed": r["passed"], "drift_mean_abs": r["drift"]["mean_abs"]}
+    if "fid" in r:
+        out["fid_rise"] = r["fid"]["rise"]
+    if "accuracy" in r:
+        out["accuracy_drop_points"] = r["accuracy"]["drop_points"]
+    return out
+
+
+def _naive(req: CalibrateRequest, m: Manifest, role: str, ref: gate.Reference, scratch: Path) -> dict:
+    """The same ONNX Runtime quantizer calibrated on N(0, 1) inputs at the first sampler timestep."""
+    from edgegen.calibration import ort_quant
+    pipe = _pipe(m, "onnxruntime", "fp32", req.gate.threads)
+    plan = pipe.plan(**{k: v for k, v in gate._plan_kw(m).items() if k != "eta"})
+    t0 = next((s["t"] for s in plan.steps if s["t"] is not None), None)
+    spec = m.role(role)
+    calib = record.naive(spec, req.calls, m.num_classes, t0, req.seed)
+    art = artifact_mod.build(m.file(role, "onnx"), calib, progress=False)
+    naive_m = Manifest(scratch, copy.deepcopy(m.data))
+    shutil.copyfile(m.file(role, "onnx"), scratch / "fp32.onnx")
+    ort_quant.quantize(m.file(role, "onnx"), scratch / "naive.int8.onnx", art, spec, [], req.range_method)
+    naive_m.data["roles"][role]["files"]["onnx"] = {"fp32": {"path": "fp32.onnx"}, "int8": {"path": "naive.int8.onnx"}}
+    result = gate.measure(_pipe(naive_m, "onnxruntime", "int8", req.gate.threads), ref, req.budget, req.progress)
+    return {"calibration": calib.provenance, "backend": "onnxruntime", **result}
+
+
+def _conditioning_tensors(m: Manifest, role: str) -> list[str]:
+    import onnx
+
+    from edgegen.calibration.graph import conditioning_nodes
+    model = onnx.load(str(m.file(role, "onnx")))
+    cond = set(conditioning_nodes(model, m.role(role)))
+    meta = m.role(role).meta or {}
+    return [o for n in model.graph.node if n.name in cond for o in n.output] + \
+        [v for v in (meta.get("time_input"),) if v]
+
+
+def calibrate(req: CalibrateRequest) -> dict:
+    """Calibrate ``req.bundle`` in place (atomically); returns the report."""
+    bundle = Path(req.bundle)
+    original = read_manifest(bundle, verify=True)
+    role = _check(req, original)
+    parent = bundle.resolve().parent
+    tmp = Path(tempfile.mkdtemp(prefix=f".{bundle.name}.calibrate-", dir=parent))
+    try:
+        work = tmp / bundle.name
+        shutil.copytree(bundle, work)
+        report = _calibrate_copy(req, Manifest(work, copy.deepcopy(original.data)), role, tmp)
+        read_manifest(work, verify=True)  # every listed file exists and matches its sha256
+        old = parent / f".{bundle.name}.old-{os.getpid()}"
+        bundle.rename(old)
+        work.rename(bundle)
+        shutil.rmtree(old, ignore_errors=True)
+        return report
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _calibrate_copy(req: CalibrateRequest, m: Manifest, role: str, tmp: Path) -> dict:
+    started = time.time()
+    root = m.root
+    cal = root / "calibration"
+    if cal.exists():
+        shutil.rmtree(cal)
+    # 1. calibration set and artifact
+    fp32 = _pipe(m, "onnxruntime", "fp32", req.gate.threads)
+    calib = record.record(fp32, req.calls, seed=req.seed, progress=req.progress)
+    art = artifact_mod.build(m.file(role, "onnx"), calib, progress=req.progress)
+    art.provenance.update({"created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "edgegen_version": __version__, "range_method": req.range_method})
+    names = art.save(cal)
+    evaluator = None
+    if m.data["data"].get("source") == "digits":
+        from edgegen.train.evaluator import get_evaluator
+        evaluator = get_evaluator(progress=req.progress)
+    ranking: list = []
+
+    def ranking_fn():
+        if not ranking:
+            ranking.extend(sensitivity.rank(m.file(role, "onnx"), art, m.role(role), req.sensitivity_rows,
+                                            req.range_method, req.progress))
+        return ranking
+
+    report: dict = {"schema": REPORT_SCHEMA, "bundle": str(req.bundle), "role": role, "budget": req.budget.to_json(),
+                    "gate_settings": vars(req.gate).copy(), "calibration": calib.provenance,
+                    "artifact": art.provenance, "formats": {}}
+    # 2-3. quantize, gate, mixed precision
+    search = _Search(req, m, role, art, evaluator, ranking_fn)
+    for fmt in [f for f in req.formats if f in GATED]:
+        report["formats"][fmt] = search.run(fmt)
+    if ranking:
+        report["sensitivity"] = ranking
+    if req.naive_baseline and "onnx" in req.formats:
+        with tempfile.TemporaryDirectory(dir=tmp) as scratch:
+            report["naive_baseline"] = _naive(req, m, role, search.reference("onnxruntime"), Path(scratch))
+    if "tensorrt" in req.formats:
+        from edgegen.calibration import tensorrt_cache
+        keep = report["formats"].get("onnx", {}).get("kept_float", [])
+        import onnx
+        outs = {n.name: list(n.output) for n in onnx.load(str(m.file(role, "onnx"))).graph.node}
+        skip = _conditioning_tensors(m, role) + [o for k in keep for o in outs.get(k, [])]
+        check = tensorrt_cache.write(cal / "tensorrt.cache", art, skip, req.range_method)
+        names["tensorrt_cache"] = "tensorrt.cache"
+        files = m.data["roles"][role]["files"]
+        if "fp32" in files.get("tensorrt", {}):  # the engine builder reads the cache at build time
+            entry = copy.deepcopy(files["tensorrt"]["fp32"])
+            entry["calibration_cache"] = "calibration/tensorrt.cache"
+            files["tensorrt"]["int8"] = entry
+        report["formats"]["tensorrt"] = {"cache": "calibration/tensorrt.cache", "check": check,
+                                         "skipped_tensors": len(skip), "engine": _trt_engine_note()}
+    if "coreml" in req.formats:
+        from edgegen.calibration import coreml_quant
+        batches = req.coreml_batches or tuple(int(b) for b in m.formats(role).get("coreml", {}).get("fp16", {})
+                                              .get("static_batches", {"1": None})) or (1,)
+        for v in coreml_quant.VARIANTS + ("w8a8",):
+            shutil.rmtree(root / "coreml" / role / v, ignore_errors=True)
+        files, checks = coreml_quant.write(m, role, root, calib, tuple(sorted(batches)), req.progress)
+        m.data["roles"][role]["files"].setdefault("coreml", {}).update(files)
+        report["formats"]["coreml"] = {"checks": checks, "prediction": coreml_quant.activation_reason()
+                                       or "available (macOS)"}
+    report["kept_float"] = {f: r["kept_float"] for f, r in report["formats"].items() if "kept_float" in r}
+    failed = [f for f, r in report["formats"].items() if r.get("passed") is False]
+    report["passed"] = not failed
+    report["seconds"] = time.time() - started
+    if failed and not req.allow_over_budget:
+        path = Path(req.bundle).resolve().parent / f"{Path(req.bundle).name}.calibration-failed.json"
+        atomic_write_text(path, json.dumps(report, indent=1))
+        detail = "; ".join(f"{f}: {_describe(report['formats'][f])}" for f in failed)
+        raise EdgegenError(f"quality budget not met ({detail}) even with "
+                           f"{max(len(report['formats'][f]['kept_float']) for f in failed)} layers in float; "
+                           f"the bundle is unchanged; report: {path}")
+    atomic_write_text(cal / "report.json", json.dumps(report, indent=1))
+    m.data["calibration"] = {**{k: f"calibration/{v}" for k, v in names.items()}, "report": "calibration/report.json",
+                             "provenance": {**calib.provenance, **art.provenance}, "budget": req.budget.to_json(),
+                             "passed": report["passed"], "kept_float": report["kept_float"]}
+    extra = m.data.setdefault("files", {})
+    for k in list(extra):
+        if k.startswith("calibration_"):
+            del extra[k]
+    for k, v in names.items():
+        extra[f"calibration_{k}"] = file_entry(root, f"calibration/{v}")
+    extra["calibration_report"] = file_entry(root, "calibration/report.json")
+    atomic_write_text(root / MANIFEST, json.dumps(m.data, indent=1))
+    return report
+
+
+def _describe(r: dict) -> str:
+    parts = [f"drift {r['drift']['mean_abs']:.3g}"]
+    if "fid" in r and r["fid"]["rise"] is not None:
+        parts.append(f"FID {100 * r['fid']['rise']:+.1f}%")
+    if "accuracy" in r:
+        parts.append(f"accuracy -{r['accuracy']['drop_points']:.1f} points")
+    return ", ".join(parts)
+
+
+def _trt_engine_note() -> str:
+    from edgegen.export.tensorrt_export import tensorrt_reason
+    reason = tensorrt_reason()
+    return f"not built here: {reason}" if reason else "built on first load by the tensorrt backend"
