@@ -53,6 +53,13 @@ def test_respaced_ddpm_plan_passed_as_json(pipes):
     assert max_err(a, b) <= TOL
 
 
+def test_thread_count_option(tiny_bundle):
+    m = open_manifest(tiny_bundle)
+    a = Pipeline(m, "openvino", threads=1).sample(2, seed=2)
+    b = Pipeline(m, "native", threads=1).sample(2, seed=2)
+    assert max_err(a, b) <= TOL
+
+
 def test_guidance_eta_and_batch_size_parity(pipes):
     py, nat = pipes
     a = py.sample(5, seed=3, sampler="ddim", steps=20, eta=1.0, guidance=2.5, batch_size=5)

@@ -84,6 +84,7 @@ typedef struct edgegen_load_params {
     const char *cache_dir; /* optional: OpenVINO CACHE_DIR / TensorRT engine cache folder; NULL = none */
     const char *calibration_cache; /* TensorRT int8: calibration cache file; NULL = the bundle's */
     int max_batch;         /* TensorRT optimization profile upper bound (default 64) */
+    int num_threads;       /* OpenVINO INFERENCE_NUM_THREADS; 0 (default) = the runtime's choice */
 } edgegen_load_params;
 
 typedef struct edgegen_sample_params {

@@ -231,6 +231,8 @@ edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *
     if (p.calibration_cache) o.calibration_cache = p.calibration_cache;
     if (p.max_batch <= 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "max_batch must be positive");
     o.max_batch = p.max_batch;
+    if (p.num_threads < 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "num_threads must be >= 0 (0 = the runtime's default)");
+    o.threads = p.num_threads;
     const Manifest &m = b->manifest;
     if (m.sampling.value("kind", std::string()) != "plan")
       fail(EDGEGEN_ERR_UNSUPPORTED, "sampling kind '" + m.sampling.value("kind", std::string()) +

@@ -23,6 +23,7 @@ struct LoadOptions {
   std::string cache_dir;
   std::string calibration_cache;
   int max_batch = 64;
+  int threads = 0;  // 0 = the runtime's default
 };
 
 class Network {

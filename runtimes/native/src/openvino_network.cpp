@@ -50,6 +50,7 @@ class OpenVINONetwork : public Network {
     }
     config_[ov::hint::inference_precision.name()] = ov::element::f32;
     if (!o.cache_dir.empty()) config_[ov::cache_dir.name()] = o.cache_dir;
+    if (o.threads > 0) config_[ov::inference_num_threads.name()] = o.threads;
     model_ = core_.read_model(xml);
   }
 

@@ -196,6 +196,9 @@ TEST(BadInput, BackendDevicePrecision) {
   edgegen_load_params_init(&lp);
   lp.max_batch = 0;
   EXPECT_STATUS(load(test_bundle(), &b, &lp), EDGEGEN_ERR_INVALID_ARGUMENT);
+  edgegen_load_params_init(&lp);
+  lp.num_threads = -1;
+  EXPECT_STATUS(load(test_bundle(), &b, &lp), EDGEGEN_ERR_INVALID_ARGUMENT);
   if (std::string(edgegen_backends()).find("tensorrt") == std::string::npos) {
     edgegen_load_params_init(&lp);
     lp.backend = "tensorrt";

@@ -23,8 +23,8 @@ namespace {
 const char *USAGE =
     "usage: edgegen-run BUNDLE [--sampler NAME] [--steps N] [--eta E] [--plan PLAN.json] [--n N] [--seed S]\n"
     "                   [--label K] [--guidance W] [--batch-size B] [--device CPU|GPU|NPU|AUTO]\n"
-    "                   [--backend openvino|tensorrt|aoti] [--precision fp32|fp16|int8] [--no-verify]\n"
-    "                   [--raw OUT.f32] --out samples.png\n";
+    "                   [--backend openvino|tensorrt|aoti] [--precision fp32|fp16|int8] [--threads T]\n"
+    "                   [--no-verify] [--raw OUT.f32] --out samples.png\n";
 
 struct UsageError {
   std::string msg;
@@ -69,6 +69,7 @@ int run(int argc, char **argv) {
   edgegen_sample_params_init(&sp);
   sp.n = 16;
   bool verify = true;
+  int threads = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -94,6 +95,7 @@ int run(int argc, char **argv) {
       else if (a == "--device") device = v;
       else if (a == "--backend") backend = v;
       else if (a == "--precision") precision = v;
+      else if (a == "--threads") threads = int(parse_int(a, v, 0, 1024));
       else if (a == "--out") out = v;
       else if (a == "--raw") raw = v;
       else throw UsageError{"unknown option " + a};
@@ -119,6 +121,7 @@ int run(int argc, char **argv) {
   lp.device = device.c_str();
   lp.precision = precision.c_str();
   lp.verify_sha256 = verify ? 1 : 0;
+  lp.num_threads = threads;
   edgegen::Bundle bundle(bundle_path, lp);
   const edgegen_bundle_info info = bundle.info();
   edgegen_stats st;
