@@ -21,7 +21,7 @@ import numpy as np
 
 # backends that take a ``threads`` option; torch (and numpy) follow OMP_NUM_THREADS, which the
 # runner sets for this process
-THREADED = ("onnxruntime", "openvino")
+THREADED = ("onnxruntime", "openvino", "native")
 
 
 def _rss_mb() -> float:
