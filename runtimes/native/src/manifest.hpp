@@ -27,6 +27,7 @@ struct FileEntry {
   std::string path;  // relative to the bundle root
   std::string sha256;
   std::vector<FileEntry> companions;
+  std::string calibration_cache;  // tensorrt int8 entries: the calibration cache (bundle-relative), if any
 };
 
 struct RoleSpec {

@@ -92,7 +92,7 @@ class TensorRTNetwork : public Network {
     if (o.precision != "fp32" && o.precision != "fp16" && o.precision != "int8")
       fail(EDGEGEN_ERR_UNSUPPORTED, "TensorRT precision must be fp32, fp16 or int8, got '" + o.precision + "'");
     select_device(o.device);
-    const std::string onnx = m.file(role, "onnx", "fp32");  // TensorRT quantizes the fp32 graph itself
+    const std::string onnx = onnx_source(m, role, o.precision);
     std::vector<char> calib;
     if (o.precision == "int8") calib = read_bytes(calibration_cache_path(m, role, o));
     const std::string key = sha256_file(onnx).substr(0, 16) + "-" + o.precision + "-b" + std::to_string(max_batch_) +
@@ -164,14 +164,30 @@ class TensorRTNetwork : public Network {
     cuda_check(cudaSetDevice(index), "cudaSetDevice");
   }
 
+  // The bundle's TensorRT entry for this precision (export/tensorrt_export.py: an ONNX source
+  // with its profile), else the plain fp32 ONNX export; TensorRT quantizes the graph itself.
+  static const FileEntry *tensorrt_entry(const Manifest &m, const std::string &role, const std::string &precision) {
+    const RoleSpec &r = m.role(role);
+    auto f = r.files.find("tensorrt");
+    if (f == r.files.end()) return nullptr;
+    auto p = f->second.find(precision);
+    return p == f->second.end() ? nullptr : &p->second;
+  }
+
+  static std::string onnx_source(const Manifest &m, const std::string &role, const std::string &precision) {
+    if (const FileEntry *e = tensorrt_entry(m, role, precision)) return (fs::path(m.root) / e->path).string();
+    return m.file(role, "onnx", "fp32");
+  }
+
+  // The caller's cache, else the one the calibration stage recorded in the manifest
+  // (files.tensorrt.int8.calibration_cache, written by `edgegen calibrate`).
   static std::string calibration_cache_path(const Manifest &m, const std::string &role, const LoadOptions &o) {
     if (!o.calibration_cache.empty()) return o.calibration_cache;
-    try {
-      return m.file(role, "tensorrt_calibration", "int8");
-    } catch (const Error &) {
-      fail(EDGEGEN_ERR_UNSUPPORTED, "TensorRT int8 needs a calibration cache: the bundle has none "
-                                    "(pass edgegen_load_params.calibration_cache)");
-    }
+    const FileEntry *e = tensorrt_entry(m, role, "int8");
+    if (!e || e->calibration_cache.empty())
+      fail(EDGEGEN_ERR_UNSUPPORTED, "TensorRT int8 needs a calibration cache: the bundle has none (run `edgegen "
+                                    "calibrate --formats tensorrt`, or pass edgegen_load_params.calibration_cache)");
+    return (fs::path(m.root) / e->calibration_cache).string();
   }
 
   std::vector<char> build(const std::string &onnx, const std::string &precision, const std::vector<char> &calib,
