@@ -49,9 +49,10 @@ native-asan: $(STAMP) apt-deps
 	@test -f $(NATIVE_ASAN)/build.ninja || $(CMAKE_CONFIGURE) -B $(NATIVE_ASAN) -DCMAKE_BUILD_TYPE=Debug -DEDGEGEN_SANITIZE=ON
 	cmake --build $(NATIVE_ASAN) -j2
 
-# The tiny DDPM bundle the C++ tests sample from (trained and exported in about 30 s, once).
+# The tiny DDPM bundle the C++ tests sample from (trained and exported in about 30 s, once;
+# `rm -rf build/testdata` makes the next run rebuild it, e.g. after a bundle format change).
 native-testdata: $(TEST_BUNDLE)/manifest.json
-$(TEST_BUNDLE)/manifest.json: $(STAMP)
+$(TEST_BUNDLE)/manifest.json: | $(STAMP)
 	rm -rf build/testdata/runs/ddpm-tiny
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/edgegen train ddpm --preset tiny --train.threads 1 --quiet \
 	    --out build/testdata/runs/ddpm-tiny
