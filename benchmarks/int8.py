@@ -121,7 +121,7 @@ def main() -> None:
     lines = [f"# INT8 benchmark ({datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')})", "",
              "Written by `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/int8.py`. Machine: "
              f"{prof['machine'].get('cpu', prof['machine'])}; load average during profiling "
-             f"{prof['machine'].get('load_average', 'n/a')} (2 cores shared with other jobs).", "",
+             f"{(prof['machine'].get('load_average') or [float('nan')])[0]:.1f} (2 cores shared with other jobs).", "",
              "## Quality: small DDPM (trained), DDIM-50, same noise, fp32 vs int8 on the same backend", "",
              f"Gate budget: {json.dumps(qrep['budget'])}; FID/accuracy over n = "
              f"{qrep['gate_settings']['n']} samples, drift over {qrep['gate_settings']['drift_n']} trajectories.", ""]

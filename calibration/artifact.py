@@ -6,8 +6,8 @@ Stored in the bundle under ``calibration/``:
   the ONNX file's sha256 the tensor names belong to); per ONNX tensor name the activation
   ``min``, ``max``, ``amax`` (max |x|) and ``amax_p9999`` (99.99th percentile of |x|, from the
   histogram).
-- ``histograms.safetensors``: per tensor name, a histogram of |x| (``BINS`` bins over
-  [0, amax]), so other range estimators (entropy, percentiles) need no new data.
+- ``histograms.safetensors``: per tensor name, a float32 histogram of |x| (``BINS`` bins
+  over [0, amax]), so other range estimators (entropy, percentiles) need no new data.
 - ``inputs.safetensors``: the recorded network inputs themselves (role input names, plus
   ``__step__``), for quantizers that collect their own statistics on their own graph (NNCF,
   Core ML) and for the sensitivity analysis.
@@ -132,4 +132,4 @@ def build(onnx_path: Path, calib: CalibrationSet, batch: int = 32, progress: boo
     ranges = {n: {"min": lo[n], "max": hi[n], "amax": amax[n], "amax_p9999": percentile_amax(hist[n], amax[n])}
               for n in seen}
     prov = {"onnx": Path(onnx_path).name, "onnx_sha256": sha256_file(Path(onnx_path)), "tensors": len(seen)}
-    return Artifact(ranges, {n: hist[n] for n in seen}, calib, prov)
+    return Artifact(ranges, {n: hist[n].astype(np.float32) for n in seen}, calib, prov)
