@@ -31,7 +31,7 @@ def _cached_run(model: str, preset: str, progress: bool) -> Path:
 
 
 def _cached_bundle(run: Path, progress: bool) -> tuple[Path, dict]:
-    from edgegen.export.bundle import FORMATS, export_bundle
+    from edgegen.export.bundle import DEFAULT_FORMATS as FORMATS, export_bundle
     from edgegen.manifest import VERIFY, read_manifest
     bundle = Path("bundles") / run.name
     try:

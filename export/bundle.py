@@ -26,6 +26,7 @@ from edgegen.runtimes.plans import compile_plan
 from edgegen.train.runs import load_run, role_tensors
 
 FORMATS = ("onnx", "openvino", "aoti", "coreml", "tensorrt", "npu")  # targets.py writes the last four
+DEFAULT_FORMATS = ("onnx", "openvino")  # what the demo and a plain `edgegen export` write
 FORMAT_BACKEND = {"onnx": "onnxruntime", "openvino": "openvino", "aoti": "torch-aoti", "coreml": "coreml",
                   "tensorrt": "tensorrt"}
 

@@ -122,7 +122,9 @@ def test_demo_writes_report_and_reuses_cache(evaluator, evaluator_cache, tmp_pat
     assert first.returncode == 0, first.stderr[-2000:]
     assert "training ddpm (tiny preset)" in first.stdout and "exporting" in first.stdout
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
-    assert set(report["backends"]) == {"torch", "onnxruntime", "openvino"} and report["parity"]["passed"]
+    # native too when libedgegen is built; never the targets the demo does not export (aoti, ...)
+    assert set(report["backends"]) - {"native"} == {"torch", "onnxruntime", "openvino"}
+    assert report["parity"]["passed"]
     for s in report["backends"].values():
         assert s["n"] == 20 and s["plan"] == "ddim-50" and s["latency"]["network_calls"] == 50
     assert (tmp_path / "demo" / "samples.png").stat().st_size > 0

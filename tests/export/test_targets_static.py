@@ -143,3 +143,17 @@ def test_another_family_without_per_family_code(tmp_path):
     assert verify["passed"]
     m = read_manifest(tmp_path / "b")
     assert {"coreml", "tensorrt", "npu"} <= set(m.formats("generator"))
+
+
+def test_onnxruntime_runs_the_npu_variants(targets_bundle):
+    """What the QNN execution provider gets (static shapes, padded batches), run on the CPU EP."""
+    from edgegen.export.example_inputs import example_inputs
+    from edgegen.runtimes.backends import create_backend
+    out, _ = targets_bundle
+    m = read_manifest(out)
+    static = create_backend("onnxruntime", m, "denoiser", static=True)
+    dynamic = create_backend("onnxruntime", m, "denoiser")
+    assert static.static and sorted(static.sessions) == list(BATCHES)
+    inputs = example_inputs(m.role("denoiser"), 7, 3, m.num_classes)  # 4 + 3 padded to 4
+    a, b = static.run(inputs)["eps"], dynamic.run(inputs)["eps"]
+    assert a.shape == b.shape and np.max(np.abs(a - b)) < 1e-5
