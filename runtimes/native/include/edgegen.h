@@ -22,8 +22,9 @@
  *     edgegen_last_error() returns a one-line message for the calling thread
  *     (thread-local; valid until the next failing call on that thread).
  *   - Out-parameters come last. NULL for a required pointer is EDGEGEN_ERR_INVALID_ARGUMENT,
- *     never a crash. On failure, out-parameters are left untouched (except that
- *     edgegen_bundle_load sets *out to NULL).
+ *     never a crash. On failure, out-parameters are left untouched, except that
+ *     edgegen_bundle_load sets *out to NULL and the sample buffer of a failed
+ *     edgegen_sample may hold partial results.
  *   - Handles are opaque ids looked up in a registry: a freed handle (or a pointer that
  *     never was a handle) gives EDGEGEN_ERR_INVALID_HANDLE; a freed id is never reused.
  *     Freeing NULL is a no-op that returns EDGEGEN_OK.
