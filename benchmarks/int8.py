@@ -43,6 +43,18 @@ def quality_bundle(args) -> Path:
     return out
 
 
+def mixed_report(args, res: Path) -> None:
+    """A second calibration of the small DDPM under a tight FID budget: the mixed-precision search."""
+    out = ROOT / (args.small_out + "-mp")
+    if not (out / "calibration/report.json").is_file():
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(ROOT / args.small, out)
+        run(["calibrate", str(out), "--calls", str(args.calls), "--formats", "onnx", "--max-fid-rise", "0.01",
+             "--no-naive", "--n", str(args.n), "--quiet"])
+    shutil.copyfile(out / "calibration/report.json", res / "calibration-small-mixed.json")
+
+
 def speed_bundle(args) -> Path:
     runp, out = ROOT / args.base_run, ROOT / args.base_out
     if not (runp / "model.safetensors").is_file():
@@ -80,6 +92,23 @@ def quality_table(rep: dict) -> list[str]:
     return rows
 
 
+def mixed_lines(rep: dict) -> list[str]:
+    """The mixed-precision search under a tight budget (a second calibration of the small DDPM)."""
+    r = rep["formats"]["onnx"]
+    out = ["### Mixed precision under a tight budget", "",
+           f"`edgegen calibrate COPY --formats onnx --max-fid-rise {rep['budget']['max_fid_rise']} --no-naive "
+           f"--n {rep['gate_settings']['n']}` (results/int8/calibration-small-mixed.json). Sensitivity ranking "
+           "(each layer quantized alone, relative output MSE): " +
+           ", ".join(f"{s['layer']} {s['rel_mse']:.1e}" for s in rep["sensitivity"][:4]) + ", ...", "",
+           "| layers kept in float | drift mean abs | digit-FID rise | accuracy drop (points) | within budget |",
+           "|---|---|---|---|---|"]
+    for a in r["attempts"]:
+        out.append(f"| {', '.join(a['kept_float']) or 'none'} | {a['drift_mean_abs']:.4f} | "
+                   f"{fmt_pct(a.get('fid_rise'))} | {a.get('accuracy_drop_points', 0):.1f} | "
+                   f"{'yes' if a['passed'] else 'no'} |")
+    return out + [""]
+
+
 def speed_table(prof: dict) -> list[str]:
     by = {(r["backend"], r["precision"]): r for r in prof["results"] if r["status"] == "ok" and r["kind"] == "edgegen"}
     rows = ["| backend | fp32 ms/sample p50 | int8 ms/sample p50 | int8 speed-up | network ms/run fp32 -> int8 |",
@@ -109,6 +138,7 @@ def main() -> None:
     res = ROOT / "benchmarks/results/int8"
     res.mkdir(parents=True, exist_ok=True)
     small = quality_bundle(args)
+    mixed_report(args, res)
     base = speed_bundle(args)
     run(["profile", str(base), "--backends", "onnxruntime,openvino", "--precisions", "fp32,int8", "--batch", "16",
          "--threads", "1", "--rounds", str(args.rounds), "--repeat", str(args.repeat), "--no-baselines",
@@ -130,6 +160,9 @@ def main() -> None:
     lines += ["", "Single network call at batch 16, one thread (small DDPM, 1.1 M parameters): " +
               "; ".join(f"{qrep['formats'][f]['backend']}: {s['fp32_ms_per_call']:.1f} -> "
                         f"{s['int8_ms_per_call']:.1f} ms ({s['speedup']:.2f}x)" for f, s in sp), ""]
+    mixed = res / "calibration-small-mixed.json"
+    if mixed.is_file():
+        lines += mixed_lines(json.loads(mixed.read_text()))
     lines += ["## Speed: base DDPM preset (6.5 M parameters), batch 16, DDIM-50, one thread", "",
               f"Weights trained for {args.base_steps} steps only: speed does not depend on weight values, quality does "
               "(base-preset quality was not measured: a fully trained base DDPM takes about 90 min on this machine). "
