@@ -13,6 +13,7 @@ latency does not depend on the weights' values, and RESULTS.md marks such rows.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -50,6 +51,14 @@ def _bundle(family: str, preset: str, latency_steps: int) -> tuple[Path, bool]:
     return bundle, full
 
 
+def _fully_trained(bundle: Path, family: str, preset: str) -> bool:
+    """Whether the bundle's weights had the preset's full training (else: latency only)."""
+    from edgegen.train.families import get_preset
+    m = json.loads((bundle / "manifest.json").read_text())
+    steps = m.get("training", {}).get("config", {}).get("train", {}).get("steps")
+    return steps is not None and steps >= get_preset(family, preset).train.steps
+
+
 def _row(r: dict) -> str:
     s = r["latency_per_sample_ms"]
     sp = r.get("speedup_vs", {})
@@ -84,12 +93,12 @@ def _goals(reports: list[tuple[str, bool, dict]]) -> list[str]:
     return lines
 
 
-def results_md(reports: list[tuple[str, bool, dict]], wall: float, argv: list[str]) -> str:
-    m = reports[0][2]["machine"]
-    pk = reports[0][2]["peak"]
+def results_md(reports: list[tuple[str, bool, dict]]) -> str:
+    m = reports[-1][2]["machine"]
+    pk = reports[-1][2]["peak"]
     lines = ["# edgegen benchmark results", "",
-             f"Produced by `python benchmarks/run_matrix.py {' '.join(argv)}` in {wall / 60:.1f} min, "
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
+             "Produced by `benchmarks/run_matrix.py` (each section names its command and time); "
+             f"last updated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
              f"- CPU: {m['cpu']}, {m['logical_cores']} logical cores ({m['usable_cores']} usable); {m['os']}",
              "- Libraries: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
              f"- Load average when the last profile finished: {m.get('load_average') or 'n/a'} "
@@ -105,7 +114,11 @@ def results_md(reports: list[tuple[str, bool, dict]], wall: float, argv: list[st
     lines += _goals(reports) + [""]
     for label, full, rep in reports:
         req = rep["request"]
+        mx = rep.get("matrix", {})
         lines += [f"## {label}" + ("" if full else " (weights trained briefly: latency only, no quality)"), "",
+                  f"Bundle `{rep['bundle']}`, measured {rep['created_utc']} by `{mx.get('command', '?')}`; "
+                  f"load average {rep['machine'].get('load_average', ['?'])[0]:.1f}, "
+                  f"{req.get('threads') or 'default'} intra-op threads, {req.get('rounds', 1)} round(s).", "",
                   f"{req['sampler']}-{req['steps']}, {req['repeat']} timed runs; FLOPs per call at batch 1: "
                   f"{rep['flops'].get('1', {}).get('flops', 0) / 1e6:.1f} M. Details and plots: "
                   f"[results/{label}/report.md](results/{label}/report.md).", ""]
@@ -132,6 +145,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--threads", type=int, default=0, help="intra-op threads of every runtime (0: defaults)")
     p.add_argument("--rounds", type=int, default=2, help="rounds interleaving the configurations in time")
+    p.add_argument("--precisions", default="fp32", help="comma list, e.g. fp32,int8")
+    p.add_argument("--bundle", action="append", default=[], metavar="LABEL=PATH",
+                   help="use this bundle for FAMILY-PRESET (e.g. ddpm-base=bundles/int8/ddpm-base)")
     p.add_argument("--latency-train-steps", type=int, default=30)
     p.add_argument("--out", default=str(ROOT / "benchmarks"))
     args = p.parse_args(argv)
@@ -141,22 +157,37 @@ def main(argv=None) -> int:
     from edgegen.train.families import FAMILIES
     families = args.families.split(",") if args.families else list(FAMILIES)
     os.chdir(ROOT)  # reports name bundles relative to the repository
-    start, reports = time.time(), []
+    start = time.time()
     for family in families:
         for preset in args.presets.split(","):
-            bundle, full = _bundle(family, preset, args.latency_train_steps)
+            given = dict(b.split("=", 1) for b in args.bundle)
+            if f"{family}-{preset}" in given:
+                bundle = (ROOT / given[f"{family}-{preset}"]).resolve()
+                full = _fully_trained(bundle, family, preset)
+            else:
+                bundle, full = _bundle(family, preset, args.latency_train_steps)
             req = ProfileRequest(bundle=str(bundle.relative_to(ROOT)), batches=[int(b) for b in args.batch.split(",")],
                                  steps=args.steps, repeat=args.repeat, threads=args.threads,
-                                 rounds=args.rounds)
+                                 rounds=args.rounds, precisions=args.precisions.split(","))
             if args.backends:
                 req.backends = args.backends.split(",")
             print(f"[matrix] profiling {bundle}")
             rep = profile_bundle(req)
             label = f"{family}-{preset}"
+            rep["matrix"] = {"trained_for_quality": full, "command": " ".join(["benchmarks/run_matrix.py", *argv]),
+                             "minutes": (time.time() - start) / 60}
             write(rep, Path(args.out) / "results" / label)
-            reports.append((label, full, rep))
-            _write_results(results_md(reports, time.time() - start, argv), Path(args.out) / "RESULTS.md")
+            _write_results(results_md(_all_reports(Path(args.out) / "results")), Path(args.out) / "RESULTS.md")
     return 0
+
+
+def _all_reports(folder: Path) -> list[tuple[str, bool, dict]]:
+    """Every committed profile under results/ (several matrix runs accumulate; a label re-run replaces its own)."""
+    out = []
+    for path in sorted(folder.glob("*/report.json")):
+        rep = json.loads(path.read_text())
+        out.append((path.parent.name, rep.get("matrix", {}).get("trained_for_quality", True), rep))
+    return out
 
 
 def _write_results(text: str, out: Path) -> None:
