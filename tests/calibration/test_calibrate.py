@@ -119,3 +119,14 @@ def test_sensitivity_schedule():
 def test_unknown_format_is_an_error():
     with pytest.raises(EdgegenError, match="unknown calibration format 'npu'"):
         parse_formats("onnx,npu")
+
+
+def test_native_runs_the_int8_ir_like_python_openvino(calibrated):
+    from edgegen.runtimes.backends import backend_class
+    reason = backend_class("native").unavailable()
+    if reason:
+        pytest.skip(reason)
+    bundle, _ = calibrated
+    py = open_pipeline(bundle, "openvino", "int8").sample(4, seed=1, steps=10)
+    native = open_pipeline(bundle, "native", "int8").sample(4, seed=1, steps=10)
+    assert np.abs(py - native).max() <= 1e-4

@@ -33,8 +33,8 @@ std::string upper(std::string s) {
 class OpenVINONetwork : public Network {
  public:
   OpenVINONetwork(const Manifest &m, const std::string &role, const LoadOptions &o) : role_(m.role(role)) {
-    if (o.precision != "fp32")
-      fail(EDGEGEN_ERR_UNSUPPORTED, "the openvino backend runs the bundle's fp32 IR (precision '" + o.precision + "' is not exported)");
+    // any precision the manifest lists (fp32, or the int8 IR `edgegen calibrate` adds); file() fails
+    // with a clear message for one the bundle does not have
     const std::string xml = m.file(role, "openvino", o.precision);
     device_ = upper(o.device.empty() ? "CPU" : o.device);
     const std::string family = device_.substr(0, device_.find_first_of(":."));
@@ -48,7 +48,9 @@ class OpenVINONetwork : public Network {
         fail(EDGEGEN_ERR_UNSUPPORTED, "OpenVINO device '" + device_ + "' is not available here (available: " + list + ")");
       }
     }
-    config_[ov::hint::inference_precision.name()] = ov::element::f32;
+    // like the Python backend: fp32 models must not silently run in bf16; quantized IRs keep the
+    // device's default for their float layers
+    if (o.precision == "fp32") config_[ov::hint::inference_precision.name()] = ov::element::f32;
     if (!o.cache_dir.empty()) config_[ov::cache_dir.name()] = o.cache_dir;
     if (o.threads > 0) config_[ov::inference_num_threads.name()] = o.threads;
     model_ = core_.read_model(xml);
