@@ -238,6 +238,8 @@ def _calibrate_copy(req: CalibrateRequest, m: Manifest, role: str, tmp: Path) ->
     search = _Search(req, m, role, art, evaluator, ranking_fn)
     for fmt in [f for f in req.formats if f in GATED]:
         report["formats"][fmt] = search.run(fmt)
+    if "onnx" in req.formats:
+        _npu_int8(m, role, report)
     if ranking:
         report["sensitivity"] = ranking
     if req.naive_baseline and "onnx" in req.formats:
@@ -292,6 +294,20 @@ def _calibrate_copy(req: CalibrateRequest, m: Manifest, role: str, tmp: Path) ->
     extra["calibration_report"] = file_entry(root, "calibration/report.json")
     atomic_write_text(root / MANIFEST, json.dumps(m.data, indent=1))
     return report
+
+
+def _npu_int8(m: Manifest, role: str, report: dict) -> None:
+    """A bundle with an npu target also gets the static-shape QDQ variants of the new int8 model."""
+    from edgegen.export import npu_export
+    out = npu_export.write_int8(m, role)
+    if out is None:
+        return
+    entry, check = out
+    if not check["passed"]:
+        raise EdgegenError(f"the static npu int8 variant of '{role}' failed its check ({check['summary']}); "
+                           "the bundle is unchanged")
+    m.data["roles"][role]["files"]["npu"]["int8"] = entry
+    report["formats"]["npu"] = {"checks": {"int8": check}}
 
 
 def _describe(r: dict) -> str:

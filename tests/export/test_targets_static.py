@@ -110,6 +110,51 @@ def test_npu_variants_are_static_and_match(targets_bundle):
         assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == int(batch)
     for v in verify["results"]["denoiser"]["npu"]["fp32"]["variants"]:
         assert v["onnx_cpu_max_abs"] <= 1e-4 and v["openvino_cpu_max_abs"] <= 1e-4
+        assert v["qnn_ops"]["nodes"] > 0 and "Conv" in v["qnn_ops"]["ops"]
+        assert v["qnn_ops"]["unsupported"] == []  # Shape nodes folded away by the static rewrite
+        assert "Shape" not in v["qnn_ops"]["ops"]
+    assert entry["qnn_ops"]["unsupported"] == [] and "op_builder_factory.cc" in entry["qnn_ops"]["source"]
+    assert "no public per-op list" in entry["openvino_npu_ops"]
+    assert "all in the QNN EP list" in verify["results"]["denoiser"]["npu"]["fp32"]["summary"]
+
+
+def test_qnn_op_check_warns_on_unsupported_ops():
+    from onnx import TensorProto, helper
+
+    from edgegen.export.npu_ops import qnn_check
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Unique", ["a"], ["b"]),
+             helper.make_node("FusedMatMul", ["b", "b"], ["c"], domain="com.microsoft"),
+             helper.make_node("BiasGelu", ["c", "c"], ["d"], domain="com.microsoft")]
+    graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("d", TensorProto.FLOAT, [4])])
+    r = qnn_check(helper.make_model(graph))
+    assert r["ops"] == {"Relu": 1, "Unique": 1, "com.microsoft.BiasGelu": 1, "com.microsoft.FusedMatMul": 1}
+    assert r["unsupported"] == ["Unique", "com.microsoft.BiasGelu"]
+    assert "CPU EP fallback" in r["warning"] and "Unique" in r["warning"]
+
+
+def test_fix_shapes_folds_shape_nodes(tmp_path):
+    from onnx import TensorProto, helper
+
+    from edgegen.export.npu_export import fix_shapes
+    from edgegen.roles import RoleSpec, TensorSpec
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, 3])
+    tail = helper.make_tensor("tail", TensorProto.INT64, [2], [2, 3])
+    nodes = [helper.make_node("Shape", ["x"], ["s"], start=0, end=1),
+             helper.make_node("Concat", ["s", "tail"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    src = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x], [y], [tail]),
+                                opset_imports=[helper.make_opsetid("", 17)]), str(src))
+    spec = RoleSpec((TensorSpec("x", ("batch", 6), "float32"),), (TensorSpec("y", ("batch", 2, 3), "float32"),))
+    assert fix_shapes(src, tmp_path / "s.onnx", spec, 5) == []
+    model = onnx.load(str(tmp_path / "s.onnx"))
+    assert [n.op_type for n in model.graph.node] == ["Concat", "Reshape"]
+    import onnxruntime as ort
+    out = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"x": np.arange(30, dtype=np.float32).reshape(5, 6)})[0]
+    assert out.shape == (5, 2, 3)
 
 
 def test_static_targets_skip_roles_with_varying_dims():
