@@ -133,7 +133,6 @@ def gate(manifest: Manifest, ref: TokenReference, other: Backend, precision: str
     if ref.prompt is not None:
         logits = _decode_run(other, manifest, ref.prefill, ref.fed)
         drift = max(float(np.max(np.abs(a.astype(np.float64) - b))) for a, b in zip(ref.logits, logits))
-        s = manifest.sampling
         cached = _greedy_cached(other, manifest, ref.prompt)
         match = bool(np.array_equal(cached, ref.greedy))
         torch_match = bool(np.array_equal(ref.torch_cached, ref.greedy))

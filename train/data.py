@@ -227,3 +227,12 @@ def _moons_standardization(noise: float) -> tuple[np.ndarray, np.ndarray]:
 
     ref, _ = make_moons(n_samples=MOONS_REFERENCE_SIZE, noise=noise, random_state=MOONS_REFERENCE_SEED)
     return ref.mean(axis=0), ref.std(axis=0)
+
+
+@dataclass
+class DataConfig:
+    """The image data section of a family's config (ddpm, gan, vqvae/dalle): where the images come
+    from and the size the network is built for."""
+    source: str = "digits"  # digits | folder:PATH (labelled subfolders for class-conditional models)
+    image_size: int = 16
+    channels: int = 1

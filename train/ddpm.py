@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from edgegen.roles import RoleSpec, TensorSpec
 from edgegen.runtimes.schedules import alpha_bar
-from edgegen.train.data import load_images
+from edgegen.train.data import DataConfig, load_images
 from edgegen.train.loop import TrainConfig, fit
 from edgegen.train.unet import UNet, UNetConfig
 
@@ -25,13 +25,6 @@ class ScheduleConfig:
     T: int = 1000
     beta_start: float = 1e-4
     beta_end: float = 0.02
-
-
-@dataclass
-class DataConfig:
-    source: str = "digits"  # digits | folder:PATH
-    image_size: int = 16
-    channels: int = 1
 
 
 @dataclass

@@ -23,16 +23,9 @@ from tqdm import tqdm
 
 from edgegen.errors import EdgegenError
 from edgegen.roles import RoleSpec, TensorSpec
-from edgegen.train.data import load_images
+from edgegen.train.data import DataConfig, load_images
 from edgegen.train.dcgan import DCGANConfig, Discriminator, Generator
 from edgegen.train.loop import TrainConfig, check_train_config, ema_update, init_distributed, lr_at
-
-
-@dataclass
-class DataConfig:
-    source: str = "digits"  # digits | folder:PATH
-    image_size: int = 16
-    channels: int = 1
 
 
 @dataclass

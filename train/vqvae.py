@@ -20,17 +20,10 @@ import torch.nn.functional as F
 
 from edgegen.errors import EdgegenError
 from edgegen.roles import RoleSpec, TensorSpec
-from edgegen.train.data import load_images
+from edgegen.train.data import DataConfig, load_images
 from edgegen.train.loop import TrainConfig, fit
 from edgegen.train.transformer import GPT, GPTConfig
 from edgegen.train.vq_nets import VQVAE, VQConfig, split_roles
-
-
-@dataclass
-class DataConfig:
-    source: str = "digits"  # digits | folder:PATH (labelled subfolders for the class prior)
-    image_size: int = 16
-    channels: int = 1
 
 
 @dataclass
