@@ -25,7 +25,7 @@ from edgegen.errors import EdgegenError
 from edgegen.roles import RoleSpec
 from edgegen.runtimes.sde_schedules import SDE, KINDS
 from edgegen.train import continuous as C
-from edgegen.train.continuous import DataConfig
+from edgegen.train.continuous import DataConfig, shared_preset
 from edgegen.train.loop import TrainConfig, fit
 from edgegen.train.mlp import MLPConfig
 from edgegen.train.unet import UNetConfig
@@ -70,17 +70,8 @@ def preset(name: str) -> SDEConfig:
                          mlp=MLPConfig(hidden=64, layers=2),
                          train=TrainConfig(steps=60, batch_size=64, lr=2e-3, warmup=10, ema_decay=0.9),
                          sampling=SamplingConfig(steps=20))
-    if name == "small":  # the demo model: about 10 minutes on 2 CPU cores
-        return SDEConfig(model=UNetConfig(base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=1,
-                                          time_scale=1000.0),
-                         train=TrainConfig(steps=1100, batch_size=128, lr=2e-3, warmup=100, ema_decay=0.995))
-    if name == "base":
-        return SDEConfig(model=UNetConfig(base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2,
-                                          time_scale=1000.0),
-                         train=TrainConfig(steps=3000, batch_size=128, lr=1e-3, warmup=200, ema_decay=0.999))
-    if name == "moons":  # the 2-D variant: an MLP on moons, about a minute
-        return SDEConfig(data=DataConfig(source="moons"),
-                         train=TrainConfig(steps=4000, batch_size=512, lr=2e-3, warmup=100, ema_decay=0.995))
+    if name in ("small", "base", "moons"):
+        return SDEConfig(**shared_preset(name))
     raise KeyError(name)
 
 
