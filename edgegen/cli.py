@@ -81,7 +81,8 @@ def cmd_sample(args) -> int:
                            "(vqvae, dalle) only")
     images = pipe.sample(args.n, seed=args.seed, labels=args.label, sampler=args.sampler, steps=args.steps,
                          eta=args.eta, guidance=args.guidance, batch_size=args.batch_size,
-                         progress=not args.quiet, **token_args, **({"snr": args.snr} if args.snr else {}))
+                         progress=not args.quiet, **token_args,
+                         **{k: v for k, v in (("snr", args.snr), ("corrector", args.corrector)) if v})
     save_grid(out, images, nrow=min(args.n, 10) if manifest.num_classes else None)
     save_npy(out.with_suffix(".npy"), images)
     print(f"wrote {out} and {out.with_suffix('.npy')} ({args.n} samples, {images.shape[1:]})")
@@ -242,6 +243,9 @@ def build_parser() -> Parser:
     s.add_argument("--label", type=int, default=None, help="class label for every sample (default: 0..9 cycled)")
     s.add_argument("--eta", type=float, default=None, help="DDIM eta (0 = deterministic)")
     s.add_argument("--snr", type=float, default=None, help="Langevin corrector SNR of the sde pc sampler")
+    s.add_argument("--corrector", choices=("snr", "fixed"), default=None,
+                   help="sde pc corrector step rule: snr (per-sample norms, Song et al.; images) or fixed "
+                        "(annealed 2 alpha (snr sigma_t)^2; low-dimensional data such as moons)")
     s.add_argument("--providers", default=None, help="onnxruntime execution providers, e.g. cpu or qnn,cpu")
     s.add_argument("--device", default=None, help="openvino device (CPU, GPU, NPU, AUTO) or torch device "
                                                    "(cpu, cuda: the whole plan in a CUDA graph)")

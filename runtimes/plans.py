@@ -102,6 +102,8 @@ def plan_key(sampler: str, params: dict) -> str:
         key += "-noclip"
     if "snr" in params:
         key += f"-snr{params['snr']:g}"
+    if params.get("corrector", "snr") != "snr":
+        key += f"-{params['corrector']}"
     if "eps" in params:
         key += f"-eps{params['eps']:g}"
     return key
@@ -234,7 +236,7 @@ def compile_plan(sampling: dict, sampler: str, steps: int | None = None, eta: fl
                  clip_x0: bool | None = None, **opts) -> Plan:
     """Compile a plan from a manifest's ``sampling`` section (process + schedule).
 
-    ``opts`` are sampler options of other processes (sde: snr, eps)."""
+    ``opts`` are sampler options of other processes (sde: snr, corrector, eps)."""
     process = sampling.get("process")
     if process not in SAMPLERS:
         raise EdgegenError(f"no plan compiler for process {process!r}")

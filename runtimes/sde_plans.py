@@ -7,12 +7,20 @@ the network at t_i. As in Song et al., the last update returns the mean (no nois
 
     em        reverse-SDE Euler-Maruyama: x += (f_i x - g_i^2 s) dt + g_i sqrt(|dt|) z
     pc        predictor-corrector (Alg. 4 VE / Alg. 5 VP), per t_i: one Langevin corrector
-              step (named op "langevin", SNR r), then the reverse-diffusion predictor
+              step x += e s + sqrt(2 e) z, then the reverse-diffusion predictor
               x = x - F_i(x) + G_i^2 s + G_i z for the forward discretisation
               x_{i} = x_{i+1} + F_i(x_{i+1}) + G_i z:
                 VP: 1 - b_i = (m(t_i) / m(t_{i+1}))^2 (exact on the grid), F_i(x) = (sqrt(1 - b_i) - 1) x,
                     G_i^2 = b_i, corrector alpha_i = 1 - b_i
                 VE: F_i = 0, G_i^2 = sigma_i^2 - sigma_{i+1}^2, corrector alpha_i = 1
+              The corrector step size e_i comes from one of two rules (option ``corrector``):
+                snr    (default) Song et al.: e = 2 alpha_i (r ||z|| / ||s||)^2 per sample, the named
+                       op "langevin"; right for images, where both norms concentrate
+                fixed  the annealed-Langevin rule (Song & Ermon 2019), the expectation of the snr rule
+                       when ||z||^2 ~ d and ||s||^2 ~ d / sigma_i^2: e = 2 alpha_i (r sigma_i)^2, a plain
+                       affine op. In very few dimensions (2-D points) the per-sample norms are noise:
+                       ||z|| of a 2-D Gaussian is often near 0 or 3 and ||s|| vanishes on the data
+                       manifold, so the snr rule takes huge steps there and diverges.
     pf_euler  probability-flow ODE dx/dt = f x - 1/2 g^2 s = a_t x + b_t eps, Euler
     pf_heun   the same ODE with Heun's method (2 evaluations per step)
 """
@@ -25,6 +33,7 @@ from edgegen.runtimes.plans import Plan, affine
 from edgegen.runtimes.sde_schedules import SDE
 
 SAMPLERS = ("em", "pc", "pf_euler", "pf_heun")
+CORRECTORS = ("snr", "fixed")
 
 
 def time_grid(steps: int, eps: float) -> np.ndarray:
@@ -51,9 +60,19 @@ def compile_em(sde: SDE, steps: int, eps: float) -> Plan:
     return Plan("em", {"steps": steps, "eps": float(eps)}, ["x", "eps"], _prior(sde), out, "x")
 
 
-def compile_pc(sde: SDE, steps: int, eps: float, snr: float) -> Plan:
+def _corrector(sigma: float, snr: float, alpha: float, rule: str) -> dict:
+    if rule == "snr":
+        return {"op": "langevin", "dst": "x", "score": "eps", "scale": float(-1.0 / sigma),
+                "snr": float(snr), "alpha": float(alpha)}
+    step = 2.0 * alpha * (snr * sigma) ** 2  # x += step s + sqrt(2 step) z, s = -eps / sigma
+    return affine("x", [("x", 1.0), ("eps", -step / sigma)], np.sqrt(2.0 * step))
+
+
+def compile_pc(sde: SDE, steps: int, eps: float, snr: float, corrector: str = "snr") -> Plan:
     if snr <= 0:
         raise EdgegenError(f"snr must be > 0, got {snr}")
+    if corrector not in CORRECTORS:
+        raise EdgegenError(f"unknown corrector '{corrector}' (choose {', '.join(CORRECTORS)})")
     ts = time_grid(steps, eps)
     out = []
     for i in range(steps):
@@ -65,12 +84,13 @@ def compile_pc(sde: SDE, steps: int, eps: float, snr: float) -> Plan:
         else:
             c_x, G2, alpha = 1.0, sigma**2 - sde.sigma(t_next) ** 2, 1.0
         last = i + 1 == steps
-        out.append({"t": float(t), "src": "x", "dst": "eps", "ops": [
-            {"op": "langevin", "dst": "x", "score": "eps", "scale": float(-1.0 / sigma),
-             "snr": float(snr), "alpha": float(alpha)}]})
+        out.append({"t": float(t), "src": "x", "dst": "eps", "ops": [_corrector(sigma, snr, alpha, corrector)]})
         out.append({"t": float(t), "src": "x", "dst": "eps", "ops": [
             affine("x", [("x", c_x), ("eps", -G2 / sigma)], 0.0 if last else np.sqrt(G2))]})
-    return Plan("pc", {"steps": steps, "eps": float(eps), "snr": float(snr)}, ["x", "eps"], _prior(sde), out, "x")
+    params = {"steps": steps, "eps": float(eps), "snr": float(snr)}
+    if corrector != "snr":
+        params["corrector"] = corrector
+    return Plan("pc", params, ["x", "eps"], _prior(sde), out, "x")
 
 
 def _ode_coefs(sde: SDE, t: float) -> tuple[float, float]:
@@ -108,7 +128,8 @@ def compile_sde(sampling: dict, sampler: str, steps: int | None = None, **opts) 
     if sampler == "em":
         return compile_em(sde, steps, eps)
     if sampler == "pc":
-        return compile_pc(sde, steps, eps, float(opts.get("snr") or d.get("snr", 0.16)))
+        return compile_pc(sde, steps, eps, float(opts.get("snr") or d.get("snr", 0.16)),
+                          str(opts.get("corrector") or d.get("corrector", "snr")))
     if sampler in ("pf_euler", "pf_heun"):
         return compile_pf(sde, steps, eps, sampler[3:])
     raise EdgegenError(f"unknown sampler '{sampler}' (choose {', '.join(SAMPLERS)})")

@@ -23,6 +23,7 @@ import torch
 
 from edgegen.errors import EdgegenError
 from edgegen.roles import RoleSpec
+from edgegen.runtimes.sde_plans import CORRECTORS
 from edgegen.runtimes.sde_schedules import SDE, KINDS
 from edgegen.train import continuous as C
 from edgegen.train.continuous import DataConfig, shared_preset
@@ -47,6 +48,7 @@ class SamplingConfig:
     sampler: str = "pc"  # em | pc | pf_euler | pf_heun
     steps: int = 100
     snr: float = 0.16  # Langevin corrector signal-to-noise ratio (pc)
+    corrector: str = "snr"  # pc corrector step rule: snr (per-sample norms) | fixed (runtimes/sde_plans.py)
     eps: float = 1e-3  # last sampling time (Song et al.: 1e-3 for VP, 1e-5 for VE)
     guidance: float = 1.0
 
@@ -92,6 +94,8 @@ def check(cfg: SDEConfig) -> None:
         raise EdgegenError("sde.sigma_max must be larger than sde.sigma_min")
     if not (0 < p.eps < 1 and 0 < cfg.sampling.eps < 1):
         raise EdgegenError("sde.eps and sampling.eps must be in (0, 1)")
+    if cfg.sampling.corrector not in CORRECTORS:
+        raise EdgegenError(f"unknown corrector '{cfg.sampling.corrector}' (choose {', '.join(CORRECTORS)})")
     if cfg.sampling.sampler not in SAMPLERS:
         raise EdgegenError(f"unknown sampler '{cfg.sampling.sampler}' (choose {', '.join(SAMPLERS)})")
 
@@ -115,8 +119,8 @@ def sampling_info(cfg: SDEConfig) -> dict:
     s = cfg.sampling
     return {"kind": "plan", "role": "score", "process": "sde",
             "schedule": process(cfg).to_json(), "time_range": [s.eps, 1.0],
-            "defaults": {"sampler": s.sampler, "steps": s.steps, "snr": s.snr, "eps": s.eps,
-                         "guidance": s.guidance},
+            "defaults": {"sampler": s.sampler, "steps": s.steps, "snr": s.snr, "corrector": s.corrector,
+                         "eps": s.eps, "guidance": s.guidance},
             "gate": {"sampler": "em", "steps": 50},
             "bundle_plans": [{"sampler": s.sampler, "steps": s.steps}, {"sampler": "em", "steps": 50},
                              {"sampler": "pf_euler", "steps": 100}, {"sampler": "pf_heun", "steps": 50}],
