@@ -196,6 +196,27 @@ def load_moons(n: int, seed: int, noise: float = 0.05) -> np.ndarray:
     return _moons(n, seed, noise)[0]
 
 
+def sample_moons(n: int, seed: int, noise: float = 0.05) -> np.ndarray:
+    """``n`` i.i.d. draws from the two-moons distribution, (n, 2) float32, standardized like load_moons.
+
+    make_moons places each moon's points on an evenly spaced angle grid (np.linspace), so its
+    sets are stratified, not random: two of them differ far less than two i.i.d. samples do,
+    and a perfect sampler could not match them. Here the angles are uniform at random; as in
+    make_moons, the first n // 2 points are the outer moon (label 0), the rest the inner one."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise EdgegenError(f"number of points must be a positive integer, got {n!r}")
+    if not np.isfinite(noise) or noise < 0:
+        raise EdgegenError(f"moons noise must be >= 0, got {noise!r}")
+    g = np.random.default_rng(int(seed))
+    n_out = int(n) // 2
+    theta = g.uniform(0.0, np.pi, int(n))
+    outer = np.stack([np.cos(theta[:n_out]), np.sin(theta[:n_out])], axis=1)
+    inner = np.stack([1.0 - np.cos(theta[n_out:]), 0.5 - np.sin(theta[n_out:])], axis=1)
+    points = np.concatenate([outer, inner]) + noise * g.standard_normal((int(n), 2))
+    mean, std = _moons_standardization(float(noise))
+    return ((points - mean) / std).astype(np.float32)
+
+
 def load_points(spec: str, split: str = "train", n: int = 4096, noise: float = 0.05) -> PointDataset:
     """Load a 2-D point data set; only ``"moons"`` (train split seed 0, test split seed 1)."""
     _check_split(split, POINT_SPLITS)

@@ -72,7 +72,9 @@ def preset(name: str) -> SDEConfig:
                          mlp=MLPConfig(hidden=64, layers=2),
                          train=TrainConfig(steps=60, batch_size=64, lr=2e-3, warmup=10, ema_decay=0.9),
                          sampling=SamplingConfig(steps=20))
-    if name in ("small", "base", "moons"):
+    if name == "moons":  # 2-D points: the snr corrector rule diverges there (runtimes/sde_plans.py)
+        return SDEConfig(**shared_preset(name), sampling=SamplingConfig(corrector="fixed"))
+    if name in ("small", "base"):
         return SDEConfig(**shared_preset(name))
     raise KeyError(name)
 

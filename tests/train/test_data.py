@@ -7,7 +7,9 @@ from PIL import Image
 from sklearn.datasets import make_moons
 
 from edgegen.errors import EdgegenError
-from edgegen.train.data import DATASETS, ImageDataset, PointDataset, load_images, load_moons, load_points
+from edgegen.train import data
+from edgegen.train.data import (DATASETS, ImageDataset, PointDataset, load_images, load_moons, load_points,
+                                sample_moons)
 
 N_DIGITS = 1797
 
@@ -150,6 +152,37 @@ def test_moons_standardized_and_deterministic():
 
     np.testing.assert_allclose(affine(10), affine(5000), rtol=1e-4, atol=1e-5)
     assert np.abs(load_moons(10, seed=3).mean(axis=0)).max() > 1e-3  # not re-centered per call
+
+
+def test_sample_moons_is_iid_and_standardized_like_load_moons():
+    a = sample_moons(20000, seed=4)
+    assert a.shape == (20000, 2) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, sample_moons(20000, seed=4))
+    np.testing.assert_allclose(a.mean(axis=0), 0.0, atol=0.03)
+    np.testing.assert_allclose(a.std(axis=0), 1.0, atol=0.03)
+    grid, labels = data._moons(20000, 4, 0.05)  # the same moons: outer (label 0) first
+    np.testing.assert_allclose(a[:10000].mean(axis=0), grid[labels == 0].mean(axis=0), atol=0.03)
+    # noise-free: the outer half lies on the unit circle (before standardization), angles are random
+    mean, std = np.asarray(data._moons_standardization(0.0))
+    raw = sample_moons(1000, seed=2, noise=0.0) * std + mean
+    np.testing.assert_allclose(np.hypot(raw[:500, 0], raw[:500, 1]), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.hypot(raw[500:, 0] - 1.0, raw[500:, 1] - 0.5), 1.0, atol=1e-5)
+    gaps = np.diff(np.sort(np.arctan2(raw[:500, 1], raw[:500, 0])))
+    assert gaps.std() > 0.5 * gaps.mean()  # exponential-like gaps, not make_moons' even grid
+    with pytest.raises(EdgegenError, match="positive integer"):
+        sample_moons(0, seed=1)
+
+
+def test_moons_score_floor_is_what_a_perfect_sampler_reaches():
+    """Exact i.i.d. moons score a ratio near 1 (make_moons' stratified sets would put the floor
+    about 2x lower); a 5% too wide or shifted set fails the <= 2 criterion."""
+    from edgegen.train.moons_eval import score_points
+    ratios = [score_points(sample_moons(2000, seed=700 + k))["ratio"] for k in range(4)]
+    assert all(0.6 < r < 1.5 for r in ratios), ratios
+    s = score_points(sample_moons(2000, seed=700))
+    assert s["sw_fresh_make_moons"] < 0.6 * s["sw_fresh"]
+    assert score_points(sample_moons(2000, seed=700) * 1.05)["ratio"] > 2.0
+    assert score_points(sample_moons(2000, seed=700) + np.float32(0.1))["ratio"] > 2.0
 
 
 def test_load_points_moons():

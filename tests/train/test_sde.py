@@ -36,6 +36,10 @@ def test_presets_round_trip_and_checks():
     cfg.sde.kind = "subvp"
     with pytest.raises(EdgegenError, match="unknown SDE"):
         sde.check(cfg)
+    cfg = get_preset("sde", "tiny")
+    cfg.sampling.corrector = "batch"
+    with pytest.raises(EdgegenError, match="unknown corrector 'batch'"):
+        sde.check(cfg)
 
 
 def test_ssm_loss_is_the_sliced_objective():
@@ -79,3 +83,4 @@ def test_ve_sigma_max_from_data_and_ssm_on_moons(tmp_path, tiny_family_run):
     assert pipe.sampling["schedule"] == {"kind": "ve", "sigma_min": 0.01, "sigma_max": loaded.config.sde.sigma_max}
     for sampler in sde.SAMPLERS:
         assert pipe.sample(4, sampler=sampler, steps=3).shape == (4, 2)
+    assert pipe.plan().key == "pc-100-snr0.16-fixed-eps0.001"  # the moons preset's corrector rule
