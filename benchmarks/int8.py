@@ -1,14 +1,15 @@
-"""INT8 benchmark: quality on the trained small DDPM, speed on the base DDPM preset.
+"""INT8 benchmark: quality on the trained small and base DDPMs, speed on the base DDPM preset.
 
 Quality (drift, digit-FID, class accuracy, layers kept in float, naive baseline) needs a
-trained model: it is read from the calibration report of the small DDPM bundle
-(``edgegen calibrate`` run on a copy of bundles/ddpm-small). Speed does not depend on the
-weight values, so the base preset is trained for a few steps only (a fully trained base DDPM
-takes about 90 min on this machine), exported, calibrated (its quality figures are
+trained model: it is read from the calibration reports of the small DDPM bundle
+(``edgegen calibrate`` run on a copy of bundles/ddpm-small) and, when ``--base-trained-run``
+exists (``edgegen train ddpm --preset base``: about 80 min on 2 free cores), of the fully
+trained base DDPM. Speed does not depend on the weight values, so the speed bundle may be a
+base preset trained for a few steps only, exported, calibrated (its quality figures are
 meaningless and not gated) and profiled with ``edgegen profile`` (fp32 and int8 on
 onnxruntime and openvino, batch 16, one thread, rounds interleaved in time).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/int8.py
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/int8.py [--gate-threads 2]
 Writes benchmarks/int8.md and benchmarks/results/int8/ (profile + calibration reports).
 """
 from __future__ import annotations
@@ -26,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EDGEGEN = [sys.executable, "-m", "edgegen.cli"]
 
 
-def run(args: list[str]) -> None:
+def run(args: list[str], threads: int = 1) -> None:
     print("+ edgegen " + " ".join(args), flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     subprocess.run(EDGEGEN + args, cwd=ROOT, check=True, env=env)
 
 
@@ -53,6 +54,20 @@ def mixed_report(args, res: Path) -> None:
         run(["calibrate", str(out), "--calls", str(args.calls), "--formats", "onnx", "--max-fid-rise", "0.01",
              "--no-naive", "--n", str(args.n), "--quiet"])
     shutil.copyfile(out / "calibration/report.json", res / "calibration-small-mixed.json")
+
+
+def base_quality_bundle(args) -> Path | None:
+    """The fully trained base DDPM, exported and calibrated with the default budget (None: not trained)."""
+    runp, out = ROOT / args.base_trained_run, ROOT / args.base_trained_out
+    if not (runp / "model.safetensors").is_file():
+        return None
+    if not (out / "calibration/report.json").is_file():
+        if out.exists():
+            shutil.rmtree(out)
+        run(["export", str(runp), "--format", "onnx,openvino", "--out", str(out), "--quiet"], args.gate_threads)
+        run(["calibrate", str(out), "--calls", str(args.calls), "--formats", "onnx,openvino", "--n", str(args.n),
+             "--threads", str(args.gate_threads), "--quiet"], args.gate_threads)
+    return out
 
 
 def speed_bundle(args) -> Path:
@@ -92,6 +107,18 @@ def quality_table(rep: dict) -> list[str]:
     return rows
 
 
+def quality_section(title: str, rep: dict, speed_note: str) -> list[str]:
+    """Gate budget, the quality table and the single-call speed of one calibration report."""
+    lines = [f"## Quality: {title}, DDIM-50, same noise, fp32 vs int8 on the same backend", "",
+             f"Gate budget: {json.dumps(rep['budget'])}; FID/accuracy over n = "
+             f"{rep['gate_settings']['n']} samples, drift over {rep['gate_settings']['drift_n']} trajectories.", ""]
+    lines += quality_table(rep)
+    sp = [(f, r["speed"]) for f, r in rep["formats"].items() if "speed" in r]
+    return lines + ["", f"Single network call at batch 16 ({speed_note}): " +
+                    "; ".join(f"{rep['formats'][f]['backend']}: {s['fp32_ms_per_call']:.1f} -> "
+                              f"{s['int8_ms_per_call']:.1f} ms ({s['speedup']:.2f}x)" for f, s in sp), ""]
+
+
 def mixed_lines(rep: dict) -> list[str]:
     """The mixed-precision search under a tight budget (a second calibration of the small DDPM)."""
     r = rep["formats"]["onnx"]
@@ -129,6 +156,9 @@ def main() -> None:
     ap.add_argument("--base-run", default="runs/latency/ddpm-base")
     ap.add_argument("--base-out", default="bundles/int8/ddpm-base")
     ap.add_argument("--base-steps", type=int, default=30)
+    ap.add_argument("--base-trained-run", default="runs/ddpm-base", help="a fully trained base DDPM run, if any")
+    ap.add_argument("--base-trained-out", default="bundles/int8/ddpm-base-trained")
+    ap.add_argument("--gate-threads", type=int, default=1, help="threads for the base quality gate's sampling")
     ap.add_argument("--calls", type=int, default=256)
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=6)
@@ -139,7 +169,8 @@ def main() -> None:
     res.mkdir(parents=True, exist_ok=True)
     small = quality_bundle(args)
     mixed_report(args, res)
-    base = speed_bundle(args)
+    trained = base_quality_bundle(args)
+    base = trained or speed_bundle(args)  # the same graph: speed does not depend on the weights
     run(["profile", str(base), "--backends", "onnxruntime,openvino", "--precisions", "fp32,int8", "--batch", "16",
          "--threads", "1", "--rounds", str(args.rounds), "--repeat", str(args.repeat), "--no-baselines",
          "--no-plots", "--out", str(res / "profile-base"), "--quiet"])
@@ -147,26 +178,27 @@ def main() -> None:
     brep = json.loads((base / "calibration/report.json").read_text())
     prof = json.loads((res / "profile-base/report.json").read_text())
     shutil.copyfile(small / "calibration/report.json", res / "calibration-small.json")
-    shutil.copyfile(base / "calibration/report.json", res / "calibration-base.json")
+    if trained is None:
+        shutil.copyfile(base / "calibration/report.json", res / "calibration-base.json")
     lines = [f"# INT8 benchmark ({datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')})", "",
              "Written by `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/int8.py`. Machine: "
              f"{prof['machine'].get('cpu', prof['machine'])}; load average during profiling "
-             f"{(prof['machine'].get('load_average') or [float('nan')])[0]:.1f} (2 cores shared with other jobs).", "",
-             "## Quality: small DDPM (trained), DDIM-50, same noise, fp32 vs int8 on the same backend", "",
-             f"Gate budget: {json.dumps(qrep['budget'])}; FID/accuracy over n = "
-             f"{qrep['gate_settings']['n']} samples, drift over {qrep['gate_settings']['drift_n']} trajectories.", ""]
-    lines += quality_table(qrep)
-    sp = [(f, r["speed"]) for f, r in qrep["formats"].items() if "speed" in r]
-    lines += ["", "Single network call at batch 16, one thread (small DDPM, 1.1 M parameters): " +
-              "; ".join(f"{qrep['formats'][f]['backend']}: {s['fp32_ms_per_call']:.1f} -> "
-                        f"{s['int8_ms_per_call']:.1f} ms ({s['speedup']:.2f}x)" for f, s in sp), ""]
+             f"{(prof['machine'].get('load_average') or [float('nan')])[0]:.1f} (2 cores).", ""]
+    lines += quality_section("small DDPM (trained)", qrep, "1.1 M parameters, one thread")
+    if trained is not None:
+        trep = json.loads((trained / "calibration/report.json").read_text())
+        shutil.copyfile(trained / "calibration/report.json", res / "calibration-base-trained.json")
+        lines += quality_section(f"base DDPM (fully trained: `{args.base_trained_run}`, results/int8/"
+                                 "calibration-base-trained.json)", trep,
+                                 f"6.5 M parameters, {args.gate_threads} thread(s)")
     mixed = res / "calibration-small-mixed.json"
     if mixed.is_file():
         lines += mixed_lines(json.loads(mixed.read_text()))
     lines += ["## Speed: base DDPM preset (6.5 M parameters), batch 16, DDIM-50, one thread", "",
-              f"Weights trained for {args.base_steps} steps only: speed does not depend on weight values, quality does "
-              "(base-preset quality was not measured: a fully trained base DDPM takes about 90 min on this machine). "
-              f"`edgegen profile {args.base_out} --backends onnxruntime,openvino --precisions fp32,int8 --batch 16 "
+              ("Fully trained weights (the bundle of the base quality section). " if trained else
+               f"Weights trained for {args.base_steps} steps only: speed does not depend on weight values, quality "
+               "does. "),
+              f"`edgegen profile {base.relative_to(ROOT)} --backends onnxruntime,openvino --precisions fp32,int8 --batch 16 "
               f"--threads 1 --rounds {args.rounds} --repeat {args.repeat} --no-baselines`.", ""]
     lines += speed_table(prof)
     sb = [(f, r["speed"]) for f, r in brep["formats"].items() if "speed" in r]
