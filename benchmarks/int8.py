@@ -181,7 +181,7 @@ def main() -> None:
     if trained is None:
         shutil.copyfile(base / "calibration/report.json", res / "calibration-base.json")
     lines = [f"# INT8 benchmark ({datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')})", "",
-             "Written by `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/int8.py`. Machine: "
+             f"Written by `{' '.join(['.venv/bin/python benchmarks/int8.py'] + sys.argv[1:])}`. Machine: "
              f"{prof['machine'].get('cpu', prof['machine'])}; load average during profiling "
              f"{(prof['machine'].get('load_average') or [float('nan')])[0]:.1f} (2 cores).", ""]
     lines += quality_section("small DDPM (trained)", qrep, "1.1 M parameters, one thread")
