@@ -106,7 +106,8 @@ def render(results: dict) -> str:
              "Produced by `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/families.py` (results in",
              "`families.json`). Sampling ran on onnxruntime (CPU) from the exported bundle, seed 0.",
              "Training used one thread on a 2-core machine shared with three other jobs, so the",
-             "training times are upper bounds (wall clock under contention).", "",
+             "training times are upper bounds (wall clock under contention); on 2 free cores see",
+             "`train_time.md` (sde 6.9, flow 7.0, DCGAN 5.2 min).", "",
              "## Digits (small presets; label-conditioned samples, labels 0..9 cycled)", "",
              "| model | train steps | train time | parameters | plan | network calls | class accuracy | digit-FID | FID real (same n) | FID noise | sampling s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

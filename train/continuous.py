@@ -108,13 +108,13 @@ def expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def shared_preset(name: str) -> dict:
     """The small, base and moons presets score SDE and flow matching share (config fields)."""
-    if name == "small":  # the demo model: about 10 minutes on 2 CPU cores
+    if name == "small":  # the demo model: ~7 min on 2 free cores (benchmarks/train_time.md)
         return dict(model=UNetConfig(base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=1, time_scale=1000.0),
                     train=TrainConfig(steps=1100, batch_size=128, lr=2e-3, warmup=100, ema_decay=0.995))
     if name == "base":
         return dict(model=UNetConfig(base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, time_scale=1000.0),
                     train=TrainConfig(steps=3000, batch_size=128, lr=1e-3, warmup=200, ema_decay=0.999))
-    if name == "moons":  # the 2-D variant: an MLP on moons, about a minute
+    if name == "moons":  # the 2-D variant: an MLP on moons, 3-5 min on 1 busy thread
         return dict(data=DataConfig(source="moons"),
                     train=TrainConfig(steps=4000, batch_size=512, lr=2e-3, warmup=100, ema_decay=0.995))
     raise KeyError(name)
