@@ -10,7 +10,8 @@ saving). A step costs the same all through training (fixed batch, no evaluation 
 loop), so this is a fair estimate; the table marks such rows "extrapolated".
 The load average before and after each run is recorded: a 2-core machine with a 1-minute
 load well above the run's own threads was shared, and the time is then an upper bound.
-Results go to benchmarks/train_time.json and train_time.md (the runs to runs/train-time/).
+Results go to benchmarks/train_time.json and train_time.md, rewritten with only the families of
+this run (the runs go to runs/train-time/).
 """
 from __future__ import annotations
 
@@ -25,16 +26,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def train_once(family: str, threads: int, out: Path, steps: int = 0) -> dict:
@@ -83,7 +74,8 @@ def main() -> None:
     import torch
     sys.path.insert(0, str(ROOT))
     from edgegen.paths import atomic_write_text
-    machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "os": platform.platform(), "torch": torch.__version__}
+    from edgegen.profiling.peak import cpu_model
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "os": platform.platform(), "torch": torch.__version__}
     rows = []
     for family in [f.strip() for f in args.families.split(",") if f.strip()]:
         print(f"[train_time] {family} small, {args.threads} threads", flush=True)
