@@ -74,7 +74,7 @@ def score(name: str, bundle: Path, samplers, n: int) -> list[dict]:
     from edgegen.evaluate import evaluate_pipeline
     from edgegen.runtimes.api import Pipeline
     from edgegen.manifest import read_manifest
-    from edgegen.train.moons_eval import scatter_png, score_points
+    from edgegen.train.moons_eval import FRESH_SEED, scatter_png, score_points
     from edgegen.train.data import sample_moons
     manifest = read_manifest(bundle)
     pipe = Pipeline(manifest, "onnxruntime")
@@ -90,7 +90,7 @@ def score(name: str, bundle: Path, samplers, n: int) -> list[dict]:
             s["plan"] = pipe.plan(sampler, steps, **opts).key
             png = HERE / "moons" / f"{name}-{s['plan']}.png"
             png.parent.mkdir(exist_ok=True)
-            scatter_png(png, points, sample_moons(m, 101, manifest.data["data"].get("noise", 0.05)))
+            scatter_png(png, points, sample_moons(m, FRESH_SEED, manifest.data["data"].get("noise", 0.05)))
             s["png"] = str(png.relative_to(HERE))
         else:
             s, _ = evaluate_pipeline(pipe, n=n, seed=0, sampler=sampler, steps=steps, batch_size=250,
@@ -101,13 +101,22 @@ def score(name: str, bundle: Path, samplers, n: int) -> list[dict]:
     return rows
 
 
+def free_core_times() -> str:
+    """' (sde 6.9, flow 7.0 min)' from benchmarks/train_time.json, or '' when it was not run."""
+    path = HERE / "train_time.json"
+    if not path.is_file():
+        return ""
+    rows = json.loads(path.read_text())["rows"]
+    return " (" + ", ".join(f"{r['family']} {r['full_preset_seconds'] / 60:.1f}" for r in rows) + " min)"
+
+
 def render(results: dict) -> str:
     lines = ["# Score SDE, flow matching and DCGAN: measured quality", "",
              "Produced by `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/families.py` (results in",
              "`families.json`). Sampling ran on onnxruntime (CPU) from the exported bundle, seed 0.",
              "Training used one thread on a 2-core machine shared with three other jobs, so the",
              "training times are upper bounds (wall clock under contention); on 2 free cores see",
-             "`train_time.md` (sde 6.9, flow 7.0, DCGAN 5.2 min).", "",
+             f"`train_time.md`{free_core_times()}.", "",
              "## Digits (small presets; label-conditioned samples, labels 0..9 cycled)", "",
              "| model | train steps | train time | parameters | plan | network calls | class accuracy | digit-FID | FID real (same n) | FID noise | sampling s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -60,6 +60,11 @@ def compile_em(sde: SDE, steps: int, eps: float) -> Plan:
     return Plan("em", {"steps": steps, "eps": float(eps)}, ["x", "eps"], _prior(sde), out, "x")
 
 
+def check_corrector(rule: str) -> None:
+    if rule not in CORRECTORS:
+        raise EdgegenError(f"unknown corrector '{rule}' (choose {', '.join(CORRECTORS)})")
+
+
 def _corrector(sigma: float, snr: float, alpha: float, rule: str) -> dict:
     if rule == "snr":
         return {"op": "langevin", "dst": "x", "score": "eps", "scale": float(-1.0 / sigma),
@@ -71,8 +76,7 @@ def _corrector(sigma: float, snr: float, alpha: float, rule: str) -> dict:
 def compile_pc(sde: SDE, steps: int, eps: float, snr: float, corrector: str = "snr") -> Plan:
     if snr <= 0:
         raise EdgegenError(f"snr must be > 0, got {snr}")
-    if corrector not in CORRECTORS:
-        raise EdgegenError(f"unknown corrector '{corrector}' (choose {', '.join(CORRECTORS)})")
+    check_corrector(corrector)
     ts = time_grid(steps, eps)
     out = []
     for i in range(steps):

@@ -23,7 +23,7 @@ import torch
 
 from edgegen.errors import EdgegenError
 from edgegen.roles import RoleSpec
-from edgegen.runtimes.sde_plans import CORRECTORS
+from edgegen.runtimes.sde_plans import check_corrector
 from edgegen.runtimes.sde_schedules import SDE, KINDS
 from edgegen.train import continuous as C
 from edgegen.train.continuous import DataConfig, shared_preset
@@ -96,8 +96,7 @@ def check(cfg: SDEConfig) -> None:
         raise EdgegenError("sde.sigma_max must be larger than sde.sigma_min")
     if not (0 < p.eps < 1 and 0 < cfg.sampling.eps < 1):
         raise EdgegenError("sde.eps and sampling.eps must be in (0, 1)")
-    if cfg.sampling.corrector not in CORRECTORS:
-        raise EdgegenError(f"unknown corrector '{cfg.sampling.corrector}' (choose {', '.join(CORRECTORS)})")
+    check_corrector(cfg.sampling.corrector)
     if cfg.sampling.sampler not in SAMPLERS:
         raise EdgegenError(f"unknown sampler '{cfg.sampling.sampler}' (choose {', '.join(SAMPLERS)})")
 
