@@ -71,7 +71,7 @@ def ensure_bundle(run: Path) -> tuple[Path, dict]:
 
 
 def score(name: str, bundle: Path, samplers, n: int) -> list[dict]:
-    from edgegen.evaluate import evaluate_pipeline
+    from edgegen.train.evaluate import evaluate_pipeline
     from edgegen.runtimes.api import Pipeline
     from edgegen.manifest import read_manifest
     from edgegen.train.moons_eval import FRESH_SEED, scatter_png, score_points

@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--backends", default="torch-aoti,onnxruntime")
     args = ap.parse_args()
-    from edgegen.evaluate import evaluate
+    from edgegen.train.evaluate import evaluate
     from edgegen.manifest import read_manifest
     m = read_manifest(Path(args.bundle))
     verify = json.loads((m.root / "verify.json").read_text())

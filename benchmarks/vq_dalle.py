@@ -21,7 +21,7 @@ from edgegen.manifest import read_manifest
 from edgegen.paths import atomic_write_text
 from edgegen.runtimes.api import Pipeline
 from edgegen.runtimes.backends import available_backends
-from edgegen.token_eval import evaluate_tokens
+from edgegen.train.token_eval import evaluate_tokens
 from edgegen.train.evaluator import get_evaluator
 
 BACKENDS = ("torch", "onnxruntime", "openvino")

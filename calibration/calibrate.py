@@ -62,6 +62,10 @@ class CalibrateRequest:
     coreml_batches: Optional[tuple[int, ...]] = None  # default: the bundle's Core ML batches, else (1,)
     allow_over_budget: bool = False  # keep the best model found and report it as over budget
     progress: bool = True
+    # FID/accuracy of a pipeline (gate.Scorer); the CLI passes edgegen.train.evaluate.gate_scorer's.
+    # None: drift is the whole gate, for the reason below.
+    scorer: Optional[gate.Scorer] = None
+    no_scorer_reason: str = "no quality scorer given: drift is the gate"
 
 
 def _check(req: CalibrateRequest, manifest: Manifest) -> str:
@@ -94,15 +98,15 @@ def _pipe(manifest: Manifest, backend: str, precision: str, threads: int):
 class _Search:
     """Quantize one format, gate it, and keep layers in float until it is within budget."""
 
-    def __init__(self, req: CalibrateRequest, manifest: Manifest, role: str, art, evaluator, ranking_fn):
+    def __init__(self, req: CalibrateRequest, manifest: Manifest, role: str, art, ranking_fn):
         self.req, self.m, self.role, self.art = req, manifest, role, art
-        self.ev, self.ranking_fn = evaluator, ranking_fn
+        self.ranking_fn = ranking_fn
         self.refs: dict[str, gate.Reference] = {}  # backend -> fp32 reference
 
     def reference(self, backend: str) -> gate.Reference:
         if backend not in self.refs:
             self.refs[backend] = gate.Reference(_pipe(self.m, backend, "fp32", self.req.gate.threads), self.req.gate,
-                                                self.ev, self.req.progress)
+                                                self.req.scorer, self.req.progress, self.req.no_scorer_reason)
         return self.refs[backend]
 
     def quantize(self, fmt: str, keep: list[str]) -> dict:
@@ -219,10 +223,6 @@ def _calibrate_copy(req: CalibrateRequest, m: Manifest, role: str, tmp: Path) ->
     art.provenance.update({"created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "edgegen_version": __version__, "range_method": req.range_method})
     names = art.save(cal)
-    evaluator = None
-    if m.data["data"].get("source") == "digits":
-        from edgegen.train.evaluator import get_evaluator
-        evaluator = get_evaluator(progress=req.progress)
     ranking: list = []
 
     def ranking_fn():
@@ -235,7 +235,7 @@ def _calibrate_copy(req: CalibrateRequest, m: Manifest, role: str, tmp: Path) ->
                     "gate_settings": vars(req.gate).copy(), "calibration": calib.provenance,
                     "artifact": art.provenance, "formats": {}}
     # 2-3. quantize, gate, mixed precision
-    search = _Search(req, m, role, art, evaluator, ranking_fn)
+    search = _Search(req, m, role, art, ranking_fn)
     for fmt in [f for f in req.formats if f in GATED]:
         report["formats"][fmt] = search.run(fmt)
     if "onnx" in req.formats:

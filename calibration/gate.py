@@ -2,8 +2,9 @@
 
 - Trajectory drift: the family's gate trajectory (DDIM-50 for DDPM) from the same noise,
   seed and labels; max and mean absolute difference of the final samples.
-- Sample quality: digit-FID and class accuracy of ``n`` samples (edgegen.evaluate), fp32 and
-  quantized from the same seed; for data the digit evaluator cannot score (moons), only drift.
+- Sample quality: FID and class accuracy of ``n`` samples, fp32 and quantized from the same seed,
+  measured by a ``Scorer`` the caller passes in (the CLI passes edgegen.train.evaluate's; this layer
+  never imports training code). Without a scorer (moons, or no evaluator) drift is the gate.
 - Speed: the median time of one network call at a fixed batch (``speed_batch``), fp32 and
   quantized, in this process (the `edgegen profile` command gives the full picture).
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from edgegen.errors import EdgegenError
 from edgegen.runtimes.api import Pipeline
 
 DRIFT_SEED = 1234
+# scorer(pipe, n=, seed=, sampler=, steps=, batch_size=, progress=) -> {"fid": float, "accuracy": float|None, ...}
+Scorer = Callable[..., dict]
 
 
 @dataclass(frozen=True)
@@ -65,23 +68,23 @@ def network_ms(pipe: Pipeline, batch: int, calls: int) -> float:
 class Reference:
     """What the fp32 pipeline produced, measured once per backend."""
 
-    def __init__(self, pipe: Pipeline, settings: GateSettings, evaluator=None, progress: bool = False):
+    def __init__(self, pipe: Pipeline, settings: GateSettings, scorer: Optional[Scorer] = None,
+                 progress: bool = False, no_scorer_reason: str = "no quality scorer given: drift is the gate"):
         self.settings = settings
-        self.evaluator = evaluator
+        self.scorer, self.no_scorer_reason = scorer, no_scorer_reason
         kw = _plan_kw(pipe.manifest)
         self.drift_kw = kw
         self.trajectory = pipe.sample(settings.drift_n, seed=DRIFT_SEED, **kw)
-        self.scores, self.quality_reason = _quality(pipe, settings, evaluator, progress)
+        self.scores, self.quality_reason = _quality(pipe, settings, scorer, progress, no_scorer_reason)
         self.speed_ms = network_ms(pipe, settings.speed_batch, settings.speed_calls)
 
 
-def _quality(pipe: Pipeline, s: GateSettings, evaluator, progress: bool):
-    from edgegen.evaluate import evaluate_pipeline
-    if pipe.manifest.data["data"].get("source") != "digits":
-        return None, "the digit evaluator scores digits models only: drift is the gate"
+def _quality(pipe: Pipeline, s: GateSettings, scorer: Optional[Scorer], progress: bool, reason: str = ""):
+    if scorer is None:
+        return None, reason or "no quality scorer given: drift is the gate"
     kw = _plan_kw(pipe.manifest)
-    scores, _ = evaluate_pipeline(pipe, n=s.n, seed=s.seed, sampler=kw["sampler"], steps=kw.get("steps"),
-                                  batch_size=s.batch_size, progress=progress, evaluator=evaluator)
+    scores = scorer(pipe, n=s.n, seed=s.seed, sampler=kw["sampler"], steps=kw.get("steps"),
+                    batch_size=s.batch_size, progress=progress)
     return {"fid": scores["fid"], "accuracy": scores["accuracy"]}, None
 
 
@@ -97,7 +100,7 @@ def measure(pipe: Pipeline, ref: Reference, budget: Budget, progress: bool = Fal
     if budget.max_drift_mean_abs is not None:
         checks.append(out["drift"]["mean_abs"] <= budget.max_drift_mean_abs)
     if quality and ref.scores is not None:
-        q, _ = _quality(pipe, s, ref.evaluator, progress)
+        q, _ = _quality(pipe, s, ref.scorer, progress)
         f0, a0 = ref.scores["fid"], ref.scores["accuracy"]
         out["fid"] = {"fp32": f0, "int8": q["fid"], "rise": (q["fid"] - f0) / f0 if f0 > 0 else None, "n": s.n}
         if a0 is not None:

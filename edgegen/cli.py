@@ -90,7 +90,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from edgegen.evaluate import evaluate
+    from edgegen.train.evaluate import evaluate
     from edgegen.paths import atomic_write_text
     if args.n < 2:
         raise EdgegenError(f"--n must be at least 2 to compute a FID, got {args.n}")
@@ -163,7 +163,11 @@ def cmd_profile(args) -> int:
 def cmd_calibrate(args) -> int:
     from edgegen.calibration.calibrate import CalibrateRequest, calibrate, parse_formats
     from edgegen.calibration.gate import Budget, GateSettings
+    from edgegen.runtimes.api import open_manifest
+    from edgegen.train.evaluate import gate_scorer
+    scorer, no_scorer_reason = gate_scorer(open_manifest(args.bundle, verify=False), progress=not args.quiet)
     req = CalibrateRequest(
+        scorer=scorer, no_scorer_reason=no_scorer_reason or "",
         bundle=Path(args.bundle), formats=parse_formats(args.formats), calls=args.calls,
         budget=Budget(args.max_accuracy_drop, args.max_fid_rise, args.max_drift),
         gate=GateSettings(n=args.n, drift_n=args.drift_n, seed=args.seed, speed_batch=args.speed_batch,

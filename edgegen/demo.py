@@ -78,7 +78,7 @@ def _markdown(report: dict) -> str:
 
 def run_demo(model: str = "ddpm", out: Path = Path("demo"), n: int = 500, seed: int = 0,
              progress: bool = True, preset: str = DEMO_PRESET) -> dict:
-    from edgegen.evaluate import evaluate_pipeline
+    from edgegen.train.evaluate import evaluate_pipeline
     from edgegen.images import save_grid
     from edgegen.runtimes.api import Pipeline
     from edgegen.runtimes.backends import available_backends, backend_class

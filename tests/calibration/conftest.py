@@ -34,9 +34,12 @@ def calibrated(tiny_bundle, tmp_path_factory, evaluator, evaluator_cache):
     old = os.environ.get("EDGEGEN_CACHE")
     os.environ["EDGEGEN_CACHE"] = str(evaluator_cache)
     try:
+        from edgegen.manifest import read_manifest
+        from edgegen.train.evaluate import gate_scorer
+        scorer, reason = gate_scorer(read_manifest(out))
         report = calibrate(CalibrateRequest(out, ["onnx", "openvino", "tensorrt"], calls=32,
                                             budget=Budget(None, None, 1.0), gate=GateSettings(**FAST_GATE),
-                                            progress=False))
+                                            progress=False, scorer=scorer, no_scorer_reason=reason or ""))
     finally:
         if old is None:
             os.environ.pop("EDGEGEN_CACHE")

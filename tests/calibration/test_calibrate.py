@@ -75,6 +75,9 @@ def test_sample_int8(calibrated, backend, tmp_path):
 def _request(bundle, **kw):
     base = dict(formats=["onnx"], calls=16, budget=Budget(None, None, 1.0), gate=GateSettings(**FAST_GATE),
                 naive_baseline=False, progress=False)
+    from edgegen.manifest import read_manifest
+    from edgegen.train.evaluate import gate_scorer
+    base["scorer"], base["no_scorer_reason"] = gate_scorer(read_manifest(bundle, verify=False))
     base.update(kw)
     return CalibrateRequest(bundle, **base)
 

@@ -112,7 +112,7 @@ def test_cli_label_model_rejects_a_prompt(vq_bundle, tmp_path, capsys):
 
 @pytest.mark.parametrize("which", ["vq_bundle", "dalle_bundle"])
 def test_scores_samples_and_reconstructions(which, request, evaluator):
-    from edgegen.evaluate import evaluate_pipeline
+    from edgegen.train.evaluate import evaluate_pipeline
     m = open_manifest(request.getfixturevalue(which))
     scores, images = evaluate_pipeline(Pipeline(m, "onnxruntime"), n=20, seed=0, batch_size=8, progress=False,
                                        evaluator=evaluator)

@@ -24,7 +24,7 @@ def evaluate_pipeline(pipe: Pipeline, n: int = 500, seed: int = 0, sampler: Opti
                            f"(this one is {m.data['data'].get('source')} {list(m.sample_shape)})")
     ev = evaluator or get_evaluator(progress=progress)
     if m.sampling.get("kind") == "tokens":  # VQ-VAE prior, DALL-E style: the token loop, no plan
-        from edgegen.token_eval import evaluate_tokens
+        from edgegen.train.token_eval import evaluate_tokens
         return evaluate_tokens(pipe, ev, n=n, seed=seed, batch_size=batch_size, progress=progress)
     labels = pipe.labels(n)
     plan = pipe.plan(sampler, steps)
@@ -52,6 +52,21 @@ def _evaluate_moons(pipe: Pipeline, n: int, seed: int, sampler, steps, batch_siz
     scores.update({"backend": pipe.backend.name, "plan": plan.key, "seed": seed,
                    "latency": {"seconds": time.perf_counter() - t0}})
     return scores, points
+
+
+def gate_scorer(manifest, progress: bool = False):
+    """(scorer, reason) for the calibration gate: a callable scoring a pipeline's samples (FID,
+    accuracy), or None and why this bundle's data has no evaluator."""
+    if manifest.data["data"].get("source") != "digits" or tuple(manifest.sample_shape) != (1, 16, 16):
+        return None, "the digit evaluator scores digits models only: drift is the gate"
+    from edgegen.train.evaluator import get_evaluator
+    cache: list = []  # the evaluator, trained or loaded on the first call only
+
+    def scorer(pipe, **kw) -> dict:
+        if not cache:
+            cache.append(get_evaluator(progress=progress))
+        return evaluate_pipeline(pipe, evaluator=cache[0], **kw)[0]
+    return scorer, None
 
 
 def evaluate(path: Path, backend: Optional[str] = None, **kw) -> tuple[dict, np.ndarray]:
