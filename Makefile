@@ -25,7 +25,7 @@ test: $(STAMP) native native-asan native-testdata
 
 # --- the native runtime (CMakeLists.txt): libedgegen, edgegen-run, examples, C++ tests ------
 # apt packages the C++ build needs; installed only when dpkg says one is missing.
-APT_PKGS := cmake ninja-build g++ pkg-config nlohmann-json3-dev libgtest-dev libssl-dev libpng-dev valgrind
+APT_PKGS := cmake ninja-build g++ pkg-config nlohmann-json3-dev libgtest-dev libssl-dev libpng-dev valgrind dataset-fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NATIVE := build/native
 NATIVE_ASAN := build/native-asan

@@ -1,8 +1,9 @@
-"""Training data: small image sets (scikit-learn digits, the user's own folder) and 2-D moons.
+"""Training data: image sets (scikit-learn digits, Fashion-MNIST, the user's own folder) and 2-D moons.
 
 Images come out as ``(N, C, H, W)`` float32 in ``[-1, 1]``; points as ``(N, 2)`` float32,
-standardized with fixed constants. Every split is deterministic (seed 0), so the same spec and
-split always give the same arrays, and train and test never overlap.
+standardized with fixed constants. Every split is deterministic (seed 0; Fashion-MNIST keeps its
+official split), so the same spec and split always give the same arrays, and train and test never
+overlap.
 """
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ import numpy as np
 
 from edgegen.errors import EdgegenError
 
-DATASETS = ("digits", "moons", "folder:PATH")
+DATASETS = ("digits", "fashion", "moons", "folder:PATH")
+# The size an image set is made for: its models and evaluator use it unless told otherwise.
+DEFAULT_IMAGE_SIZE = {"digits": 16, "fashion": 32}
+FASHION_PADDED = 32  # Fashion-MNIST's 28x28 images, padded with background
 
 IMAGE_SPLITS = ("train", "test", "all")
 POINT_SPLITS = ("train", "test")
@@ -66,10 +70,11 @@ class PointDataset:
 
 
 def load_images(spec: str, split: str = "train", image_size: int = 16, channels: int = 1) -> ImageDataset:
-    """Load an image data set: ``"digits"`` or ``"folder:PATH"``.
+    """Load an image data set: ``"digits"``, ``"fashion"`` or ``"folder:PATH"``.
 
     ``split`` is ``"train"`` (80%), ``"test"`` (20%) or ``"all"``; the split is fixed (seed 0)
-    and stratified by class when the set has labels.
+    and stratified by class when the set has labels. ``"fashion"`` keeps the official 60,000 /
+    10,000 split, pads the 28x28 images to 32x32 and resizes them when ``image_size`` is not 32.
     """
     _check_split(split, IMAGE_SPLITS)
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
@@ -83,11 +88,19 @@ def load_images(spec: str, split: str = "train", image_size: int = 16, channels:
             raise EdgegenError(f"the digits data set has 1 channel, got channels={channels}")
         images, labels = _digits(image_size)
         num_classes, name = 10, "digits"
+    elif spec == "fashion":
+        if channels != 1:
+            raise EdgegenError(f"the fashion data set has 1 channel, got channels={channels}")
+        from edgegen.train.fashion import fashion_dir
+        images, labels = _fashion(split, image_size, fashion_dir())
+        return ImageDataset(images=np.array(images, dtype=np.float32), labels=np.array(labels, dtype=np.int64),
+                            num_classes=10, name="fashion")
     elif spec.startswith("folder:"):
         images, labels, num_classes = _folder(spec[len("folder:"):], image_size, channels)
         name = spec
     elif spec == "moons":
-        raise EdgegenError("'moons' is a 2-D point data set, not images (use an image data set: digits, folder:PATH)")
+        raise EdgegenError("'moons' is a 2-D point data set, not images "
+                           "(use an image data set: digits, fashion, folder:PATH)")
     else:
         raise _unknown(spec)
 
@@ -142,10 +155,47 @@ def _digits(image_size: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+@functools.lru_cache(maxsize=2)
+def _fashion(split: str, image_size: int, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST's official split: images (N, 1, S, S) float32 in [-1, 1], labels (N,) int64.
+
+    The 28x28 images are padded to 32x32 with background (-1), as the networks want sizes
+    divisible by 2^levels, then resized bilinearly (antialiased) when S is not 32.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from edgegen.train.fashion import load_fashion
+
+    parts = [load_fashion(s, root) for s in (("train", "test") if split == "all" else (split,))]
+    raw = np.concatenate([p[0] for p in parts])  # (N, 28, 28) uint8
+    labels = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    pad = (FASHION_PADDED - raw.shape[-1]) // 2
+    x = torch.from_numpy(raw.astype(np.float32) / 127.5 - 1.0)[:, None]  # (N, 1, 28, 28)
+    x = F.pad(x, (pad,) * 4, value=-1.0)  # (N, 1, 32, 32)
+    if image_size != FASHION_PADDED:
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False,
+                          antialias=image_size < FASHION_PADDED).clamp(-1.0, 1.0)
+    images = x.numpy()
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
 def _image_files(folder: Path) -> list[Path]:
     """Image files directly inside ``folder`` (not hidden), sorted by name."""
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def folder_classes(path: str) -> list[tuple[Path, list[Path]]]:
+    """The classes of an image folder: (subfolder, its image files) for every subfolder that holds
+    images, sorted by name; empty when the folder is unlabeled."""
+    root = Path(path).expanduser()
+    if not path or not root.is_dir():
+        raise EdgegenError(f"image folder not found: {root}")
+    return [(d, files) for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if (files := _image_files(d))]
 
 
 def _folder(path: str, image_size: int, channels: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -155,10 +205,7 @@ def _folder(path: str, image_size: int, channels: int) -> tuple[np.ndarray, np.n
     are then ignored); otherwise the images in ``path`` form one unlabeled set.
     """
     root = Path(path).expanduser()
-    if not path or not root.is_dir():
-        raise EdgegenError(f"image folder not found: {root}")
-    classes = [(d, files) for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-               if (files := _image_files(d))]
+    classes = folder_classes(path)
     if classes:
         files = [f for _, fs in classes for f in fs]
         labels = np.concatenate([np.full(len(fs), k, dtype=np.int64) for k, (_, fs) in enumerate(classes)])
@@ -221,7 +268,7 @@ def load_points(spec: str, split: str = "train", n: int = 4096, noise: float = 0
     """Load a 2-D point data set; only ``"moons"`` (train split seed 0, test split seed 1)."""
     _check_split(split, POINT_SPLITS)
     if spec != "moons":
-        if spec == "digits" or spec.startswith("folder:"):
+        if spec in ("digits", "fashion") or spec.startswith("folder:"):
             raise EdgegenError(f"'{spec}' is an image data set, not 2-D points (use moons)")
         raise _unknown(spec)
     points, labels = _moons(n, MOONS_SPLIT_SEEDS[split], noise)
@@ -254,6 +301,6 @@ def _moons_standardization(noise: float) -> tuple[np.ndarray, np.ndarray]:
 class DataConfig:
     """The image data section of a family's config (ddpm, gan, vqvae/dalle): where the images come
     from and the size the network is built for."""
-    source: str = "digits"  # digits | folder:PATH (labelled subfolders for class-conditional models)
+    source: str = "digits"  # digits | fashion (use image_size 32) | folder:PATH (labelled subfolders: class-conditional)
     image_size: int = 16
     channels: int = 1

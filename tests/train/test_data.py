@@ -70,7 +70,7 @@ def test_digits_other_size():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(spec="digits", channels=3), "1 channel"),
     (dict(spec="digits", split="validation"), "unknown split 'validation'"),
-    (dict(spec="mnist"), r"unknown data set 'mnist' \(choose digits, moons, folder:PATH\)"),
+    (dict(spec="mnist"), r"unknown data set 'mnist' \(choose digits, fashion, moons, folder:PATH\)"),
     (dict(spec="moons"), "point data set"),
     (dict(spec="digits", image_size=0), "image size"),
 ])
@@ -206,4 +206,4 @@ def test_point_errors(args, match):
 
 
 def test_datasets_help_names():
-    assert DATASETS == ("digits", "moons", "folder:PATH")
+    assert DATASETS == ("digits", "fashion", "moons", "folder:PATH")
