@@ -1,4 +1,5 @@
-"""The digit evaluator (trained once per session by the ``evaluator`` fixture) and the metrics."""
+"""The evaluator: digits (trained once per session by the ``evaluator`` fixture), the choice of
+evaluator per data set, a labeled folder's own evaluator, and the metrics."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import edgegen.train.evaluator as ev
 from edgegen.errors import EdgegenError
@@ -114,7 +116,7 @@ def test_corrupt_cache_is_rebuilt(evaluator, evaluator_cache, tmp_path, monkeypa
     # Broken weights mean a new model (a quick untrained stand-in here).
     calls = []
 
-    def quick_train(architecture, training, progress):
+    def quick_train(architecture, training, progress, data=None):
         calls.append(progress)
         return ev.DigitCNN(**architecture).eval()
 
@@ -125,6 +127,128 @@ def test_corrupt_cache_is_rebuilt(evaluator, evaluator_cache, tmp_path, monkeypa
     assert rebuilt.test_accuracy < 0.5
     monkeypatch.setattr(ev, "_train", _no_training)
     assert ev.get_evaluator(tmp_path, progress=False).test_accuracy == rebuilt.test_accuracy
+
+
+# ----------------------------------------------------------------------------- one evaluator per data set
+
+
+def write_folder(root, labeled: bool = True, per_class: int = 10, size: int = 12):
+    """RGB images; with labels, three classes told apart by where a red bar is (row, column, none)."""
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(("bar_row", "bar_col", "plain")):
+        folder = root / name if labeled else root
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, size=(size, size, 3)).astype(np.uint8)
+            j = int(rng.integers(2, size - 2))
+            if k == 0:
+                img[j, :, 0] = 255
+            elif k == 1:
+                img[:, j, 0] = 255
+            Image.fromarray(img).save(folder / f"{name}-{i}.png")
+    return root
+
+
+def test_unavailable_explains_in_one_line(tmp_path):
+    labeled, unlabeled = write_folder(tmp_path / "labeled"), write_folder(tmp_path / "flat", labeled=False)
+    assert ev.unavailable("digits", (1, 16, 16)) is None
+    assert ev.unavailable("fashion", [1, 32, 32]) is None
+    assert ev.unavailable(f"folder:{labeled}", (3, 12, 12)) is None
+    reasons = {
+        "moons": ev.unavailable("moons", (2,)),
+        "fashion rgb": ev.unavailable("fashion", (3, 32, 32)),
+        "not square": ev.unavailable("digits", (1, 16, 8)),
+        "unknown": ev.unavailable("mnist", (1, 28, 28)),
+        "unlabeled": ev.unavailable(f"folder:{unlabeled}", (3, 12, 12)),
+        "missing": ev.unavailable(f"folder:{tmp_path / 'missing'}", (1, 16, 16)),
+    }
+    assert all(r and "\n" not in r for r in reasons.values()), reasons
+    assert "sliced Wasserstein" in reasons["moons"]
+    assert "1 channel" in reasons["fashion rgb"] and "mnist" in reasons["unknown"]
+    assert "not labeled" in reasons["unlabeled"] and "one subfolder of images per class" in reasons["unlabeled"]
+    assert "not found" in reasons["missing"]
+
+
+def test_unlabeled_folder_has_no_evaluator(tmp_path, monkeypatch):
+    monkeypatch.setattr(ev, "_train", _no_training)
+    flat = write_folder(tmp_path / "flat", labeled=False)
+    with pytest.raises(EdgegenError, match="not labeled: the evaluator needs one subfolder of images per class"):
+        ev.evaluator_for(f"folder:{flat}", (3, 12, 12), cache=tmp_path)
+    # One class is not enough to train a classifier either.
+    one = tmp_path / "one"
+    write_folder(one)
+    for extra in ("bar_col", "plain"):
+        shutil.rmtree(one / extra)
+    with pytest.raises(EdgegenError, match="at least 2"):
+        ev.get_evaluator(tmp_path, data=ev.EvalData(f"folder:{one}", 12, 3))
+    with pytest.raises(EdgegenError, match="sliced Wasserstein"):
+        ev.evaluator_for("moons", (2,), cache=tmp_path)
+
+
+def test_cache_folder_per_data_set(tmp_path):
+    assert ev.evaluator_dir(tmp_path) == tmp_path / "evaluator" / "digits-cnn"  # as before
+    assert ev.evaluator_dir(tmp_path, ev.EvalData("digits", 16, 1)) == tmp_path / "evaluator" / "digits-cnn"
+    assert ev.evaluator_dir(tmp_path, ev.EvalData("digits", 32, 1)).name == "digits-1x32x32-cnn"
+    assert ev.evaluator_dir(tmp_path, ev.EvalData("fashion", 32, 1)).name == "fashion-1x32x32-cnn"
+    a = ev.evaluator_dir(tmp_path, ev.EvalData(f"folder:{tmp_path / 'x' / 'pets'}", 12, 3)).name
+    b = ev.evaluator_dir(tmp_path, ev.EvalData(f"folder:{tmp_path / 'y' / 'pets'}", 12, 3)).name
+    assert a.startswith("folder-pets-") and a.endswith("-3x12x12-cnn") and a != b
+
+
+def test_recipe_per_data_set():
+    assert ev.recipe(ev.EvalData()) == (ev.ARCHITECTURE, ev.TRAINING)  # digits: unchanged
+    arch, training = ev.recipe(ev.EvalData("fashion", 32, 1))
+    assert arch == ev.FASHION_ARCHITECTURE and training == ev.FASHION_TRAINING
+    arch, _ = ev.recipe(ev.EvalData("folder:x", 12, 3), num_classes=3)
+    assert arch["in_channels"] == 3 and arch["num_classes"] == 3 and arch["image_size"] == 12
+
+
+def test_labeled_folder_gets_its_own_evaluator(tmp_path, monkeypatch):
+    monkeypatch.setattr(ev, "MIN_STEPS", 120)  # enough for bars, and quick
+    root = write_folder(tmp_path / "bars")
+    spec = f"folder:{root}"
+    evaluator = ev.evaluator_for(spec, (3, 12, 12), cache=tmp_path / "cache", progress=False)
+    assert evaluator.path == ev.evaluator_dir(tmp_path / "cache", ev.EvalData(spec, 12, 3))
+    config = json.loads((evaluator.path / "config.json").read_text())
+    assert config["data"] == {"source": spec, "image_size": 12, "channels": 3}
+    assert config["architecture"]["num_classes"] == 3 and len(config["fingerprint"]) == 64
+    assert config["training"]["epochs"] == 120  # one batch an epoch: MIN_STEPS epochs
+    test = load_images(spec, "test", 12, 3)
+    assert evaluator.test_accuracy == evaluator.accuracy(test.images, test.labels) >= 0.8
+    score = evaluator.score(test.images, test.labels)
+    refs = score["references"]
+    assert score["n"] == len(test) and score["fid"] < 1e-6 * refs["fid_noise_vs_test"]
+    assert refs["same_n"] == len(test) and refs["n_test"] == len(test)
+    assert refs["fid_train_same_n_vs_test"] < refs["fid_noise_vs_test"]
+    with pytest.raises(EdgegenError, match=r"\(N, 3, 12, 12\)"):
+        evaluator.fid(np.zeros((4, 1, 12, 12), np.float32))
+
+    # Cached: loaded, not retrained; the digits evaluator is not touched.
+    monkeypatch.setattr(ev, "_train", _no_training)
+    again = ev.evaluator_for(spec, (3, 12, 12), cache=tmp_path / "cache")
+    np.testing.assert_array_equal(again.features(test.images), evaluator.features(test.images))
+    assert not ev.evaluator_dir(tmp_path / "cache").exists()
+
+    # Changed images: the fingerprint no longer matches, so the classifier is retrained.
+    calls = []
+    monkeypatch.setattr(ev, "_train", lambda a, t, progress, data=None: calls.append(data) or ev.ClassifierCNN(**a))
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(root / "plain" / "new.png")
+    ev.evaluator_for(spec, (3, 12, 12), cache=tmp_path / "cache", progress=False)
+    assert calls == [ev.EvalData(spec, 12, 3)]
+
+
+def test_fashion_evaluator_is_chosen_for_fashion(tmp_path, monkeypatch):
+    from edgegen.train import fashion
+    from tests.train.test_fashion import write_fashion  # the tiny stand-in for the package
+
+    monkeypatch.setenv(fashion.DIR_ENV, str(write_fashion(tmp_path / "fashion-mnist")))
+    evaluator = ev.evaluator_for("fashion", (1, 32, 32), cache=tmp_path / "cache", progress=False)
+    assert evaluator.path.name == "fashion-1x32x32-cnn" and evaluator.data == ev.EvalData("fashion", 32, 1)
+    config = json.loads((evaluator.path / "config.json").read_text())
+    assert config["architecture"] == ev.FASHION_ARCHITECTURE and "fingerprint" not in config
+    test = load_images("fashion", "test", 32)
+    assert evaluator.references()["n_test"] == len(test)
+    assert evaluator.score(test.images, test.labels)["references"]["same_n"] == len(test)
 
 
 # ----------------------------------------------------------------------------- metrics
