@@ -27,6 +27,56 @@ def test_networks_and_checks():
     c.data.image_size = 12
     with pytest.raises(EdgegenError, match="power of two"):
         gan.check(c)
+    c = get_preset("gan", "tiny")
+    c.loss.kind = "wasserstein"
+    with pytest.raises(EdgegenError, match="loss.kind must be one of hinge, ns"):
+        gan.check(c)
+    c = get_preset("gan", "tiny")
+    c.loss.d_steps = 0
+    with pytest.raises(EdgegenError, match="d_steps must be >= 1"):
+        gan.check(c)
+
+
+def test_discriminator_variants_and_minibatch_std():
+    from edgegen.train.dcgan import minibatch_std
+    h = torch.randn(6, 3, 4, 4)
+    out = minibatch_std(h)
+    assert out.shape == (6, 4, 4, 4) and torch.equal(out[:, :3], h)
+    same = minibatch_std(h[:1].expand(6, 3, 4, 4))  # a batch of identical images has std ~0: what D can see
+    assert float(same[:, 3].max()) < 1e-3 < float(out[:, 3].min())
+    for sn, mb in ((True, True), (False, False)):
+        cfg = DCGANConfig(latent_dim=4, channels=4, label_dim=2, num_classes=3, spectral_norm=sn, minibatch_std=mb)
+        d = Discriminator(cfg)
+        has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+        assert has_bn == (not sn) and d(torch.randn(5, 1, 16, 16), torch.tensor([0, 1, 2, 0, 1])).shape == (5,)
+
+
+def test_translate_shifts_with_background_and_keeps_gradients():
+    x = torch.arange(16.0).view(1, 1, 4, 4).repeat(64, 1, 1, 1).requires_grad_(True)
+    out = gan.translate(x, 1)
+    assert out.shape == x.shape and torch.equal(gan.translate(x, 0), x)
+    # every output is the image shifted by (dr, dc) in [-1, 1]^2, filled with -1
+    shifted = {(dr, dc): torch.nn.functional.pad(x[0, 0], (1, 1, 1, 1), value=-1.0)[1 + dr:5 + dr, 1 + dc:5 + dc]
+               for dr in (-1, 0, 1) for dc in (-1, 0, 1)}
+    seen = {k for o in out[:, 0] for k, v in shifted.items() if torch.equal(o, v)}
+    assert len(seen) >= 5 and all(any(torch.equal(o, v) for v in shifted.values()) for o in out[:, 0])
+    out.sum().backward()
+    assert float(x.grad.sum()) > 0
+
+
+@pytest.mark.parametrize("kind", ["hinge", "ns"])
+def test_losses_r1_and_mode_seeking_are_finite_and_differentiable(kind):
+    cfg = DCGANConfig(latent_dim=4, channels=4, label_dim=2, num_classes=3)
+    g, d = Generator(cfg), Discriminator(cfg)
+    lc = gan.LossConfig(kind=kind, r1_gamma=1.0, mode_seeking=1.0, translate=1)
+    x, y = torch.rand(8, 1, 16, 16) * 2 - 1, torch.randint(0, 3, (8,))
+    with torch.no_grad():
+        fake = g(torch.randn(8, 4), y)
+    loss_d = gan.d_loss(d, x, y, fake, y, lc)
+    loss_g = gan.g_loss(g, d, 8, 3, 4, lc, torch.device("cpu"))
+    assert torch.isfinite(loss_d) and torch.isfinite(loss_g)
+    loss_g.backward()
+    assert all(p.grad is not None for p in g.parameters())
 
 
 def test_batchnorm_statistics_follow_the_generator():
