@@ -5,9 +5,10 @@ Process ``"diffusers"``: the generator section is
      "defaults": {"sampler": ..., "steps": N}}
 Each sampler below compiles what diffusers does with ``<its class>.from_config(config)`` and
 ``set_timesteps(N)`` (diffusers_schedules.py reads the config), whatever class the config was
-saved from. Process ``"ddpm"`` (edgegen's own DDPM bundles) gets dpmpp_2m and unipc from the
-same code, through the equivalent config: its betas as trained_betas, eps prediction, linspace
-integer timesteps in [0, T-1].
+saved from. Process ``"ddpm"`` (edgegen's own DDPM bundles) gets dpmpp_2m, unipc and
+euler_ancestral from the same code, through the equivalent config: its betas as trained_betas,
+eps prediction, linspace timesteps in [0, T-1] (integers for the multistep solvers; Euler's are
+fractional, as in diffusers).
 
 Spaces. VP samplers (ddpm, ddim, dpmpp_*, unipc, lcm) keep x_t = a x0 + s eps in register x
 (a = sqrt(alpha_bar), s = sqrt(1 - alpha_bar)) and feed it to the network as is. Euler-type
@@ -512,3 +513,9 @@ def _ddpm_dpmpp_2m(generator: dict, steps: int | None, opt) -> Plan:
 @register("ddpm", "unipc", NoOptions, default_steps=20, summary="UniPC bh2 (Zhao et al. 2023), fast: 5-20 steps")
 def _ddpm_unipc(generator: dict, steps: int | None, opt) -> Plan:
     return compile_unipc(_config(generator, "UniPCMultistepScheduler"), _steps(steps, 20))
+
+
+@register("ddpm", "euler_ancestral", NoOptions, default_steps=20,
+          summary="Euler ancestral in sigma space (Karras et al. 2022 / k-diffusion), fractional t")
+def _ddpm_euler_ancestral(generator: dict, steps: int | None, opt) -> Plan:
+    return compile_euler(_config(generator, "EulerAncestralDiscreteScheduler"), _steps(steps, 20), ancestral=True)

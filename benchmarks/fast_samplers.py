@@ -1,0 +1,144 @@
+"""Quality vs steps of the fast samplers on edgegen's small DDPM (digits): DDIM, DPM-Solver++(2M),
+UniPC (bh2) and Euler ancestral, all compiled from the run's own schedule (runtimes/diffusers_plans.py).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fast_samplers.py [--run runs/ddpm-small] [--n 500]
+
+Samples in PyTorch straight from the run folder through the plan interpreter (the same plans
+every runtime executes; no export, so it runs while the exporters change), labels cycling 0..9
+as `edgegen eval` does, seed 0, and scores class accuracy and digit-FID with the digit evaluator.
+Writes the rows to /tmp/fast_samplers.json as they come and renders benchmarks/fast_samplers.md,
+which keeps the raw results in a comment at its end (``--render-only`` re-renders from there).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SAMPLERS = ("ddim", "dpmpp_2m", "unipc", "euler_ancestral")
+STEPS = (5, 8, 10, 12, 15, 20, 50)
+RAW = "<!-- raw results (fast_samplers.py --render-only reads them):"
+
+
+def machine() -> dict:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"cpu": model, "cores": os.cpu_count(), "load_before": os.getloadavg(),
+            "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0)}
+
+
+def load(run: Path):
+    import torch
+    from edgegen.train.ddpm import sampling_info
+    from edgegen.train.runs import load_run
+    r = load_run(run)
+    if r.family != "ddpm":
+        raise SystemExit(f"{run} is a {r.family} run; this benchmark needs a DDPM run")
+    denoiser = r.modules["denoiser"].eval()
+
+    def net(x, t, y):
+        with torch.no_grad():
+            return denoiser(torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(y)).numpy()
+    c, s = r.config.model.in_channels, r.config.model.image_size
+    return net, sampling_info(r.config), (c, s, s)
+
+
+def measure(run: Path, n: int, out_json: Path, samplers=SAMPLERS, steps=STEPS) -> dict:
+    import torch
+    from edgegen.runtimes.interpreter import run_plan
+    from edgegen.runtimes.samplers import compile_plan
+    from edgegen.train.evaluator import evaluator_for
+    torch.set_num_threads(1)
+    net, generator, shape = load(run)
+    ev = evaluator_for("digits", shape, progress=False)
+    labels = np.arange(n, dtype=np.int64) % 10
+    results = {"run": str(run), "n": n, "seed": 0, "machine": machine(), "rows": []}
+    for sampler in samplers:
+        for k in steps:
+            plan = compile_plan(generator, sampler, k)
+            t0 = time.perf_counter()
+            images = run_plan(plan, net, shape, labels, seed=0, batch_size=250)
+            seconds = time.perf_counter() - t0
+            s = ev.score(images, labels)
+            row = {"sampler": sampler, "steps": k, "plan": plan.key, "network_calls": len(plan.steps),
+                   "accuracy": s["accuracy"], "fid": s["fid"], "seconds": seconds,
+                   "fid_real_same_n": s["references"].get("fid_train_same_n_vs_test")}
+            results["rows"].append(row)
+            print(json.dumps(row), flush=True)
+            results["machine"]["load_after"] = os.getloadavg()
+            out_json.write_text(json.dumps(results, indent=1))
+    return results
+
+
+def render(res: dict) -> str:
+    rows = res["rows"]
+    ref = next((r for r in rows if r["sampler"] == "ddim" and r["steps"] == 50), None)
+    m = res["machine"]
+    lines = ["# Fast samplers on the small DDPM (digits): quality vs steps", "",
+             "Produced by `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fast_samplers.py` "
+             f"(raw rows at the end of this file): run `{res['run']}`, n = {res['n']} label-conditioned samples "
+             "(labels 0..9 cycled), seed 0, PyTorch network through the plan interpreter, guidance 1.",
+             f"Machine: {m['cpu']}, {m['cores']} cores, one thread; load average before "
+             f"{m['load_before'][0]:.1f}, after {m.get('load_after', m['load_before'])[0]:.1f} (shared machine: "
+             "seconds are wall clock under contention, compare them only within this table).", "",
+             "Every sampler is compiled from the run's own schedule (linear betas, T = 1000) through the",
+             "equivalent diffusers config (runtimes/diffusers_plans.py); DDIM is edgegen's (clip x0 on),",
+             "DPM-Solver++(2M), UniPC (bh2) and Euler ancestral are diffusers' semantics with linspace",
+             "timesteps and a final sigma of 0.", ""]
+    steps = sorted({r["steps"] for r in rows})
+    samplers = list(dict.fromkeys(r["sampler"] for r in rows))
+    cell = {(r["sampler"], r["steps"]): r for r in rows}
+    for title, key, fmt in (("Class accuracy (%)", "accuracy", "{:.1f}"), ("Digit-FID (lower is better)", "fid", "{:.2f}"),
+                            ("Seconds for all samples", "seconds", "{:.0f}")):
+        lines += [f"## {title}", "", "| sampler | " + " | ".join(f"{k} steps" for k in steps) + " |",
+                  "|---|" + "---|" * len(steps)]
+        for s in samplers:
+            vals = []
+            for k in steps:
+                r = cell.get((s, k))
+                v = None if r is None else (100 * r[key] if key == "accuracy" else r[key])
+                vals.append("" if v is None else fmt.format(v))
+            lines.append(f"| {s} | " + " | ".join(vals) + " |")
+        lines.append("")
+    if ref:
+        lines += ["## Against DDIM-50", "",
+                  f"DDIM-50: accuracy {100 * ref['accuracy']:.1f}%, FID {ref['fid']:.2f}. Target: DPM-Solver++(2M) or "
+                  "UniPC within 1 point of accuracy and 10% of FID at 12 steps or fewer.", ""]
+        for s in samplers:
+            ok = [r["steps"] for r in rows if r["sampler"] == s and r["accuracy"] >= ref["accuracy"] - 0.01
+                  and r["fid"] <= 1.1 * ref["fid"]]
+            lines.append(f"- {s}: " + (f"meets it from {min(ok)} steps (also at: {', '.join(map(str, sorted(ok)))})"
+                                      if ok else "does not meet it at any measured step count"))
+        lines.append("")
+    real = next((r["fid_real_same_n"] for r in rows if r.get("fid_real_same_n") is not None), None)
+    if real is not None:
+        lines += [f"FID floor: real training images at the same n against the test split score {real:.2f}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, default=Path("runs/ddpm-small"))
+    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--samplers", default=",".join(SAMPLERS))
+    p.add_argument("--steps", default=",".join(map(str, STEPS)))
+    p.add_argument("--render-only", action="store_true", help="re-render the .md from the .json")
+    a = p.parse_args(argv)
+    md = HERE / "fast_samplers.md"
+    if a.render_only:
+        res = json.loads(md.read_text().split(RAW, 1)[1].rsplit("-->", 1)[0])
+    else:
+        res = measure(a.run, a.n, Path("/tmp/fast_samplers.json"), a.samplers.split(","),
+                      [int(k) for k in a.steps.split(",")])
+    md.write_text(render(res) + f"\n{RAW}\n{json.dumps(res, indent=1)}\n-->\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
