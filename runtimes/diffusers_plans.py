@@ -482,12 +482,24 @@ def _steps(steps: int | None, default: int) -> int:
     return default if steps is None else int(steps)
 
 
+def _finite(plan: Plan, cfg: ds.SchedulerConfig) -> Plan:
+    """Refuse a plan with an infinite or NaN coefficient (e.g. eps prediction at zero terminal SNR,
+    where x0 = (x - eps) / 0): diffusers would produce NaN samples there."""
+    for op in plan.init + [op for s in plan.steps for op in s["ops"]]:
+        values = [c for _, c in op.get("terms", [])] + [op.get("noise", 0.0)]
+        if not np.all(np.isfinite(values)):
+            raise EdgegenError(f"{plan.sampler} on this config divides by zero (prediction_type="
+                               f"{cfg.config.get('prediction_type', 'epsilon')!r}; rescale_betas_zero_snr needs v_prediction)")
+    return plan
+
+
 def _reg(name: str, fn, options=NoOptions, default_steps: int = 50, summary: str = ""):
     cls = SAMPLER_CLASS[name]
 
     @register("diffusers", name, options, default_steps=default_steps, summary=summary)
     def _compile(generator: dict, steps: int | None, opt) -> Plan:
-        return fn(_config(generator, cls), _steps(steps, default_steps), opt)
+        cfg = _config(generator, cls)
+        return _finite(fn(cfg, _steps(steps, default_steps), opt), cfg)
     return _compile
 
 

@@ -387,6 +387,7 @@ def test_bundle_defaults_pick_sampler_and_steps():
     (saved_config("FlowMatchEulerDiscreteScheduler"), "ddim", "flow-matching"),
     (saved_config("DDIMScheduler"), "flow_euler", "beta-schedule"),
     (saved_config("FlowMatchEulerDiscreteScheduler", use_dynamic_shifting=True), "flow_euler", "use_dynamic_shifting"),
+    (saved_config("DDIMScheduler", rescale_betas_zero_snr=True, timestep_spacing="trailing"), "ddim", "v_prediction"),
 ])
 def test_unsupported_options_are_refused_on_one_line(config, sampler, match):
     with pytest.raises(EdgegenError, match=match) as e:
