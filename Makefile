@@ -11,7 +11,7 @@ STAMP := $(VENV)/.edgegen-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[all]'
 	touch $(STAMP)
 
 install: $(STAMP)

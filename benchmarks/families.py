@@ -62,7 +62,7 @@ def ensure_run(name: str, family: str, preset: str, overrides: dict) -> Path:
 
 
 def ensure_bundle(run: Path) -> tuple[Path, dict]:
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
     bundle = Path("bundles") / run.name
     if (bundle / "manifest.json").is_file():
         return bundle, json.loads((bundle / "verify.json").read_text())

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _bundle(family: str, preset: str, latency_steps: int) -> tuple[Path, bool]:
     """(bundle, trained_for_quality) for a family/preset, exporting or briefly training as needed."""
     from edgegen.errors import EdgegenError
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
     from edgegen.manifest import read_manifest
     from edgegen.train.families import get_preset
     from edgegen.train.runs import load_run, train_run

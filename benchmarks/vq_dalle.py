@@ -21,7 +21,7 @@ from edgegen.manifest import read_manifest
 from edgegen.paths import atomic_write_text
 from edgegen.runtimes.api import Pipeline
 from edgegen.runtimes.backends import available_backends
-from edgegen.train.token_eval import evaluate_tokens
+from edgegen.train.evaluate import evaluate_pipeline
 from edgegen.train.evaluator import get_evaluator
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
@@ -36,12 +36,12 @@ def measure(bundle: Path, n: int, seed: int, sweep: list[dict], ev) -> dict:
         if reason:
             out["backends"][name] = {"skipped": reason}
             continue
-        scores, _ = evaluate_tokens(Pipeline(m, name), ev, n=n, seed=seed, progress=True)
+        scores, _ = evaluate_pipeline(Pipeline(m, name), n=n, seed=seed, progress=True, evaluator=ev)
         out["backends"][name] = scores
         print(f"{bundle.name} {name}: accuracy {scores['accuracy']:.3f} FID {scores['fid']:.2f} "
               f"recon accuracy {scores['reconstruction']['accuracy']:.3f}")
     for kw in sweep:  # sampling settings, on onnxruntime
-        scores, _ = evaluate_tokens(Pipeline(m, "onnxruntime"), ev, n=n, seed=seed, progress=False, **kw)
+        scores, _ = evaluate_pipeline(Pipeline(m, "onnxruntime"), n=n, seed=seed, progress=False, evaluator=ev, **kw)
         out["sweep"].append({"settings": kw, "accuracy": scores["accuracy"], "fid": scores["fid"]})
         print(f"{bundle.name} {kw}: accuracy {scores['accuracy']:.3f} FID {scores['fid']:.2f}")
     if m.sampling["condition"] == "text":  # the training template, for comparison with held-out ones

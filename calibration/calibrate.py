@@ -69,7 +69,8 @@ class CalibrateRequest:
 
 
 def _check(req: CalibrateRequest, manifest: Manifest) -> str:
-    if manifest.sampling.get("kind") != "plan":
+    from edgegen.runtimes.stages import generator_class
+    if not generator_class(manifest).has_plans:
         raise EdgegenError(f"calibration records sampler-plan trajectories; '{manifest.family}' bundles sample "
                            "with the token loop (not supported)")
     if req.calls <= 0:

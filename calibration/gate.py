@@ -1,6 +1,6 @@
 """The quality gate of a quantized model, against the fp32 model on the same backend.
 
-- Trajectory drift: the family's gate trajectory (DDIM-50 for DDPM) from the same noise,
+- Trajectory drift: the generator's gate trajectory (its "gate" settings) from the same noise,
   seed and labels; max and mean absolute difference of the final samples.
 - Sample quality: FID and class accuracy of ``n`` samples, fp32 and quantized from the same seed,
   measured by a ``Scorer`` the caller passes in (the CLI passes edgegen.train.evaluate's; this layer
@@ -48,7 +48,8 @@ class GateSettings:
 
 
 def _plan_kw(manifest) -> dict:
-    return {"eta": 0.0, **manifest.sampling.get("gate", {"sampler": "ddim", "steps": 50})}
+    from edgegen.export.parity import gate_trajectory
+    return gate_trajectory(manifest.generator)
 
 
 def network_ms(pipe: Pipeline, batch: int, calls: int) -> float:

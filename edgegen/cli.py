@@ -5,6 +5,7 @@ Bad input ends with one line ``edgegen: error: ...`` on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -44,11 +45,12 @@ def cmd_export(args) -> int:
     from edgegen.export.bundle import export_bundle, parse_formats
     from edgegen.export.recipe import ExportRecipe, parse_batches
     from edgegen.export.targets import describe_check
+    from edgegen.train.runs import export_source
     formats = parse_formats(args.format)
     run = Path(args.run)
     out = Path(args.out or f"bundles/{run.name}")
     recipe = ExportRecipe(**({"static_batches": parse_batches(args.static_batches)} if args.static_batches else {}))
-    verify = export_bundle(run, formats, out, progress=not args.quiet, recipe=recipe)
+    verify = export_bundle(export_source(run), formats, out, progress=not args.quiet, recipe=recipe)
     for role, per in verify["results"].items():
         for fmt, by_precision in per.items():
             for precision, r in by_precision.items():
@@ -66,23 +68,43 @@ def _backend_opts(args) -> dict:
     return opts
 
 
+def _open(path, verify: bool = True):
+    """A bundle, or a training run folder when the training extra is installed."""
+    try:
+        from edgegen.train.runs import open_source
+    except ImportError:  # runtime-only install: bundles only
+        from edgegen.runtimes.api import open_manifest as open_source
+    return open_source(path, verify=verify)
+
+
+def progress_callback(quiet: bool):
+    """The CLI's progress bar, built on the pipeline's step callback (None when quiet)."""
+    if quiet:
+        return None
+    from tqdm import tqdm
+    bar = tqdm(unit="step", dynamic_ncols=True, leave=False)
+
+    def callback(done: int, total: int):
+        bar.total = total
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+    return callback
+
+
 def cmd_sample(args) -> int:
     from edgegen.images import save_grid, save_npy
-    from edgegen.runtimes.api import Pipeline, default_backend, open_manifest
-    manifest = open_manifest(args.bundle)
+    from edgegen.runtimes.api import Pipeline, default_backend
+    manifest = _open(args.bundle)
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise EdgegenError(f"--out must end in .png, got {out}")
     pipe = Pipeline(manifest, args.backend or default_backend(manifest), args.precision, **_backend_opts(args))
-    token_args = {k: v for k, v in (("prompt", args.prompt), ("temperature", args.temperature),
-                                    ("top_k", args.top_k), ("top_p", args.top_p)) if v is not None}
-    if token_args and manifest.sampling.get("kind") != "tokens":
-        raise EdgegenError(f"--{next(iter(token_args)).replace('_', '-')} applies to token models "
-                           "(vqvae, dalle) only")
-    images = pipe.sample(args.n, seed=args.seed, labels=args.label, sampler=args.sampler, steps=args.steps,
-                         eta=args.eta, guidance=args.guidance, batch_size=args.batch_size,
-                         progress=not args.quiet, **token_args,
-                         **{k: v for k, v in (("snr", args.snr), ("corrector", args.corrector)) if v})
+    options = {"sampler": args.sampler, "steps": args.steps, "eta": args.eta, "guidance": args.guidance,
+               "snr": args.snr, "corrector": args.corrector, "temperature": args.temperature,
+               "top_k": args.top_k, "top_p": args.top_p}
+    images = pipe.sample(args.n, seed=args.seed, labels=args.label, prompt=args.prompt, batch_size=args.batch_size,
+                         callback=progress_callback(args.quiet), **options)
     save_grid(out, images, nrow=min(args.n, 10) if manifest.num_classes else None)
     save_npy(out.with_suffix(".npy"), images)
     print(f"wrote {out} and {out.with_suffix('.npy')} ({args.n} samples, {images.shape[1:]})")
@@ -94,7 +116,7 @@ def cmd_eval(args) -> int:
     from edgegen.paths import atomic_write_text
     if args.n < 2:
         raise EdgegenError(f"--n must be at least 2 to compute a FID, got {args.n}")
-    scores, _ = evaluate(Path(args.path), args.backend, n=args.n, seed=args.seed, sampler=args.sampler,
+    scores, _ = evaluate(_open(args.path), args.backend, n=args.n, seed=args.seed, sampler=args.sampler,
                          steps=args.steps, guidance=args.guidance, batch_size=args.batch_size,
                          progress=not args.quiet)
     text = json.dumps(scores, indent=2)
@@ -105,20 +127,20 @@ def cmd_eval(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from edgegen.runtimes.api import open_manifest
-    m = open_manifest(args.bundle)
-    print(f"{m.root}: family {m.family}, sample shape {list(m.sample_shape)}, {m.num_classes} classes")
+    m = _open(args.bundle)
+    print(f"{m.root}: family {m.family}, sample shape {list(m.sample_shape)}, {m.num_classes} classes"
+          + (f" (migrated from schema version {m.data['migrated_from']})" if m.data.get("migrated_from") else ""))
     for role, r in m.data["roles"].items():
         files = ", ".join(f"{fmt}/{'+'.join(per)}" for fmt, per in r["files"].items())
         print(f"  role {role}: {files}")
-    s = m.sampling
-    if s.get("kind") == "tokens":  # VQ prior / DALL-E style: the token loop, no plans
-        cond = "text prompt" if s["condition"] == "text" else "class label"
-        print(f"  tokens: {s['image_tokens']} image tokens ({s['grid'][0]}x{s['grid'][1]} grid) after a {cond}, "
-              f"step network '{s['role']}' with a KV cache, decoder '{s['decoder']}'")
-    else:
-        print(f"  plans: {', '.join(m.data.get('plans', {})) or '(compiled on demand)'}")
-    print(f"  defaults: {json.dumps(m.sampling.get('defaults', {}))}")
+    for name, stage in m.pipeline.items():  # the stages, as the manifest declares them
+        fields = {k: v for k, v in stage.items() if k not in ("label_prompts", "defaults", "bundle_plans", "samplers")}
+        print(f"  stage {name}: {json.dumps(fields)}")
+    if m.data.get("plans"):
+        print(f"  plans: {', '.join(m.data['plans'])}")
+    if "samplers" in m.generator:
+        print(f"  samplers: {', '.join(m.generator['samplers'])}")
+    print(f"  defaults: {json.dumps(m.generator.get('defaults', {}))}")
     return 0
 
 
@@ -163,9 +185,8 @@ def cmd_profile(args) -> int:
 def cmd_calibrate(args) -> int:
     from edgegen.calibration.calibrate import CalibrateRequest, calibrate, parse_formats
     from edgegen.calibration.gate import Budget, GateSettings
-    from edgegen.runtimes.api import open_manifest
     from edgegen.train.evaluate import gate_scorer
-    scorer, no_scorer_reason = gate_scorer(open_manifest(args.bundle, verify=False), progress=not args.quiet)
+    scorer, no_scorer_reason = gate_scorer(_open(args.bundle, verify=False), progress=not args.quiet)
     req = CalibrateRequest(
         scorer=scorer, no_scorer_reason=no_scorer_reason or "",
         bundle=Path(args.bundle), formats=parse_formats(args.formats), calls=args.calls,
@@ -197,13 +218,7 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def build_parser() -> Parser:
-    from edgegen import __version__
-    p = Parser(prog="edgegen", description="Train, export and run generative models on device.")
-    p.add_argument("--version", action="version", version=f"edgegen {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-
-    t = sub.add_parser("train", help="train a model family with a preset")
+def _train_parsers(t) -> None:
     tsub = t.add_subparsers(dest="model", required=True, parser_class=Parser, metavar="MODEL")
     from edgegen.config import add_flags
     from edgegen.train.families import get_family
@@ -217,6 +232,26 @@ def build_parser() -> Parser:
         add_flags(fp, type(fam.preset(fam.PRESETS[0])))
         fp.set_defaults(func=cmd_train)
 
+
+def cmd_train_unavailable(args) -> int:
+    raise EdgegenError("edgegen train needs the Python package 'torch': pip install 'edgegen[train]'")
+
+
+def build_parser(full_train: bool = True) -> Parser:
+    from edgegen import __version__
+    p = Parser(prog="edgegen", description="Train, export and run generative models on device.")
+    p.add_argument("--version", action="version", version=f"edgegen {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    t = sub.add_parser("train", help="train a model family with a preset")
+    if not full_train or importlib.util.find_spec("torch") is None:
+        # Building the family flags imports every recipe (torch): only `edgegen train` pays for it.
+        t.add_argument("model", nargs="?")
+        t.add_argument("rest", nargs=argparse.REMAINDER)
+        t.set_defaults(func=cmd_train_unavailable)
+    else:
+        _train_parsers(t)
+
     e = sub.add_parser("export", help="export a training run to a bundle (with parity gate)")
     e.add_argument("run")
     e.add_argument("--format", default="onnx,openvino",
@@ -228,9 +263,9 @@ def build_parser() -> Parser:
     e.set_defaults(func=cmd_export)
 
     def sampling_flags(sp, n_default):
-        sp.add_argument("--sampler", default=None,
-                        help="ddim, ddpm (ddpm); em, pc, pf_euler, pf_heun (sde); euler, heun, rk4 (flow); "
-                             "gan (default: the bundle's)")
+        from edgegen.runtimes.samplers import processes, samplers
+        sp.add_argument("--sampler", default=None, help="; ".join(
+            f"{', '.join(samplers(p))} ({p})" for p in processes()) + " (default: the bundle's)")
         sp.add_argument("--steps", type=int, default=None, help="sampling steps (default: the bundle's)")
         sp.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w")
         sp.add_argument("--n", type=int, default=n_default, help="number of samples")
@@ -286,7 +321,7 @@ def build_parser() -> Parser:
                     "unavailable ones are skipped with the reason)")
     pr.add_argument("--precisions", default="fp32", help="comma list of fp32, fp16, int8")
     pr.add_argument("--batch", default="1,16", help="comma list of batch sizes")
-    pr.add_argument("--steps", type=int, default=50)
+    pr.add_argument("--steps", type=int, default=None, help="default: the sampler's default steps in the bundle")
     pr.add_argument("--sampler", default=None, help="default: the bundle's")
     pr.add_argument("--repeat", type=int, default=20, help="timed runs per configuration")
     pr.add_argument("--seed", type=int, default=0)
@@ -323,12 +358,26 @@ def build_parser() -> Parser:
     return p
 
 
+# a missing package -> the extra that installs it (pyproject.toml)
+EXTRAS = {"torch": "train", "sklearn": "train", "scipy": "train", "openvino": "openvino", "onnx": "export",
+          "onnxscript": "export", "coremltools": "coreml", "nncf": "calibrate", "matplotlib": "bench",
+          "diffusers": "bench"}
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(full_train=not argv or argv[0] in ("train", "-h", "--help")).parse_args(argv)
     try:
         return args.func(args)
     except EdgegenError as e:
         print(f"edgegen: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        print(f"edgegen: error: this command needs the Python package '{top}': "
+              f"pip install 'edgegen[{EXTRAS[top]}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("edgegen: interrupted", file=sys.stderr)

@@ -31,14 +31,15 @@ def _cached_run(model: str, preset: str, progress: bool) -> Path:
 
 
 def _cached_bundle(run: Path, progress: bool) -> tuple[Path, dict]:
-    from edgegen.export.bundle import DEFAULT_FORMATS as FORMATS, export_bundle
+    from edgegen.export.bundle import DEFAULT_FORMATS as FORMATS
+    from edgegen.train.runs import export_run as export_bundle
     from edgegen.manifest import VERIFY, read_manifest
     bundle = Path("bundles") / run.name
     try:
         m = read_manifest(bundle)
         verify = json.loads((bundle / VERIFY).read_text())
         newer = (run / "model.safetensors").stat().st_mtime > (bundle / "manifest.json").stat().st_mtime
-        if verify.get("passed") and not newer and set(FORMATS) <= set(m.formats(m.sampling["role"])):
+        if verify.get("passed") and not newer and set(FORMATS) <= set(m.formats(m.generator["role"])):
             print(f"[demo] reusing bundle {bundle}")
             return bundle, verify
     except (EdgegenError, OSError, json.JSONDecodeError):
@@ -95,16 +96,20 @@ def run_demo(model: str = "ddpm", out: Path = Path("demo"), n: int = 500, seed: 
 
     scores, unavailable, grid_images = {}, {}, None
     for name, reason in available_backends().items():
-        if not reason and manifest.sampling.get("kind") == "tokens" and name == "native":
-            reason = "the native runtime runs sampler plans; token models use the Python token loop"
-        fmt = backend_class(name).format
-        if not reason and fmt not in manifest.formats(manifest.sampling["role"]):
+        fmt = None if reason else backend_class(name).format
+        if not reason and fmt not in manifest.formats(manifest.generator["role"]):
             reason = f"the demo bundle has no {fmt} export (edgegen export RUN --format {fmt})"
+        pipe = None
+        if not reason:
+            try:
+                pipe = Pipeline(manifest, name)
+            except EdgegenError as e:  # e.g. a backend that cannot run this bundle's stages
+                reason = str(e)
         if reason:
             unavailable[name] = reason
             continue
         print(f"[demo] sampling {n} on {name}")
-        s, images = evaluate_pipeline(Pipeline(manifest, name), n=n, seed=seed, progress=progress, evaluator=ev)
+        s, images = evaluate_pipeline(pipe, n=n, seed=seed, progress=progress, evaluator=ev)
         scores[name] = s
         if grid_images is None or name == "onnxruntime":
             grid_images = images[:100]

@@ -7,3 +7,7 @@ for these; anything else is a bug and keeps its traceback.
 
 class EdgegenError(Exception):
     """A bad input (unknown name, missing file, corrupt data, value out of range)."""
+
+
+class Cancelled(EdgegenError):
+    """A generation stopped by its progress callback (it returned False). Nothing was written."""

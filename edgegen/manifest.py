@@ -1,6 +1,22 @@
 """The bundle manifest: ``manifest.json``, the only thing runtimes read.
 
-Schema (version 1)::
+Schema version 2 replaces version 1's ``sampling`` section by ``pipeline``, the stages a
+bundle runs (runtimes/stages.py builds them; nothing else branches on their kinds)::
+
+     "pipeline": {
+       "condition": {"kind": "none"}                      # unconditional
+                  | {"kind": "label"}                     # class label -> the network's label input
+                  | {"kind": "label_token", "offset": K}  # class label -> first token K + label (VQ prior)
+                  | {"kind": "prompt", "tokenizer": {"file", "text_length"},   # prompt -> token ids
+                     "label_prompts": [...], "encoder": ROLE (optional text encoder -> context)},
+       "generator": {"kind": "plan", "role", "process", "schedule", "defaults", "gate", "bundle_plans", ...}
+                  | {"kind": "tokens", "role", "code_offset", "image_tokens", "grid", "cache", "defaults"},
+       "decoder": {"role", "input", "output"},            # optional: codes or latents -> images
+       "encoder": {"role", "input", "output"}}            # optional: images -> codes or latents
+
+Version 1 bundles are read and migrated in memory (``migrate``): their ``sampling`` section
+becomes ``pipeline.generator`` and the conditioning and decoder it implied become stages.
+The rest of version 1, unchanged in version 2::
 
     {"schema_version": 1, "edgegen_version": "0.1.0", "family": "ddpm", "created_utc": "...",
      "data": {"source": "digits", "shape": [1, 16, 16], "range": [-1.0, 1.0],
@@ -45,7 +61,8 @@ from pathlib import Path
 from edgegen.errors import EdgegenError
 from edgegen.roles import RoleSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 VERIFY = "verify.json"
 
@@ -73,8 +90,36 @@ class Manifest:
         return self.data["family"]
 
     @property
+    def pipeline(self) -> dict:
+        """The stages (schema version 2): condition, generator, optional decoder and encoder."""
+        return self.data["pipeline"]
+
+    @property
+    def generator(self) -> dict:
+        return self.data["pipeline"]["generator"]
+
+    @property
     def sampling(self) -> dict:
-        return self.data["sampling"]
+        """The generator stage (version 1's name for it, kept for readers of its fields)."""
+        return self.generator
+
+    def stage(self, name: str) -> dict | None:
+        return self.data["pipeline"].get(name)
+
+    # -- typed edits (writers use these instead of editing ``data`` by hand) -----------------
+    def set_file(self, role: str, fmt: str, precision: str, entry: dict) -> None:
+        self.data["roles"][role].setdefault("files", {}).setdefault(fmt, {})[precision] = entry
+
+    def set_format(self, role: str, fmt: str, entries: dict) -> None:
+        """All precisions of one format of a role at once ({precision: entry})."""
+        self.data["roles"][role].setdefault("files", {})[fmt] = entries
+
+    def add_side_file(self, name: str, entry: dict) -> None:
+        """A file beside the roles (tokenizer.json, calibration artifact), sha256-checked like them."""
+        self.data.setdefault("files", {})[name] = entry
+
+    def set_plans(self, plans: dict) -> None:
+        self.data["plans"] = plans
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -124,6 +169,39 @@ class Manifest:
                 raise EdgegenError(f"sha256 mismatch for {p}: the file was changed or corrupted")
 
 
+def pipeline_from_sampling(sampling: dict, num_classes: int) -> dict:
+    """Version 1's ``sampling`` section -> version 2's ``pipeline`` stages (also how families that
+    still describe their sampler as one section get their stages)."""
+    s = dict(sampling)
+    if s.get("kind") == "tokens":
+        if s.pop("condition", "label") == "text":
+            condition = {"kind": "prompt", "tokenizer": s.pop("tokenizer"), "label_prompts": s.pop("label_prompts", [])}
+        else:
+            condition = {"kind": "label_token", "offset": s.pop("label_token_offset")}
+        out = {"condition": condition, "generator": s,
+               "decoder": {"role": s.pop("decoder"), "input": "codes", "output": "x"}}
+        if "encoder" in s:
+            out["encoder"] = {"role": s.pop("encoder"), "input": "x", "output": "codes"}
+        return out
+    if s.get("process") == "ddpm":  # version 1 DDPM sections left these to generic code
+        d = s.get("defaults", {})
+        s.setdefault("gate", {"sampler": "ddim", "steps": 50, "eta": 0.0})
+        s.setdefault("bundle_plans", [{"sampler": d.get("sampler", "ddim"), "steps": d.get("steps", 50)},
+                                      {"sampler": "ddim", "steps": 50, "eta": 0.0}, {"sampler": "ddpm"}])
+    return {"condition": {"kind": "label" if num_classes > 0 else "none"}, "generator": s}
+
+
+def migrate(data: dict) -> dict:
+    """Any readable manifest -> the current schema (a new dict; version 2 is returned as is)."""
+    if data.get("schema_version") == SCHEMA_VERSION:
+        return data
+    out = {k: v for k, v in data.items() if k != "sampling"}
+    out["schema_version"] = SCHEMA_VERSION
+    out["migrated_from"] = data.get("schema_version")
+    out["pipeline"] = pipeline_from_sampling(data["sampling"], int(data["data"].get("num_classes", 0)))
+    return out
+
+
 def read_manifest(root: Path, verify: bool = True) -> Manifest:
     root = Path(root)
     path = root / MANIFEST
@@ -135,13 +213,14 @@ def read_manifest(root: Path, verify: bool = True) -> Manifest:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise EdgegenError(f"malformed {path}: {e}") from None
-    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
-        found = data.get("schema_version") if isinstance(data, dict) else None
-        raise EdgegenError(f"{path}: unsupported schema_version {found!r} (expected {SCHEMA_VERSION})")
-    for key in ("family", "data", "roles", "sampling"):
+    found = data.get("schema_version") if isinstance(data, dict) else None
+    if found not in READABLE_VERSIONS:
+        raise EdgegenError(f"{path}: unsupported schema_version {found!r} (this edgegen reads "
+                           f"{', '.join(map(str, READABLE_VERSIONS))})")
+    for key in ("family", "data", "roles", "sampling" if found == 1 else "pipeline"):
         if key not in data:
             raise EdgegenError(f"{path}: missing '{key}'")
-    m = Manifest(root, data)
+    m = Manifest(root, migrate(data))
     if verify:
         m.verify_files()
     return m

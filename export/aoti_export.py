@@ -60,9 +60,7 @@ def compile_package(module: torch.nn.Module, spec: RoleSpec, example: dict, path
 
 def write(ctx: TargetContext) -> tuple[dict, dict]:
     """``aoti/<role>.pt2`` (fp32, dynamic batch), then the parity gate through ``torch-aoti``."""
-    from edgegen.export.parity import gate
-    from edgegen.runtimes.backends import create_backend
-
+    from edgegen.export.targets import gated_entry
     from edgegen.manifest import file_entry
     rel = f"aoti/{ctx.role}.pt2"
     from_cache = compile_package(ctx.module, ctx.spec, ctx.example, ctx.path(rel))
@@ -70,7 +68,4 @@ def write(ctx: TargetContext) -> tuple[dict, dict]:
     entry.update({"device": DEVICE, "dynamic": True, "from_cache": from_cache,
                   "requires": {"python": ["torch"], "torch": torch.__version__, "device": DEVICE,
                                "system": host()["system"], "machine": host()["machine"]}})
-    files = {"fp32": entry}
-    ctx.manifest.data["roles"][ctx.role]["files"]["aoti"] = files  # the gate opens it from the manifest
-    backend = create_backend("torch-aoti", ctx.manifest, ctx.role, "fp32")
-    return files, {"fp32": gate(ctx.manifest, ctx.reference, backend)}
+    return gated_entry(ctx, "aoti", "torch-aoti", entry)

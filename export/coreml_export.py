@@ -26,19 +26,9 @@ import torch
 from edgegen.export.targets import TargetContext, static_reason, tree_entry
 
 from edgegen.errors import EdgegenError
+from edgegen.runtimes.backends.coreml_backend import import_coremltools  # noqa: F401 (one quiet import)
 
 NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32, "int64": np.int32}
-
-
-def import_coremltools():
-    """coremltools, quietly (on Linux it logs that its macOS-only prediction library is absent)."""
-    try:
-        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            logging.getLogger("coremltools").setLevel(logging.ERROR)
-            import coremltools as ct
-    except ImportError:
-        raise EdgegenError("Core ML export needs coremltools (pip install 'edgegen[coreml]')") from None
-    return ct
 
 
 class SplitEinsumAttention(torch.nn.Module):

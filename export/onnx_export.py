@@ -39,3 +39,12 @@ def export_onnx(module: torch.nn.Module, spec: RoleSpec, example: dict, path: Pa
     except Exception as e:  # the exporter raises many types; keep its first line
         raise EdgegenError(f"ONNX export failed: {str(e).strip().splitlines()[0]}") from e
     onnx.checker.check_model(str(path))
+
+
+def write(ctx) -> tuple[dict, dict]:
+    """``onnx/<role>.onnx`` (fp32, dynamic batch), then the parity gate through onnxruntime."""
+    from edgegen.export.targets import gated_entry
+    from edgegen.manifest import file_entry
+    rel = f"onnx/{ctx.role}.onnx"
+    export_onnx(ctx.module, ctx.spec, ctx.example, ctx.path(rel))
+    return gated_entry(ctx, "onnx", "onnxruntime", file_entry(ctx.root, rel))

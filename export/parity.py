@@ -1,8 +1,10 @@
 """The parity gate every export passes: the exported network against PyTorch.
 
 1. One network call on random inputs (example_inputs.py): max abs error of every output.
-2. A whole trajectory (the family's "gate" plan, DDIM-50 for DDPM) from the same seed and labels,
-   run by the same interpreter on both backends: max abs error of the final samples.
+2. A whole trajectory (the generator's "gate" settings, else its default sampler) from the same
+   seed and labels, run by the same interpreter on both backends: max abs error of the final samples.
+Roles of token loops and decoders/encoders are gated by token_parity.py (KV-cache decode steps,
+greedy tokens, a call on real data); ``gate_module`` picks the module from the stage objects.
 Bounds are per precision; results go to BUNDLE/verify.json.
 """
 from __future__ import annotations
@@ -31,17 +33,30 @@ class Reference:
     trajectory_key: str
 
 
-def reference(manifest: Manifest, ref: Backend) -> Reference:
-    if manifest.sampling.get("kind") == "tokens":  # KV-cache step network: token_parity.py
-        from edgegen.export import token_parity
-        return token_parity.reference(manifest, ref)
+def gate_module(manifest: Manifest, role: str):
+    """This module for the generator role of a plan generator; token_parity for every other role."""
+    from edgegen.export import token_parity
+    from edgegen.runtimes.stages import PlanGenerator, generator_class
+    plan_role = generator_class(manifest) is PlanGenerator and role == manifest.generator["role"]
+    return None if plan_role else token_parity
+
+
+def gate_trajectory(generator: dict) -> dict:
+    """The sampler settings of the gate's trajectory: the generator's "gate", else its default."""
+    d = generator.get("defaults", {})
+    return dict(generator.get("gate") or {"sampler": d.get("sampler"), "steps": d.get("steps")})
+
+
+def reference(manifest: Manifest, ref: Backend, real_images=None) -> Reference:
+    other = gate_module(manifest, ref.role_name)
+    if other is not None:
+        return other.reference(manifest, ref, real_images)
     sch = manifest.sampling.get("schedule", {})
     # Continuous-time families give their time range; DDPM's t is an index in [0, T-1].
     time_range = tuple(manifest.sampling.get("time_range", (0.0, float(sch.get("T", 1000)) - 1.0)))
     inputs = example_inputs(ref.spec, GATE_BATCH, GATE_SEED, manifest.num_classes, time_range)
     d = manifest.sampling.get("defaults", {})
-    # The family names the gate's trajectory ("gate" in its sampling section); DDIM-50 otherwise.
-    plan_kw = {"eta": 0.0, **manifest.sampling.get("gate", {"sampler": "ddim", "steps": 50})}
+    plan_kw = gate_trajectory(manifest.generator)
     kw = dict(plan_kw, guidance=d.get("guidance", 1.0))
     pipe = Pipeline(manifest, ref)
     traj = pipe.sample(GATE_BATCH, seed=GATE_SEED, **kw)
@@ -49,10 +64,10 @@ def reference(manifest: Manifest, ref: Backend) -> Reference:
 
 
 def gate(manifest: Manifest, ref: Reference, other: Backend, precision: str = "fp32") -> dict:
-    if manifest.sampling.get("kind") == "tokens":
-        from edgegen.export import token_parity
-        return token_parity.gate(manifest, ref, other, precision)
     """Measure one exported format against the torch reference; ``passed`` against BOUNDS."""
+    module = gate_module(manifest, other.role_name)
+    if module is not None:
+        return module.gate(manifest, ref, other, precision)
     bounds = BOUNDS[precision]
     out = other.run(ref.inputs)
     single = max(float(np.max(np.abs(ref.outputs[k].astype(np.float64) - out[k]))) for k in ref.outputs)

@@ -25,8 +25,11 @@ if TYPE_CHECKING:
 
     from edgegen.manifest import Manifest
 
-# format -> module with write(ctx) -> (files, checks)
-TARGETS = {
+# THE export-format registry, in export order (onnx first: later formats convert from it).
+# format -> module with write(ctx: TargetContext) -> ({precision: manifest entry}, {precision: check})
+FORMATS = {
+    "onnx": "edgegen.export.onnx_export",
+    "openvino": "edgegen.export.openvino_export",
     "aoti": "edgegen.export.aoti_export",
     "coreml": "edgegen.export.coreml_export",
     "tensorrt": "edgegen.export.tensorrt_export",
@@ -119,12 +122,37 @@ def host() -> dict:
     return {"system": platform.system(), "machine": platform.machine(), "python": sys.version.split()[0]}
 
 
+DEFAULT_FORMATS = ("onnx", "openvino")  # what the demo and a plain `edgegen export` write
+TARGETS = tuple(f for f in FORMATS if f not in DEFAULT_FORMATS)  # deployment targets: recorded with the recipe
+
+
+def parse_formats(text: str) -> list[str]:
+    """A comma list of registered formats, in export order."""
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    if not formats:
+        raise EdgegenError(f"no export format given (choose from {', '.join(FORMATS)})")
+    for f in formats:
+        if f not in FORMATS:
+            raise EdgegenError(f"unknown export format '{f}' (choose from {', '.join(FORMATS)})")
+    return list(dict.fromkeys(formats))
+
+
 def write_target(fmt: str, ctx) -> tuple[dict, dict]:
     """Write ``fmt`` for one role (ctx: a TargetContext)."""
     import importlib
-    if fmt not in TARGETS:
-        raise EdgegenError(f"unknown export target '{fmt}'")
-    return importlib.import_module(TARGETS[fmt]).write(ctx)
+    if fmt not in FORMATS:
+        raise EdgegenError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
+    return importlib.import_module(FORMATS[fmt]).write(ctx)
+
+
+def gated_entry(ctx, fmt: str, backend: str, entry: dict, precision: str = "fp32") -> tuple[dict, dict]:
+    """Record ``entry`` in the manifest being written (the backend opens it from there), then run
+    the parity gate of that backend against the torch reference."""
+    from edgegen.export.parity import gate
+    from edgegen.runtimes.backends import create_backend
+    ctx.manifest.set_file(ctx.role, fmt, precision, entry)
+    other = create_backend(backend, ctx.manifest, ctx.role, precision)
+    return {precision: entry}, {precision: gate(ctx.manifest, ctx.reference, other, precision)}
 
 
 def describe_check(r: dict) -> str:

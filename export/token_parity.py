@@ -50,8 +50,9 @@ def _err(a: dict, b: dict) -> float:
 
 def gate_prompt(manifest: Manifest) -> np.ndarray:
     """(GATE_BATCH, P): labels 0, 1, 2, ... as class tokens or as their stored prompts."""
-    from edgegen.runtimes.token_pipeline import TokenPipeline
-    return TokenPipeline(manifest, None).condition(GATE_BATCH, np.arange(GATE_BATCH) % max(1, manifest.num_classes))
+    from edgegen.runtimes.stages import make_condition
+    labels = np.arange(GATE_BATCH) % max(1, manifest.num_classes)
+    return make_condition(manifest).prepare(GATE_BATCH, labels).tokens
 
 
 def _stepper(backend: Backend):
@@ -83,17 +84,7 @@ def _greedy_cached(backend: Backend, manifest: Manifest, prompt: np.ndarray) -> 
                     TokenSampling(temperature=0.0), GATE_SEED, token_offset=s["code_offset"])
 
 
-def _real_data(manifest: Manifest, role: str) -> dict | None:
-    from edgegen.train.data import load_images
-    d = manifest.data["data"]
-    try:
-        x = load_images(d["source"], "test", d["shape"][-1], d["shape"][0]).images[:16]
-    except Exception:  # a user folder that moved: the random-input call still gates
-        return None
-    return {"x": x}
-
-
-def reference(manifest: Manifest, ref: Backend) -> TokenReference:
+def reference(manifest: Manifest, ref: Backend, real_images: np.ndarray | None = None) -> TokenReference:
     role, s = ref.role_name, manifest.sampling
     inputs = example_inputs(ref.spec, GATE_BATCH, GATE_SEED)
     if role == "decoder":  # codes anywhere in the codebook, not just 0/1
@@ -114,10 +105,11 @@ def reference(manifest: Manifest, ref: Backend) -> TokenReference:
         r.trajectory_key = f"prefill {p0}+{r.fed.shape[1]} decode"
         r.torch_cached = _greedy_cached(ref, manifest, r.prompt)  # the cache on torch itself
     else:
-        real = _real_data(manifest, role)
-        if real is not None and role == "decoder":
+        real = None if real_images is None else {"x": real_images}
+        if real is not None and role == manifest.stage("decoder")["role"]:  # codes of real images
             from edgegen.runtimes.backends import create_backend
-            real = {"codes": create_backend("torch", manifest, s["encoder"]).run(real)["codes"]}
+            encoder = create_backend("torch", manifest, manifest.stage("encoder")["role"])
+            real = {"codes": encoder.run(real)["codes"]}
         r.data_inputs = real
         r.data_outputs = ref.run(real) if real is not None else None
         r.trajectory_key = "test-data call"

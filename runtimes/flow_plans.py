@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from edgegen.errors import EdgegenError
 from edgegen.runtimes.plans import Plan, affine
+from edgegen.runtimes.samplers import register
 
-SAMPLERS = ("euler", "heun", "rk4")
+METHODS = ("euler", "heun", "rk4")  # registered below as samplers of process "flow"
 
 
 def compile_flow_solver(method: str, steps: int) -> Plan:
-    if method not in SAMPLERS:
-        raise EdgegenError(f"unknown sampler '{method}' (choose {', '.join(SAMPLERS)})")
+    if method not in METHODS:
+        raise EdgegenError(f"unknown sampler '{method}' (choose {', '.join(METHODS)})")
     if steps < 1:
         raise EdgegenError(f"steps must be >= 1, got {steps}")
     h = 1.0 / steps
@@ -40,6 +41,11 @@ def compile_flow_solver(method: str, steps: int) -> Plan:
     return Plan(method, {"steps": steps}, regs, [affine("x", [], 1.0)], out, "x")
 
 
-def compile_flow(sampling: dict, sampler: str, steps: int | None = None, **opts) -> Plan:
-    d = sampling.get("defaults", {})
-    return compile_flow_solver(sampler, int(steps or (d.get("steps", 20) if sampler == d.get("sampler") else 20)))
+def _register(method: str, summary: str) -> None:
+    register("flow", method, default_steps=20, summary=summary)(
+        lambda generator, steps, opt: compile_flow_solver(method, int(steps or 20)))
+
+
+_register("euler", "fixed-step Euler, 1 call per step")
+_register("heun", "Heun (2nd order), 2 calls per step")
+_register("rk4", "classic Runge-Kutta (4th order), 4 calls per step")

@@ -11,14 +11,29 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import numpy as np
-from tqdm import tqdm
 
+from edgegen.errors import Cancelled
 from edgegen.runtimes import rng
+from edgegen.runtimes.plan_ops import apply_op
 from edgegen.runtimes.plans import Plan
 
 Net = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 # on_eval(step_index, x, t, y) sees every network input before the call (calibration, profiling)
 EvalHook = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
+# callback(done, total) after every network step; returning False cancels the run (Cancelled)
+Callback = Callable[[int, int], Optional[bool]]
+
+
+class Progress:
+    """Counts steps across batches and asks the callback whether to go on."""
+
+    def __init__(self, total: int, callback: Optional[Callback]):
+        self.done, self.total, self.callback = 0, total, callback
+
+    def step(self, k: int = 1) -> None:
+        self.done += k
+        if self.callback is not None and self.callback(self.done, self.total) is False:
+            raise Cancelled(f"cancelled by the callback after {self.done} of {self.total} steps")
 
 
 def guided_eval(net: Net, x: np.ndarray, t: np.ndarray, y: np.ndarray, guidance: float,
@@ -33,41 +48,9 @@ def guided_eval(net: Net, x: np.ndarray, t: np.ndarray, y: np.ndarray, guidance:
     return e_u + np.float32(guidance) * (e_c - e_u)
 
 
-def langevin(x: np.ndarray, score: np.ndarray, z: np.ndarray, snr: float, alpha: float) -> np.ndarray:
-    """The reference Langevin corrector step (plans.py): per-sample SNR step size."""
-    b = x.shape[0]
-    s_norm = np.linalg.norm(score.reshape(b, -1).astype(np.float64), axis=1)
-    z_norm = np.linalg.norm(z.reshape(b, -1).astype(np.float64), axis=1)
-    step = 2.0 * alpha * (snr * z_norm / np.maximum(s_norm, 1e-30)) ** 2  # (B,) float64
-    shape = (b,) + (1,) * (x.ndim - 1)
-    return (x + step.astype(np.float32).reshape(shape) * score
-            + np.sqrt(2.0 * step).astype(np.float32).reshape(shape) * z)
-
-
-def apply_op(op: dict, regs: dict[str, np.ndarray], noise: Callable[[str], np.ndarray]) -> None:
-    """Run one op; ``noise(register)`` is one fresh draw shaped like that register."""
-    kind = op["op"]
-    if kind == "affine":
-        acc = None
-        for name, c in op["terms"]:
-            term = np.float32(c) * regs[name]
-            acc = term if acc is None else acc + term
-        if "noise" in op:
-            z = np.float32(op["noise"]) * noise(op["dst"])
-            acc = z if acc is None else acc + z
-        regs[op["dst"]] = acc
-    elif kind == "clip":
-        regs[op["dst"]] = np.clip(regs[op["dst"]], np.float32(op["lo"]), np.float32(op["hi"]))
-    elif kind == "langevin":
-        score = np.float32(op["scale"]) * regs[op["score"]]
-        regs[op["dst"]] = langevin(regs[op["dst"]], score, noise(op["dst"]), op["snr"], op["alpha"])
-    else:  # validate() rejects these when a plan is loaded
-        raise ValueError(f"unknown plan op {kind!r}")
-
-
 def run_batch(plan: Plan, net: Net, shape: tuple[int, ...], labels: np.ndarray, seed: int,
               first_sample: int = 0, guidance: float = 1.0, null_label: Optional[int] = None,
-              on_eval: Optional[EvalHook] = None, bar: Optional[tqdm] = None) -> np.ndarray:
+              on_eval: Optional[EvalHook] = None, progress: Optional[Progress] = None) -> np.ndarray:
     """Run the whole plan for one batch. shape = (B, *sample shape); labels: (B,) int64."""
     draws = 0
     shapes = plan.shapes or {}
@@ -94,23 +77,22 @@ def run_batch(plan: Plan, net: Net, shape: tuple[int, ...], labels: np.ndarray, 
         regs[step["dst"]] = guided_eval(net, x_in, t_in, y, guidance, null_label)
         for op in step["ops"]:
             apply_op(op, regs, noise)
-        if bar is not None:
-            bar.update(1)
+        if progress is not None:
+            progress.step()
     return regs[plan.output]
 
 
 def run_plan(plan: Plan, net: Net, sample_shape: tuple[int, ...], labels: np.ndarray, seed: int,
              batch_size: int = 64, guidance: float = 1.0, null_label: Optional[int] = None,
-             on_eval: Optional[EvalHook] = None, progress: bool = False, desc: str = "sample") -> np.ndarray:
+             on_eval: Optional[EvalHook] = None, callback: Optional[Callback] = None) -> np.ndarray:
     """Sample len(labels) items of ``sample_shape`` (e.g. (C, H, W)); returns (n, *sample_shape) float32."""
     n = len(labels)
-    out = np.empty((n, *sample_shape), dtype=np.float32)
-    n_batches = -(-n // batch_size)
-    with tqdm(total=n_batches * len(plan.steps), desc=desc, disable=not progress, unit="step",
-              dynamic_ncols=True) as bar:
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            out[start:stop] = run_batch(plan, net, (stop - start, *sample_shape), labels[start:stop], seed,
-                                        first_sample=start, guidance=guidance, null_label=null_label,
-                                        on_eval=on_eval, bar=bar)
+    out_dims = tuple((plan.shapes or {}).get(plan.output, sample_shape))
+    out = np.empty((n, *out_dims), dtype=np.float32)
+    progress = Progress(-(-n // batch_size) * len(plan.steps), callback)
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        out[start:stop] = run_batch(plan, net, (stop - start, *sample_shape), labels[start:stop], seed,
+                                    first_sample=start, guidance=guidance, null_label=null_label,
+                                    on_eval=on_eval, progress=progress)
     return out

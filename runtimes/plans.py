@@ -44,8 +44,9 @@ Optional fields:
 The network's inputs are named by the role's meta: ``time_input`` and ``label_input``
 (absent when the role has none); the remaining input is the one fed from ``src``.
 
-Compilers: ddpm/ddim here (process "ddpm"), em/pc/pf_euler/pf_heun in sde_plans.py
-(process "sde"), euler/heun/rk4 in flow_plans.py (process "flow"), gan here (process "gan").
+Compilers register in samplers.py (the typed registry; ``samplers.compile_plan`` is the entry):
+ddpm/ddim here (process "ddpm"), em/pc/pf_euler/pf_heun in sde_plans.py (process "sde"),
+euler/heun/rk4 in flow_plans.py (process "flow"), gan here (process "gan").
 """
 from __future__ import annotations
 
@@ -54,11 +55,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgegen.errors import EdgegenError
+from edgegen.runtimes.samplers import register
 from edgegen.runtimes.schedules import alpha_bar
 
 PLAN_FORMAT = "edgegen.plan/1"
-SAMPLERS = {"ddpm": ("ddpm", "ddim"), "sde": ("em", "pc", "pf_euler", "pf_heun"),
-            "flow": ("euler", "heun", "rk4"), "gan": ("gan",)}  # process -> samplers it compiles
 
 
 @dataclass
@@ -232,35 +232,35 @@ def compile_gan(latent_dim: int) -> Plan:
                 [{"t": None, "src": "z", "dst": "x", "ops": []}], "x", shapes={"z": [int(latent_dim)]})
 
 
-def compile_plan(sampling: dict, sampler: str, steps: int | None = None, eta: float = 0.0,
-                 clip_x0: bool | None = None, **opts) -> Plan:
-    """Compile a plan from a manifest's ``sampling`` section (process + schedule).
-
-    ``opts`` are sampler options of other processes (sde: snr, corrector, eps)."""
-    process = sampling.get("process")
-    if process not in SAMPLERS:
-        raise EdgegenError(f"no plan compiler for process {process!r}")
-    if sampler not in SAMPLERS[process]:
-        raise EdgegenError(f"unknown sampler '{sampler}' (choose {', '.join(SAMPLERS[process])})")
-    if steps is not None and steps <= 0:
-        raise EdgegenError(f"steps must be >= 1, got {steps}")
-    if process == "sde":
-        from edgegen.runtimes.sde_plans import compile_sde
-        return compile_sde(sampling, sampler, steps, **opts)
-    if process == "flow":
-        from edgegen.runtimes.flow_plans import compile_flow
-        return compile_flow(sampling, sampler, steps)
-    if process == "gan":
-        if steps not in (None, 1):
-            raise EdgegenError(f"a GAN samples in one call: steps must be 1, got {steps}")
-        return compile_gan(int(sampling["latent_dim"]))
-    sch = sampling["schedule"]
-    ab = alpha_bar(sch["kind"], sch["T"], sch.get("beta_start", 1e-4), sch.get("beta_end", 0.02))
-    clip = sampling.get("defaults", {}).get("clip_x0", True) if clip_x0 is None else clip_x0
-    if steps is not None and steps <= 0:
-        raise EdgegenError(f"steps must be >= 1, got {steps}")
-    if sampler == "ddim":
-        return compile_ddim(ab, steps or 50, eta, clip)
-    return compile_ddpm(ab, steps, clip)
+@dataclass(frozen=True)
+class DDIMOptions:
+    eta: float = 0.0  # 0: deterministic DDIM; 1: DDPM-like noise
+    clip_x0: bool = True  # clip the predicted x0 to the data range
 
 
+@dataclass(frozen=True)
+class DDPMOptions:
+    clip_x0: bool = True
+    variance: str = "posterior"  # or "beta" (Ho et al. 2020 both)
+
+
+def _alpha_bar(generator: dict) -> np.ndarray:
+    sch = generator["schedule"]
+    return alpha_bar(sch["kind"], sch["T"], sch.get("beta_start", 1e-4), sch.get("beta_end", 0.02))
+
+
+@register("ddpm", "ddim", DDIMOptions, default_steps=50, summary="DDIM (Song et al. 2021), any number of steps")
+def _ddim(generator: dict, steps: int | None, opt: DDIMOptions) -> Plan:
+    return compile_ddim(_alpha_bar(generator), steps or 50, float(opt.eta), bool(opt.clip_x0))
+
+
+@register("ddpm", "ddpm", DDPMOptions, summary="ancestral DDPM (Ho et al. 2020), all T steps or respaced")
+def _ddpm(generator: dict, steps: int | None, opt: DDPMOptions) -> Plan:
+    return compile_ddpm(_alpha_bar(generator), steps, bool(opt.clip_x0), opt.variance)
+
+
+@register("gan", "gan", default_steps=1, summary="one generator call on z from the Philox stream")
+def _gan(generator: dict, steps: int | None, opt) -> Plan:
+    if steps not in (None, 1):
+        raise EdgegenError(f"a GAN samples in one call: steps must be 1, got {steps}")
+    return compile_gan(int(generator["latent_dim"]))

@@ -26,13 +26,15 @@ the network at t_i. As in Song et al., the last update returns the mean (no nois
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from edgegen.errors import EdgegenError
 from edgegen.runtimes.plans import Plan, affine
+from edgegen.runtimes.samplers import register
 from edgegen.runtimes.sde_schedules import SDE
 
-SAMPLERS = ("em", "pc", "pf_euler", "pf_heun")
 CORRECTORS = ("snr", "fixed")
 
 
@@ -123,17 +125,39 @@ def compile_pf(sde: SDE, steps: int, eps: float, method: str) -> Plan:
     return Plan(f"pf_{method}", {"steps": steps, "eps": float(eps)}, regs, _prior(sde), out, "x")
 
 
-def compile_sde(sampling: dict, sampler: str, steps: int | None = None, **opts) -> Plan:
-    """A plan from a manifest ``sampling`` section of process ``sde``."""
-    d = sampling.get("defaults", {})
-    sde = SDE.from_json(sampling["schedule"])
-    steps = int(steps or d.get("steps", 100))
-    eps = float(opts.get("eps") or d.get("eps", 1e-3))
-    if sampler == "em":
-        return compile_em(sde, steps, eps)
-    if sampler == "pc":
-        return compile_pc(sde, steps, eps, float(opts.get("snr") or d.get("snr", 0.16)),
-                          str(opts.get("corrector") or d.get("corrector", "snr")))
-    if sampler in ("pf_euler", "pf_heun"):
-        return compile_pf(sde, steps, eps, sampler[3:])
-    raise EdgegenError(f"unknown sampler '{sampler}' (choose {', '.join(SAMPLERS)})")
+@dataclass(frozen=True)
+class EMOptions:
+    eps: float = 1e-3  # the last time of the grid (the model's trained time range starts there)
+
+
+@dataclass(frozen=True)
+class PCOptions:
+    eps: float = 1e-3
+    snr: float = 0.16  # Langevin corrector signal-to-noise ratio r
+    corrector: str = "snr"  # step rule: snr (per-sample norms) or fixed (annealed)
+
+
+def _grid_args(generator: dict, steps: int | None, opt) -> tuple[SDE, int, float]:
+    """The process, the steps (the bundle's when not given: every SDE sampler shares them) and eps."""
+    return (SDE.from_json(generator["schedule"]), int(steps or generator.get("defaults", {}).get("steps", 100)),
+            float(opt.eps))
+
+
+@register("sde", "em", EMOptions, summary="reverse-SDE Euler-Maruyama")
+def _em(generator: dict, steps: int | None, opt: EMOptions) -> Plan:
+    return compile_em(*_grid_args(generator, steps, opt))
+
+
+@register("sde", "pc", PCOptions, summary="predictor-corrector: reverse diffusion + one Langevin step")
+def _pc(generator: dict, steps: int | None, opt: PCOptions) -> Plan:
+    return compile_pc(*_grid_args(generator, steps, opt), float(opt.snr), str(opt.corrector))
+
+
+@register("sde", "pf_euler", EMOptions, summary="probability-flow ODE, Euler")
+def _pf_euler(generator: dict, steps: int | None, opt: EMOptions) -> Plan:
+    return compile_pf(*_grid_args(generator, steps, opt), "euler")
+
+
+@register("sde", "pf_heun", EMOptions, summary="probability-flow ODE, Heun (2 calls per step)")
+def _pf_heun(generator: dict, steps: int | None, opt: EMOptions) -> Plan:
+    return compile_pf(*_grid_args(generator, steps, opt), "heun")

@@ -33,7 +33,7 @@ def tiny_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
     """tiny_run exported to ONNX and OpenVINO through the parity gate."""
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
 
     out = tmp_path_factory.mktemp("bundles") / "ddpm-tiny"
     export_bundle(tiny_run, ["onnx", "openvino"], out, progress=False)

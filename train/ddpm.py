@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from edgegen.roles import RoleSpec, TensorSpec
+from edgegen.runtimes.samplers import samplers
 from edgegen.runtimes.schedules import alpha_bar
 from edgegen.train.data import DataConfig, load_images
 from edgegen.train.loop import TrainConfig, fit
@@ -85,7 +86,10 @@ def sampling_info(cfg: DDPMConfig) -> dict:
             "defaults": {"sampler": cfg.sampling.sampler, "steps": cfg.sampling.steps,
                          "eta": cfg.sampling.eta, "guidance": cfg.sampling.guidance,
                          "clip_x0": cfg.sampling.clip_x0},
-            "samplers": ["ddpm", "ddim"]}
+            "gate": {"sampler": "ddim", "steps": 50, "eta": 0.0},  # the parity gate's trajectory
+            "bundle_plans": [{"sampler": cfg.sampling.sampler, "steps": cfg.sampling.steps},
+                             {"sampler": "ddim", "steps": 50, "eta": 0.0}, {"sampler": "ddpm"}],
+            "samplers": list(samplers("ddpm"))}
 
 
 def check(cfg: DDPMConfig) -> None:

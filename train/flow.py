@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from edgegen.errors import EdgegenError
+from edgegen.runtimes.samplers import get_sampler, samplers
 from edgegen.roles import RoleSpec
 from edgegen.train import continuous as C
 from edgegen.train.continuous import DataConfig, shared_preset
@@ -60,15 +61,13 @@ def preset(name: str) -> FlowConfig:
 
 
 PRESETS = ("tiny", "small", "base", "moons")
-SAMPLERS = ("euler", "heun", "rk4")
 
 
 def check(cfg: FlowConfig) -> None:
     C.check(cfg)
     if not 0.0 <= cfg.path.sigma_min < 1.0:
         raise EdgegenError(f"path.sigma_min must be in [0, 1), got {cfg.path.sigma_min}")
-    if cfg.sampling.sampler not in SAMPLERS:
-        raise EdgegenError(f"unknown sampler '{cfg.sampling.sampler}' (choose {', '.join(SAMPLERS)})")
+    get_sampler("flow", cfg.sampling.sampler)  # the registry's one-line error for an unknown name
 
 
 def build(cfg: FlowConfig) -> dict[str, torch.nn.Module]:
@@ -88,7 +87,7 @@ def sampling_info(cfg: FlowConfig) -> dict:
             "gate": {"sampler": s.sampler, "steps": s.steps},
             "bundle_plans": [{"sampler": "euler", "steps": 50}, {"sampler": "heun", "steps": 25},
                              {"sampler": "rk4", "steps": 20}],
-            "samplers": list(SAMPLERS)}
+            "samplers": list(samplers("flow"))}
 
 
 def data_info(cfg: FlowConfig) -> dict:

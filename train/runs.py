@@ -14,6 +14,8 @@ from safetensors.torch import load_file, save_file
 from edgegen import __version__
 from edgegen.config import from_dict, to_dict
 from edgegen.errors import EdgegenError
+from edgegen.export.bundle import role_tensors
+from edgegen.manifest import SCHEMA_VERSION, Manifest, file_entry, pipeline_from_sampling
 from edgegen.paths import atomic_dir
 from edgegen.train.families import get_family
 
@@ -28,12 +30,6 @@ class Run:
     config: object  # the family's config dataclass
     modules: dict  # role -> nn.Module (eval mode, CPU)
     stats: dict
-
-
-def role_tensors(modules: dict) -> dict:
-    """{role: module} -> the flat ``<role>.<param>`` tensor dict stored in safetensors files."""
-    return {f"{role}.{k}": v.detach().cpu().contiguous() for role, m in modules.items()
-            for k, v in m.state_dict().items()}
 
 
 def save_run(out: Path, family: str, cfg, modules: dict, stats: dict) -> Path:
@@ -105,3 +101,66 @@ def train_run(family_name: str, cfg, out: Path, progress: bool = True) -> Path:
         save_run(out, family_name, cfg, modules, stats)
     barrier()
     return Path(out)
+
+
+def pipeline_info(family, cfg) -> dict:
+    """The family's stages (manifest ``pipeline``): its own ``pipeline_info`` when it has one, else
+    built from its one-section ``sampling_info`` (how the first six families describe themselves)."""
+    if hasattr(family, "pipeline_info"):
+        return family.pipeline_info(cfg)
+    return pipeline_from_sampling(family.sampling_info(cfg), int(family.data_info(cfg).get("num_classes", 0)))
+
+
+def manifest_from_run(run_path: Path) -> Manifest:
+    """An in-memory manifest for a training run: its torch weights are the only format. This is
+    how a run folder reaches the runtime, which never reads run folders itself."""
+    meta, cfg = load_run_config(run_path)
+    family = get_family(meta["family"])
+    if not (Path(run_path) / WEIGHTS).is_file():
+        raise EdgegenError(f"missing checkpoint {Path(run_path) / WEIGHTS}")
+    weights = file_entry(Path(run_path), WEIGHTS)
+    roles = {name: {**spec.to_json(), "files": {"torch": {"fp32": weights}}}
+             for name, spec in family.roles(cfg).items()}
+    data = {"schema_version": SCHEMA_VERSION, "edgegen_version": __version__, "family": meta["family"],
+            "data": family.data_info(cfg), "roles": roles, "pipeline": pipeline_info(family, cfg),
+            "plans": {}, "training": {"config": to_dict(cfg), "stats": meta.get("stats", {})}}
+    return Manifest(Path(run_path), data)
+
+
+def open_source(path, verify: bool = True) -> Manifest:
+    """A bundle folder (manifest.json) or a training run folder (config.json), for the CLI."""
+    from edgegen.runtimes.pipeline import open_manifest
+    path = Path(path)
+    if path.exists() and is_run(path):
+        return manifest_from_run(path)
+    return open_manifest(path, verify=verify)
+
+
+def export_source(run_path: Path):
+    """A training run as the exporter's input (export/source.py): its manifest, networks, side
+    files (a text family's tokenizer.json) and a few real test images for the parity gate."""
+    from edgegen.export.source import ExportSource
+    run = load_run(run_path)
+    data = manifest_from_run(run_path).data
+    for role in data["roles"].values():
+        role.pop("files", None)
+    tok = (data["pipeline"].get("condition") or {}).get("tokenizer")
+    files = {"tokenizer": Path(run_path) / tok["file"]} if tok else {}
+    return ExportSource(data, run.modules, files, _real_images(data["data"]))
+
+
+def _real_images(d: dict):
+    """16 test images of the run's data set (the parity gate's data call), None when unavailable."""
+    if len(d.get("shape", [])) != 3:
+        return None
+    from edgegen.train.data import load_images
+    try:
+        return load_images(d["source"], "test", d["shape"][-1], d["shape"][0]).images[:16]
+    except Exception:  # a user folder that moved: the random-input call still gates
+        return None
+
+
+def export_run(run_path: Path, formats, out: Path, progress: bool = True, recipe=None) -> dict:
+    """Export a training run to a bundle (export_bundle on its export_source)."""
+    from edgegen.export.bundle import export_bundle
+    return export_bundle(export_source(run_path), list(formats), out, progress=progress, recipe=recipe)

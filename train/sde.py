@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from edgegen.errors import EdgegenError
+from edgegen.runtimes.samplers import get_sampler, samplers
 from edgegen.roles import RoleSpec
 from edgegen.runtimes.sde_plans import check_corrector
 from edgegen.runtimes.sde_schedules import SDE, KINDS
@@ -80,7 +81,6 @@ def preset(name: str) -> SDEConfig:
 
 
 PRESETS = ("tiny", "small", "base", "moons")
-SAMPLERS = ("em", "pc", "pf_euler", "pf_heun")
 
 
 def check(cfg: SDEConfig) -> None:
@@ -97,8 +97,7 @@ def check(cfg: SDEConfig) -> None:
     if not (0 < p.eps < 1 and 0 < cfg.sampling.eps < 1):
         raise EdgegenError("sde.eps and sampling.eps must be in (0, 1)")
     check_corrector(cfg.sampling.corrector)
-    if cfg.sampling.sampler not in SAMPLERS:
-        raise EdgegenError(f"unknown sampler '{cfg.sampling.sampler}' (choose {', '.join(SAMPLERS)})")
+    get_sampler("sde", cfg.sampling.sampler)  # the registry's one-line error for an unknown name
 
 
 def process(cfg: SDEConfig) -> SDE:
@@ -125,7 +124,7 @@ def sampling_info(cfg: SDEConfig) -> dict:
             "gate": {"sampler": "em", "steps": 50},
             "bundle_plans": [{"sampler": s.sampler, "steps": s.steps}, {"sampler": "em", "steps": 50},
                              {"sampler": "pf_euler", "steps": 100}, {"sampler": "pf_heun", "steps": 50}],
-            "samplers": list(SAMPLERS)}
+            "samplers": list(samplers("sde"))}
 
 
 def data_info(cfg: SDEConfig) -> dict:

@@ -22,7 +22,7 @@ BASELINES = ("torch-eager", "diffusers-ort")
 
 def unsupported(manifest, sampler: str) -> str | None:
     """Why a baseline cannot run on this bundle, or None."""
-    if manifest.sampling.get("kind") != "plan" or manifest.sampling.get("process") != "ddpm":
+    if manifest.generator.get("process") != "ddpm":
         return "the baselines are DDPM loops; this bundle's sampling is not the ddpm process"
     if sampler != "ddim":
         return "the baselines implement DDIM only"

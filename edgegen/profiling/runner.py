@@ -21,7 +21,8 @@ from edgegen.profiling.flops import count_flops
 from edgegen.profiling.stats import summary
 from edgegen.profiling.worker import decode
 from edgegen.runtimes.api import open_manifest
-from edgegen.runtimes.backends import BACKENDS, backend_class
+from edgegen.runtimes.stages import generator_class
+from edgegen.runtimes.backends import backend_class, backend_names
 
 PRECISIONS = ("fp32", "fp16", "int8")
 REPORT_SCHEMA = "edgegen.profile/1"
@@ -30,10 +31,10 @@ REPORT_SCHEMA = "edgegen.profile/1"
 @dataclass
 class ProfileRequest:
     bundle: str
-    backends: list[str] = field(default_factory=lambda: list(BACKENDS))
+    backends: list[str] = field(default_factory=backend_names)
     precisions: list[str] = field(default_factory=lambda: ["fp32"])
     batches: list[int] = field(default_factory=lambda: [1, 16])
-    steps: int = 50
+    steps: Optional[int] = None  # None: the sampler's default steps in this bundle
     sampler: Optional[str] = None  # None: the bundle's default sampler
     repeat: int = 20
     rounds: int = 1  # split the repeats into rounds that interleave the configurations in time
@@ -51,7 +52,7 @@ def check_request(req: ProfileRequest) -> None:
             raise EdgegenError(f"unknown precision '{p}' (choose {', '.join(PRECISIONS)})")
     if not req.batches or any(b <= 0 for b in req.batches):
         raise EdgegenError(f"batch sizes must be positive integers, got {req.batches}")
-    if req.steps <= 0:
+    if req.steps is not None and req.steps <= 0:
         raise EdgegenError(f"steps must be >= 1, got {req.steps}")
     if req.repeat <= 0:
         raise EdgegenError(f"repeat must be >= 1, got {req.repeat}")
@@ -78,7 +79,7 @@ def _configs(req: ProfileRequest, manifest) -> list[dict]:
         cls = backend_class(name)
         for p in req.precisions:
             reason = cls.unavailable()
-            if reason is None and hasattr(cls, "run_plan") and manifest.sampling.get("kind") != "plan":
+            if reason is None and not cls.single_calls and not generator_class(manifest).has_plans:
                 reason = "it runs whole sampler plans; this bundle samples with the token loop"
             if reason is None and p not in manifest.formats(role).get(cls.format, {}):
                 reason = f"the bundle has no {p} {cls.format} model of '{role}'"
@@ -160,14 +161,14 @@ def profile_bundle(req: ProfileRequest, progress: bool = True) -> dict:
     """Measure everything ``req`` asks for; returns the report (report.py writes it)."""
     check_request(req)
     manifest = open_manifest(req.bundle)
-    kind = manifest.sampling.get("kind")
-    if kind not in ("plan", "tokens"):
-        raise EdgegenError(f"cannot profile sampling kind {kind!r}")
-    if kind == "tokens":
-        if req.sampler not in (None, "tokens"):
+    if not generator_class(manifest).has_plans:
+        if req.sampler is not None:
             raise EdgegenError("token models have no sampler choice (they run the token loop)")
-        req.sampler = "tokens"
-    req.sampler = req.sampler or manifest.sampling.get("defaults", {}).get("sampler", "ddim")
+        req.steps = None
+    else:
+        from edgegen.runtimes.samplers import compile_plan
+        plan = compile_plan(manifest.generator, req.sampler, req.steps)  # the bundle's defaults resolved
+        req.sampler, req.steps = plan.sampler, plan.params["steps"]
     role = manifest.sampling["role"]
     configs = _configs(req, manifest)
     runnable = [c for c in configs if not c["skip"]]

@@ -41,7 +41,8 @@ def _rss_mb() -> float:
 
 
 class _Recorder:
-    """Collects one run's per-step timeline from the interpreter's on_eval hook."""
+    """Collects one run's per-step timeline from the pipeline's step callback (every generator
+    and executor reports steps through it)."""
 
     def __init__(self, eval_seconds):
         self.eval_seconds = eval_seconds  # () -> network seconds so far
@@ -51,11 +52,12 @@ class _Recorder:
 
     def begin(self) -> None:
         self.t0 = time.perf_counter()
-        self.starts, self.net_at_start = [], []
+        self.starts, self.net_at_start = [0.0], [0.0]
 
-    def hook(self, i, x, t, y) -> None:
-        self.starts.append(time.perf_counter() - self.t0)
-        self.net_at_start.append(self.eval_seconds())
+    def callback(self, done: int, total: int) -> None:
+        if done < total:  # the next step starts now
+            self.starts.append(time.perf_counter() - self.t0)
+            self.net_at_start.append(self.eval_seconds())
 
     def timeline(self, wall: float, net_total: float) -> list[dict]:
         ends = self.starts[1:] + [wall]
@@ -72,14 +74,16 @@ def _edgegen_runner(job: dict):
     pipe = Pipeline(manifest, job["backend"], job["precision"], **opts)
     spec = pipe.backend.spec
     b = job["batch"]
-
-    if manifest.sampling.get("kind") == "tokens":
-        return _token_runner(pipe, job)
-    whole_plan = hasattr(pipe.backend, "run_plan")  # the native runtime runs whole plans, no hook
+    options = {"sampler": job["sampler"], "steps": job["steps"]}
+    if pipe.generator.has_plans:
+        options["guidance"] = 1.0  # one network call per step: no classifier-free guidance doubling
+    # A single network call warms up a backend the Python interpreter drives; other executors
+    # (native, CUDA graph) and token loops warm up with a whole first run.
+    single = pipe.generator.has_plans and pipe.backend.plan_executor() is None
 
     def first_call():
-        if whole_plan:  # its first call is a whole first run (compiles the model for this batch)
-            pipe.sample(b, seed=job["seed"], sampler=job["sampler"], steps=job["steps"], batch_size=b, guidance=1.0)
+        if not single:
+            pipe.sample(b, seed=job["seed"], batch_size=b, **options)
             return
         inputs = {}
         for t in spec.inputs:
@@ -92,40 +96,9 @@ def _edgegen_runner(job: dict):
     state = {}
 
     def run():
-        pipe.eval_seconds, pipe.eval_calls = 0.0, 0
+        pipe.reset_counters()
         rec.begin()
-        state["samples"] = pipe.sample(b, seed=job["seed"], sampler=job["sampler"], steps=job["steps"],
-                                       batch_size=b, guidance=1.0, on_eval=None if whole_plan else rec.hook)
-        wall = time.perf_counter() - rec.t0
-        timeline = rec.timeline(wall, pipe.eval_seconds) if rec.starts else None
-        return wall, pipe.eval_seconds, pipe.eval_calls, timeline
-
-    return state, first_call, run
-
-
-def _token_runner(pipe, job: dict):
-    """Token families: one "step" is one call of the step network (prefill, then one per token);
-    the VQ decoder call at the end counts as network time too."""
-    b = job["batch"]
-    rec = _Recorder(lambda: pipe.eval_seconds)
-    step = pipe.step
-    state = {}
-
-    def timed_step(tokens, past_kv):
-        rec.hook(len(rec.starts), None, None, None)
-        return step(tokens, past_kv)
-
-    def first_call():  # a whole first run: the first call of each network compiles/allocates for this batch
-        pipe.sample(b, seed=job["seed"], batch_size=b)
-
-    def run():
-        pipe.eval_seconds, pipe.eval_calls = 0.0, 0
-        rec.begin()
-        pipe.step = timed_step
-        try:
-            state["samples"] = pipe.sample(b, seed=job["seed"], batch_size=b)
-        finally:
-            pipe.step = step
+        state["samples"] = pipe.sample(b, seed=job["seed"], batch_size=b, callback=rec.callback, **options)
         wall = time.perf_counter() - rec.t0
         return wall, pipe.eval_seconds, pipe.eval_calls, rec.timeline(wall, pipe.eval_seconds)
 

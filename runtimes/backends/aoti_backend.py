@@ -16,6 +16,7 @@ from edgegen.errors import EdgegenError
 class AOTIBackend(Backend):
     name = "torch-aoti"
     requires = ("torch",)
+    extra = "train"
     format = "aoti"
 
     def __init__(self, manifest, role, precision="fp32", **opts):

@@ -20,6 +20,8 @@ class Backend:
     name = "?"
     format = "?"  # the bundle format it consumes
     requires: tuple[str, ...] = ()  # Python modules the adapter imports
+    extra: Optional[str] = None  # the pip extra that installs them (edgegen[extra])
+    single_calls = True  # False: it only runs whole plans (its plan_executor), never one call
 
     def __init__(self, manifest: Manifest, role: str, precision: str = "fp32", **opts):
         self.manifest = manifest
@@ -33,7 +35,13 @@ class Backend:
         """None when this backend can run here, else the reason it cannot."""
         for module in cls.requires:
             if importlib.util.find_spec(module) is None:
-                return f"the Python package '{module}' is not installed"
+                hint = f" (pip install 'edgegen[{cls.extra}]')" if cls.extra else ""
+                return f"the Python package '{module}' is not installed{hint}"
+        return None
+
+    def plan_executor(self):
+        """The executor that runs whole plans over this backend (executors.py); None: the Python
+        plan interpreter over ``run``."""
         return None
 
     def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -6,6 +6,9 @@ to the next package's size (targets.run_static). Compute units default to the ma
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import platform
 from typing import Optional
 
@@ -15,6 +18,17 @@ from edgegen.runtimes.backends.targets import run_static, target_entry
 
 from edgegen.errors import EdgegenError
 
+def import_coremltools():
+    """coremltools, quietly (on Linux it logs that its macOS-only prediction library is absent)."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            logging.getLogger("coremltools").setLevel(logging.ERROR)
+            import coremltools as ct
+    except ImportError:
+        raise EdgegenError("Core ML needs coremltools (pip install 'edgegen[coreml]')") from None
+    return ct
+
+
 # Core ML takes int32 where the manifest says int64 (it has no int64 features)
 FEED_DTYPES = {"int64": np.int32}
 
@@ -22,11 +36,11 @@ FEED_DTYPES = {"int64": np.int32}
 class CoreMLBackend(Backend):
     name = "coreml"
     requires = ("coremltools",)
+    extra = "coreml"
     format = "coreml"
 
     def __init__(self, manifest, role, precision="fp16", compute_units: Optional[str] = None, **opts):
         super().__init__(manifest, role, precision, **opts)
-        from edgegen.export.coreml_export import import_coremltools
         ct = import_coremltools()
         entry = target_entry(manifest, role, "coreml", precision)
         units = (compute_units or entry.get("compute_units", "ALL")).upper()

@@ -1,7 +1,7 @@
 """A whole sampler plan on the GPU, captured once in a CUDA graph and replayed per batch.
 
-The plan (plans.py) is executed with torch ops on device tensors: the same affine/clip/
-langevin ops as the Python interpreter (interpreter.py, the reference), in the same order.
+The plan (plans.py) is executed with torch ops on device tensors by the same op code as the
+Python interpreter (plan_ops.apply_op with TorchOps below), in the same order.
 Noise is the interpreter's too: every Philox draw of the batch is made on the host up front
 (rng.py, same draw indices) and copied into static device buffers, so the samples match the
 other runtimes for a seed. With everything in static buffers, the first batch of a (plan,
@@ -16,7 +16,10 @@ import time
 from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
+
 from edgegen.runtimes import rng
+from edgegen.runtimes.executors import PlanRequest
+from edgegen.runtimes.plan_ops import ArrayOps, apply_op
 from edgegen.runtimes.plans import Plan
 
 if TYPE_CHECKING:
@@ -42,7 +45,41 @@ def noise_draws(plan: Plan) -> list[str]:
     return [op["dst"] for op in ops if (op["op"] == "affine" and "noise" in op) or op["op"] == "langevin"]
 
 
+class TorchOps(ArrayOps):
+    """plan_ops on torch tensors: the float32 scalar as a Python float (exactly representable),
+    per-sample norms in float64 as the numpy path."""
+
+    def __init__(self, torch):
+        self.torch = torch
+
+    @staticmethod
+    def scalar(c: float) -> float:
+        return float(np.float32(c))
+
+    @staticmethod
+    def clip(a, lo: float, hi: float):
+        return a.clamp(float(np.float32(lo)), float(np.float32(hi)))
+
+    @staticmethod
+    def row_norms(a):
+        return a.reshape(a.shape[0], -1).double().norm(dim=1)
+
+    @staticmethod
+    def per_sample(v, like):
+        return v.float().reshape((like.shape[0],) + (1,) * (like.ndim - 1))
+
+    def sqrt(self, v):
+        return self.torch.sqrt(v)
+
+    @staticmethod
+    def floor(v, lo: float):
+        return v.clamp_min(lo)
+
+
 class GraphPlanRunner:
+    """A plan executor (executors.py) that runs every batch on the device, captured once."""
+    name = "cuda-graph"
+
     def __init__(self, net: TorchNet, device, capture: Optional[bool] = None):
         import torch
         self.torch = torch
@@ -62,49 +99,23 @@ class GraphPlanRunner:
         e_c, e_u = out[:b], out[b:]
         return e_u + guidance * (e_c - e_u)
 
-    def _op(self, op: dict, regs: dict, noise: list, k: int) -> int:
-        torch = self.torch
-        kind = op["op"]
-        if kind == "affine":
-            acc = None
-            for name, c in op["terms"]:
-                term = float(np.float32(c)) * regs[name]
-                acc = term if acc is None else acc + term
-            if "noise" in op:
-                z = float(np.float32(op["noise"])) * noise[k]
-                k += 1
-                acc = z if acc is None else acc + z
-            regs[op["dst"]] = acc
-        elif kind == "clip":
-            regs[op["dst"]] = regs[op["dst"]].clamp(float(np.float32(op["lo"])), float(np.float32(op["hi"])))
-        elif kind == "langevin":
-            x, z = regs[op["dst"]], noise[k]
-            k += 1
-            score = float(np.float32(op["scale"])) * regs[op["score"]]
-            b = x.shape[0]
-            s_norm = score.reshape(b, -1).double().norm(dim=1)
-            z_norm = z.reshape(b, -1).double().norm(dim=1)
-            step = 2.0 * op["alpha"] * (op["snr"] * z_norm / s_norm.clamp_min(1e-30)) ** 2
-            shape = (b,) + (1,) * (x.ndim - 1)
-            regs[op["dst"]] = (x + step.float().reshape(shape) * score
-                               + torch.sqrt(2.0 * step).float().reshape(shape) * z)
-        else:
-            raise ValueError(f"unknown plan op {kind!r}")
-        return k
-
     def _execute(self, plan: Plan, bufs: dict, guidance: float, null_label: Optional[int]):
         torch = self.torch
         regs: dict = {}
-        k = 0
+        draws = iter(bufs["noise"])  # the precomputed Philox draws, in the interpreter's order
+
+        def noise(register: str):
+            return next(draws)
+        ops = TorchOps(torch)
         for op in plan.init:
-            k = self._op(op, regs, bufs["noise"], k)
+            apply_op(op, regs, noise, ops)
         y = bufs["y"]
         for step in plan.steps:
             t = None if step["t"] is None else torch.full((y.shape[0],), float(np.float32(step["t"])),
                                                           device=self.device)
             regs[step["dst"]] = self._guided(regs[step["src"]], t, y, guidance, null_label)
             for op in step["ops"]:
-                k = self._op(op, regs, bufs["noise"], k)
+                apply_op(op, regs, noise, ops)
         return regs[plan.output]
 
     # -- batches -------------------------------------------------------------------------------
@@ -149,19 +160,18 @@ class GraphPlanRunner:
             self._graphs[key] = (graph, bufs, out)
             return result
 
-    def run_plan(self, plan: dict, labels: np.ndarray, seed: int, batch_size: int, guidance: float,
-                 null_label: Optional[int], sample_shape) -> tuple[np.ndarray, dict]:
-        """Pipeline.sample's whole-plan hook (the native backend's signature)."""
-        p = Plan.from_json(plan)
-        n = len(labels)
-        out_dims = tuple((p.shapes or {}).get(p.output, sample_shape))
+    def execute(self, plan: Plan, req: PlanRequest) -> np.ndarray:
+        """The executor protocol (executors.py): whole batches on the device; progress per batch."""
+        n = len(req.labels)
+        out_dims = tuple((plan.shapes or {}).get(plan.output, req.sample_shape))
         out = np.empty((n, *out_dims), dtype=np.float32)
+        progress = req.progress(-(-n // req.batch_size) * len(plan.steps))
         t0 = time.perf_counter()
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            out[start:stop] = self.run_batch(p, (stop - start, *sample_shape), labels[start:stop], int(seed), start,
-                                             1.0 if guidance is None or np.isnan(guidance) else float(guidance),
-                                             null_label)
-        seconds = time.perf_counter() - t0
-        calls = len(p.steps) * (-(-n // batch_size))
-        return out, {"total_seconds": seconds, "network_seconds": seconds, "network_calls": calls}
+        for start in range(0, n, req.batch_size):
+            stop = min(n, start + req.batch_size)
+            out[start:stop] = self.run_batch(plan, (stop - start, *req.sample_shape), req.labels[start:stop],
+                                             int(req.seed), start, req.guidance, req.null_label)
+            progress.step(len(plan.steps))
+        self.network_seconds = time.perf_counter() - t0
+        self.network_calls = len(plan.steps) * (-(-n // req.batch_size))
+        return out

@@ -1,8 +1,9 @@
 """The native C++ runtime (libedgegen, runtimes/native/) driven through ctypes.
 
-Unlike the other adapters it runs whole plans itself - that is its point: the Pipeline
-hands it the plan JSON (``run_plan``) and it returns the samples plus its own timing of
-the network calls. The library is found at $EDGEGEN_NATIVE_LIB, else at
+Unlike the other adapters it runs whole plans itself - that is its point: it is its own plan
+executor (executors.py): the Pipeline hands it the plan and it returns the samples plus its own
+timing of the network calls. Progress is reported once, when the library returns (progress
+and cancellation inside the C++ loop are the native-runtime issue's). The library is found at $EDGEGEN_NATIVE_LIB, else at
 ``build/native/libedgegen.so`` in the source tree (``make native`` builds it).
 """
 from __future__ import annotations
@@ -91,11 +92,16 @@ def _check(status: int) -> None:
 
 class NativeBackend(Backend):
     name = "native"
+    single_calls = False  # whole plans only
     format = "openvino"  # the IR it runs through its OpenVINO backend (TensorRT: the ONNX)
 
     def __init__(self, manifest, role, precision="fp32", device: str = "CPU", engine: str = "openvino",
                  cache_dir: Optional[str] = None, threads: int = 0, **opts):
         super().__init__(manifest, role, precision, **opts)
+        from edgegen.runtimes.stages import generator_class
+        if not generator_class(manifest).has_plans:
+            raise EdgegenError("backend 'native' runs whole sampler plans; token models run on torch, onnxruntime "
+                               "or openvino")
         lib = _load()
         if role != manifest.sampling.get("role"):
             raise EdgegenError(f"the native runtime runs the sampling role '{manifest.sampling.get('role')}', "
@@ -121,6 +127,22 @@ class NativeBackend(Backend):
 
     def run(self, inputs):
         raise EdgegenError("the native backend runs whole plans (Pipeline.sample), not single network calls")
+
+    def plan_executor(self):
+        return self
+
+    network_seconds = 0.0
+    network_calls = 0
+
+    def execute(self, plan, req) -> np.ndarray:
+        """The executor protocol: the whole plan in C++; progress reported when it returns."""
+        progress = req.progress(len(plan.steps) * (-(-len(req.labels) // req.batch_size)))
+        out, stats = self.run_plan(plan.to_json(), req.labels, req.seed, req.batch_size, req.guidance,
+                                   req.null_label, req.sample_shape)
+        self.network_seconds += stats["network_seconds"]
+        self.network_calls += stats["network_calls"]
+        progress.step(progress.total)
+        return out
 
     def run_plan(self, plan: dict, labels: np.ndarray, seed: int, batch_size: int, guidance: float,
                  null_label: Optional[int], sample_shape) -> tuple[np.ndarray, dict]:

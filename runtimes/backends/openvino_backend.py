@@ -14,6 +14,7 @@ DEVICES = ("CPU", "GPU", "NPU", "AUTO")
 class OpenVINOBackend(Backend):
     name = "openvino"
     requires = ("openvino",)
+    extra = "openvino"
     format = "openvino"
 
     def __init__(self, manifest, role, precision="fp32", device: str = "CPU", cache_dir: str | None = None,

@@ -28,7 +28,7 @@ class TensorRTBackend(Backend):
         super().__init__(manifest, role, precision, **opts)
         import tensorrt as trt
         import torch
-        from edgegen.export.tensorrt_export import cached_engine
+        from edgegen.runtimes.backends.tensorrt_engine import cached_engine
         entry = target_entry(manifest, role, "tensorrt", precision)
         calib = entry.get("calibration_cache")
         path = cached_engine(manifest.root / entry["path"], precision, entry["profile"], entry["input_dims"],
@@ -47,15 +47,19 @@ class TensorRTBackend(Backend):
             shape = [dims[d] if isinstance(d, str) else int(d) for d in t.shape]
             self.buffers[t.name] = torch.empty(shape, dtype=getattr(torch, TORCH_DTYPES[t.dtype]), device=self.device)
             self.context.set_tensor_address(t.name, self.buffers[t.name].data_ptr())
+        self._graph = None
         if cuda_graph:
             from edgegen.runtimes.backends.cuda_graph import GraphPlanRunner, role_net
             out = self.spec.outputs[0].name  # clone: the output buffer is reused by the next call
-            self.run_plan = GraphPlanRunner(role_net(self.spec, lambda named: self._enqueue(named)[out].clone()),
-                                            self.device).run_plan
+            self._graph = GraphPlanRunner(role_net(self.spec, lambda named: self._enqueue(named)[out].clone()),
+                                          self.device)
+
+    def plan_executor(self):
+        return self._graph
 
     @classmethod
     def unavailable(cls) -> Optional[str]:
-        from edgegen.export.tensorrt_export import tensorrt_reason
+        from edgegen.runtimes.backends.tensorrt_engine import tensorrt_reason
         return tensorrt_reason()
 
     def _enqueue(self, named: dict):

@@ -12,7 +12,7 @@ from .conftest import FAST_GATE
 
 @pytest.mark.parametrize("family", ["sde", "flow", "gan"])
 def test_family_calibrates(family, tmp_path, evaluator, evaluator_cache, monkeypatch):
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
     from edgegen.train.families import get_preset
     from edgegen.train.runs import train_run
     monkeypatch.setenv("EDGEGEN_CACHE", str(evaluator_cache))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from edgegen.errors import EdgegenError
-from edgegen.export.bundle import export_bundle, parse_formats
+from edgegen.export.bundle import parse_formats
+from edgegen.train.runs import export_run as export_bundle
 from edgegen.manifest import read_manifest
 from edgegen.runtimes.api import open_pipeline
 from edgegen.runtimes.plans import Plan, compile_plan

@@ -15,7 +15,7 @@ from edgegen.manifest import read_manifest
 
 @pytest.fixture(scope="module")
 def aoti_bundle(tmp_path_factory):
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
     from edgegen.train.families import get_preset
     from edgegen.train.runs import train_run
     cfg = get_preset("flow", "tiny")

@@ -17,7 +17,7 @@ BATCHES = (1, 4)
 
 @pytest.fixture(scope="module")
 def targets_bundle(tiny_run, tmp_path_factory):
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
     out = tmp_path_factory.mktemp("targets") / "ddpm-tiny"
     verify = export_bundle(tiny_run, ["onnx", "coreml", "tensorrt", "npu"], out, progress=False,
                            recipe=ExportRecipe(static_batches=BATCHES))
@@ -177,7 +177,7 @@ def test_recipe_rejects_bad_batches():
 
 def test_another_family_without_per_family_code(tmp_path):
     """The DCGAN generator (no null label, a latent input instead of x/t) through the static targets."""
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
     from edgegen.train.families import get_preset
     from edgegen.train.runs import train_run
     cfg = get_preset("gan", "tiny")

@@ -14,7 +14,7 @@ BACKENDS = ("torch", "onnxruntime", "openvino")
 
 
 def _train_export(name, tmp_path_factory):
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
     from edgegen.train.families import get_preset
     from edgegen.train.runs import train_run
     run = train_run(name, get_preset(name, "tiny"), tmp_path_factory.mktemp("runs") / f"{name}-tiny", progress=False)

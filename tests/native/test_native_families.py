@@ -16,7 +16,7 @@ TOL = 1e-4
 
 
 def tiny_bundle_of(family: str, root):
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
     from edgegen.train.families import get_preset
     from edgegen.train.runs import train_run
     cfg = get_preset(family, "tiny")

@@ -28,7 +28,7 @@ np.save(sys.argv[2], pipe.sample(10, seed=4, batch_size=4))
 
 @pytest.mark.skipif(not LIB.is_file(), reason=f"libedgegen with AOTInductor is not built ({BUILD})")
 def test_native_runtime_runs_the_aoti_package(tmp_path, monkeypatch):
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
     from edgegen.runtimes.api import open_pipeline
     from edgegen.train.families import get_preset
     from edgegen.train.runs import train_run

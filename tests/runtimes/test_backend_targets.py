@@ -111,7 +111,7 @@ def test_torch_cuda_graph_matches_cpu(tiny_bundle):
 @pytest.mark.skipif(available_backends()["tensorrt"] is not None,
                     reason=f"TensorRT engines: {available_backends()['tensorrt']}")
 def test_tensorrt_engine_matches_onnxruntime(tiny_run, tmp_path):
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
     from edgegen.runtimes.api import open_pipeline
     out = tmp_path / "trt"
     export_bundle(tiny_run, ["onnx", "tensorrt"], out, progress=False)
@@ -122,7 +122,7 @@ def test_tensorrt_engine_matches_onnxruntime(tiny_run, tmp_path):
 
 @pytest.mark.skipif(platform.system() != "Darwin", reason="Core ML prediction needs macOS")
 def test_coreml_prediction_matches_onnxruntime(tiny_run, tmp_path):
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
     from edgegen.export.recipe import ExportRecipe
     from edgegen.runtimes.api import open_pipeline
     out = tmp_path / "coreml"

@@ -27,7 +27,7 @@ def train_tiny(family: str, out: Path, **overrides) -> Path:
 def export_and_sample_everywhere(run: Path, out: Path, n: int = 3, **sample_kw) -> tuple[dict, list[np.ndarray]]:
     """Export to ONNX + OpenVINO (parity gate), then sample the same seed on every backend
     (torch first; the native runtime too when its library is built)."""
-    from edgegen.export.bundle import export_bundle
+    from edgegen.train.runs import export_run as export_bundle
     from edgegen.runtimes.api import open_pipeline
     verify = export_bundle(run, ["onnx", "openvino"], out, progress=False)
     assert verify["passed"]

@@ -4,6 +4,7 @@ import torch
 
 from edgegen.config import from_dict, to_dict
 from edgegen.errors import EdgegenError
+from edgegen.runtimes.samplers import samplers
 from edgegen.runtimes.sde_schedules import SDE
 from edgegen.train import sde
 from edgegen.train.families import get_preset
@@ -81,6 +82,6 @@ def test_ve_sigma_max_from_data_and_ssm_on_moons(tmp_path, tiny_family_run):
     from edgegen.runtimes.api import open_pipeline
     pipe = open_pipeline(run, "torch")
     assert pipe.sampling["schedule"] == {"kind": "ve", "sigma_min": 0.01, "sigma_max": loaded.config.sde.sigma_max}
-    for sampler in sde.SAMPLERS:
+    for sampler in samplers("sde"):
         assert pipe.sample(4, sampler=sampler, steps=3).shape == (4, 2)
     assert pipe.plan().key == "pc-100-snr0.16-fixed-eps0.001"  # the moons preset's corrector rule

@@ -11,7 +11,10 @@ namespace fs = std::filesystem;
 
 namespace edgegen {
 
-constexpr int SCHEMA_VERSION = 1;
+// Version 2 (edgegen/manifest.py) moved version 1's "sampling" section to "pipeline.generator";
+// both are read, the generator section is what the runtime uses.
+constexpr int SCHEMA_VERSION_MIN = 1;
+constexpr int SCHEMA_VERSION_MAX = 2;
 
 DType parse_dtype(const std::string &name) {
   if (name == "float32") return DType::F32;
@@ -130,12 +133,14 @@ Manifest read_manifest(const std::string &root, bool verify) {
   } catch (const json::exception &e) {
     fail(EDGEGEN_ERR_MALFORMED, "malformed " + path + ": " + e.what());
   }
-  if (!data.is_object() || !data.contains("schema_version") || data["schema_version"] != SCHEMA_VERSION)
-    fail(EDGEGEN_ERR_MALFORMED, path + ": unsupported schema_version (expected 1)");
+  if (!data.is_object() || !data.contains("schema_version") || !data["schema_version"].is_number_integer() ||
+      data["schema_version"].get<int>() < SCHEMA_VERSION_MIN || data["schema_version"].get<int>() > SCHEMA_VERSION_MAX)
+    fail(EDGEGEN_ERR_MALFORMED, path + ": unsupported schema_version (this runtime reads 1 and 2)");
+  const int version = data["schema_version"].get<int>();
   Manifest m;
   m.root = root;
   try {
-    for (const char *key : {"family", "data", "roles", "sampling"})
+    for (const char *key : {"family", "data", "roles", version == 1 ? "sampling" : "pipeline"})
       if (!data.contains(key)) fail(EDGEGEN_ERR_MALFORMED, path + ": missing '" + key + "'");
     m.family = data["family"].get<std::string>();
     const json &d = data["data"];
@@ -149,7 +154,7 @@ Manifest read_manifest(const std::string &root, bool verify) {
     }
     if (d.contains("null_label") && !d["null_label"].is_null()) m.null_label = d["null_label"].get<int64_t>();
     for (const auto &[name, r] : data["roles"].items()) m.roles[name] = parse_role(r);
-    m.sampling = data["sampling"];
+    m.sampling = version == 1 ? data["sampling"] : data["pipeline"].at("generator");
     m.sampling_role = m.sampling.at("role").get<std::string>();
     m.plans = data.value("plans", json::object());
     m.role(m.sampling_role);  // must exist

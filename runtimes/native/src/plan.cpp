@@ -129,7 +129,9 @@ Plan parse_plan_text(const std::string &text, const std::vector<int64_t> &sample
 const json &select_stored_plan(const Manifest &m, const std::string &sampler_in, int steps, double eta) {
   try {
     const json defaults = m.sampling.value("defaults", json::object());
-    const std::string sampler = sampler_in.empty() ? defaults.value("sampler", std::string("ddim")) : sampler_in;
+    if (sampler_in.empty() && !defaults.contains("sampler"))
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "no sampler given and the bundle names no default sampler");
+    const std::string sampler = sampler_in.empty() ? defaults["sampler"].get<std::string>() : sampler_in;
     std::vector<std::string> known;
     if (m.sampling.contains("samplers")) known = m.sampling["samplers"].get<std::vector<std::string>>();
     else
@@ -141,10 +143,11 @@ const json &select_stored_plan(const Manifest &m, const std::string &sampler_in,
     }
     if (steps < 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "steps must be >= 1, got " + std::to_string(steps));
     if (!(eta >= 0.0) || !std::isfinite(eta)) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "eta must be >= 0");
-    if (steps == 0) {
-      if (sampler == "ddpm" && m.sampling.contains("schedule")) steps = m.sampling["schedule"].at("T").get<int>();
-      else if (defaults.contains("steps") && !defaults["steps"].is_null()) steps = defaults["steps"].get<int>();
-    }
+    // steps 0: the bundle's default steps for its default sampler; for another sampler, the
+    // stored plan of that sampler (the bundle stores each sampler with the steps it defaults to).
+    if (steps == 0 && sampler == defaults.value("sampler", std::string()) && defaults.contains("steps") &&
+        !defaults["steps"].is_null())
+      steps = defaults["steps"].get<int>();
     const bool clip = defaults.value("clip_x0", true);
     std::string stored;
     for (const auto &[key, plan] : m.plans.items()) {

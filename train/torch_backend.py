@@ -1,4 +1,8 @@
-"""The eager PyTorch reference: the family's network rebuilt from the bundle's config."""
+"""The eager PyTorch reference backend: the family's network rebuilt from the bundle's config.
+
+It lives with the training code because rebuilding a network needs the family's definition;
+the runtime finds it through the ``edgegen.backends`` entry point (pyproject.toml), so an app
+with only the runtime installed never imports torch or this module."""
 from __future__ import annotations
 
 import torch
@@ -21,6 +25,7 @@ def build_role_module(manifest, role: str) -> torch.nn.Module:
 class TorchBackend(Backend):
     name = "torch"
     requires = ("torch",)
+    extra = "train"
     format = "torch"
 
     def __init__(self, manifest, role, precision="fp32", device: str = "cpu", module=None, cuda_graph: bool = True,
@@ -28,10 +33,14 @@ class TorchBackend(Backend):
         super().__init__(manifest, role, precision, **opts)
         self.device = torch.device(device)
         self.module = (module if module is not None else build_role_module(manifest, role)).to(self.device).eval()
+        self._graph = None
         if self.device.type == "cuda" and cuda_graph:  # the whole plan in one CUDA graph (cuda_graph.py)
             from edgegen.runtimes.backends.cuda_graph import GraphPlanRunner, role_net
             net = role_net(self.spec, lambda named: self.module(*[named[s.name] for s in self.spec.inputs]))
-            self.run_plan = GraphPlanRunner(net, self.device).run_plan
+            self._graph = GraphPlanRunner(net, self.device)
+
+    def plan_executor(self):
+        return self._graph
 
     @torch.inference_mode()
     def run(self, inputs):

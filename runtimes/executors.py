@@ -1,0 +1,73 @@
+"""Executors run whole plans; backends only run one network call (DESIGN principle 10).
+
+Every executor implements ``execute(plan, request) -> samples`` and counts its network time
+(``network_seconds``, ``network_calls``). Three exist:
+
+- ``InterpreterExecutor``: the Python interpreter (interpreter.py) over any backend's ``run``;
+- ``GraphPlanRunner`` (backends/cuda_graph.py): the whole plan captured in a CUDA graph;
+- the native library (backends/native_backend.py), which runs the plan in C++.
+
+A backend says which executor runs plans over it with ``Backend.plan_executor()`` (None: the
+Python interpreter); the pipeline asks once and never probes for methods.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from edgegen.errors import EdgegenError
+from edgegen.runtimes.interpreter import Callback, EvalHook, Progress, run_plan
+from edgegen.runtimes.plans import Plan
+
+
+@dataclass
+class PlanRequest:
+    labels: np.ndarray  # (n,) int64: the network's label input per sample (null label if unconditional)
+    seed: int
+    batch_size: int
+    guidance: float
+    null_label: Optional[int]
+    sample_shape: tuple
+    callback: Optional[Callback] = None  # callback(done, total) -> False cancels
+    on_eval: Optional[EvalHook] = None  # sees every network input (calibration); Python executor only
+
+    def progress(self, total: int) -> Progress:
+        return Progress(total, self.callback)
+
+
+class InterpreterExecutor:
+    """The reference: the Python plan interpreter over a backend's single network calls."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.name = backend.name
+        spec = backend.spec
+        meta = spec.meta or {}
+        # Role meta names the time and label inputs (either may be absent); the other input is the sample.
+        self._t, self._y = meta.get("time_input"), meta.get("label_input")
+        self._x = next(t.name for t in spec.inputs if t.name not in (self._t, self._y))
+        self._out = spec.outputs[0].name
+        self.network_seconds = 0.0
+        self.network_calls = 0
+
+    def net(self, x: np.ndarray, t: Optional[np.ndarray], y: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        inputs = {self._x: x}
+        if self._t is not None:
+            if t is None:
+                raise EdgegenError(f"the plan calls role '{self.backend.role_name}' without a time, but it needs one")
+            inputs[self._t] = t
+        if self._y is not None:
+            inputs[self._y] = y
+        out = self.backend.run(inputs)[self._out]
+        self.network_seconds += time.perf_counter() - t0
+        self.network_calls += 1
+        return out
+
+    def execute(self, plan: Plan, req: PlanRequest) -> np.ndarray:
+        return run_plan(plan, self.net, req.sample_shape, req.labels, int(req.seed), batch_size=req.batch_size,
+                        guidance=req.guidance, null_label=req.null_label, on_eval=req.on_eval,
+                        callback=req.callback)

@@ -1,0 +1,271 @@
+"""The stages a bundle declares (manifest ``pipeline``), built by one factory per stage kind.
+
+    condition  -> what each sample is conditioned on: nothing, a class label, a label token,
+                  or a prompt (tokenizer, then optionally a text-encoder role)
+    generator  -> a sampler plan on a network (executors.py), or the token loop (tokens.py)
+    decoder    -> optional role turning the generator's output (codes, latents) into images
+
+``make_condition`` and ``make_generator`` are the only places that read a stage's ``kind``:
+everything else talks to the stage objects (pipeline.py). A new kind of stage is one class
+here plus its entry in CONDITIONS or GENERATORS (ARCHITECTURE.md).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from edgegen.errors import EdgegenError
+from edgegen.manifest import Manifest
+from edgegen.runtimes.executors import InterpreterExecutor, PlanRequest
+from edgegen.runtimes.interpreter import Callback, Progress
+from edgegen.runtimes.plans import Plan, plan_key
+from edgegen.runtimes.samplers import compile_plan
+from edgegen.runtimes.tokens import TokenSampling, generate
+
+MAX_SAMPLES = 1_000_000
+
+
+def check_request(n, seed, batch_size) -> None:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise EdgegenError(f"n must be a positive integer, got {n}")
+    if n > MAX_SAMPLES:
+        raise EdgegenError(f"n = {n} is too large (at most {MAX_SAMPLES})")
+    if not 0 <= int(seed) < 2**64:
+        raise EdgegenError(f"seed must be in [0, 2**64), got {seed}")
+    if batch_size <= 0:
+        raise EdgegenError(f"batch size must be positive, got {batch_size}")
+
+
+@dataclass
+class Conditioning:
+    """Per-sample conditioning, (n, ...) arrays; what a generator reads depends on its kind."""
+    labels: np.ndarray  # (n,) int64: class labels (the null label, or 0, when unconditional)
+    tokens: Optional[np.ndarray] = None  # (n, P) int64: the prompt tokens a token loop starts from
+
+
+# -- conditioning ----------------------------------------------------------------------------
+class LabelCondition:
+    """A class label per sample (or none for unconditional models)."""
+    takes_prompt = False
+
+    def __init__(self, manifest: Manifest, stage: dict, backend_factory=None):
+        self.num_classes, self.null_label = manifest.num_classes, manifest.null_label
+
+    def labels(self, n: int, labels=None) -> np.ndarray:
+        """None: 0, 1, ..., num_classes-1 repeated (the null label if unconditional); int: all that label."""
+        k = self.num_classes
+        if labels is None:
+            return np.arange(n, dtype=np.int64) % k if k > 0 else np.full(n, self.null_label or 0, dtype=np.int64)
+        arr = np.broadcast_to(np.asarray(labels, dtype=np.int64), (n,)).copy()
+        if k == 0:
+            raise EdgegenError("this model is unconditional: it takes no label")
+        bad = arr[(arr < 0) | (arr >= k)]
+        if bad.size:
+            raise EdgegenError(f"label {int(bad[0])} is out of range (this model has labels 0..{k - 1})")
+        return arr
+
+    def prepare(self, n: int, labels=None, prompt=None) -> Conditioning:
+        if prompt is not None:
+            raise EdgegenError("this model is class-conditional: it takes --label, not --prompt"
+                               if self.num_classes else "this model takes no prompt")
+        return Conditioning(self.labels(n, labels))
+
+
+class LabelTokenCondition(LabelCondition):
+    """A class label as the first token of the sequence (the VQ-VAE prior)."""
+
+    def __init__(self, manifest: Manifest, stage: dict, backend_factory=None):
+        super().__init__(manifest, stage)
+        self.offset = int(stage["offset"])
+
+    def prepare(self, n: int, labels=None, prompt=None) -> Conditioning:
+        c = super().prepare(n, labels, prompt)
+        c.tokens = (self.offset + c.labels)[:, None]
+        return c
+
+
+class PromptCondition(LabelCondition):
+    """A text prompt per sample, tokenized (BPE, runtimes/text.py); a label picks its stored prompt."""
+    takes_prompt = True
+
+    def __init__(self, manifest: Manifest, stage: dict, backend_factory=None):
+        super().__init__(manifest, stage)
+        self.stage, self.root = stage, manifest.root
+        self._text = None
+
+    @property
+    def text(self):
+        if self._text is None:
+            from edgegen.runtimes.text import TextEncoder
+            tok = self.stage["tokenizer"]
+            self._text = TextEncoder.from_file(self.root / tok["file"], tok["text_length"])
+        return self._text
+
+    def prompts(self, n: int, labels=None, prompt=None) -> list[str]:
+        """The n prompts: ``prompt`` (one string, or n strings), else the stored prompt of each label."""
+        if prompt is None:
+            return [self.stage["label_prompts"][int(y)] for y in self.labels(n, labels)]
+        if labels is not None:
+            raise EdgegenError("give a prompt or labels, not both")
+        if isinstance(prompt, str):
+            return [prompt] * n
+        prompt = list(prompt)
+        if len(prompt) != n:
+            raise EdgegenError(f"got {len(prompt)} prompts for {n} samples")
+        return prompt
+
+    def prepare(self, n: int, labels=None, prompt=None) -> Conditioning:
+        y = self.labels(n, labels) if prompt is None else np.zeros(n, dtype=np.int64)
+        return Conditioning(y, self.text.encode_batch(self.prompts(n, labels, prompt)))
+
+
+CONDITIONS = {"none": LabelCondition, "label": LabelCondition, "label_token": LabelTokenCondition,
+              "prompt": PromptCondition}
+
+
+def make_condition(manifest: Manifest) -> LabelCondition:
+    stage = manifest.stage("condition") or {"kind": "none"}
+    if stage.get("kind") not in CONDITIONS:
+        raise EdgegenError(f"unknown condition stage {stage.get('kind')!r} (this edgegen knows "
+                           f"{', '.join(CONDITIONS)})")
+    return CONDITIONS[stage["kind"]](manifest, stage)
+
+
+# -- generators ----------------------------------------------------------------------------
+class PlanGenerator:
+    """A sampler plan over the generator role, run by the backend's executor (executors.py)."""
+    options = ("sampler", "steps", "guidance", "on_eval")  # plus the chosen sampler's own options
+    has_plans = True  # calibration records its trajectories; bundles store its plans
+
+    def __init__(self, manifest: Manifest, stage: dict, backend):
+        self.manifest, self.stage, self.backend = manifest, stage, backend
+        self.executor = backend.plan_executor() or InterpreterExecutor(backend)
+
+    def plan(self, sampler: Optional[str] = None, steps: Optional[int] = None, **options) -> Plan:
+        """The bundle's stored plan when it has this one, else compiled the same way."""
+        plan = compile_plan(self.stage, sampler, steps, **options)
+        stored = self.manifest.data.get("plans", {}).get(plan_key(plan.sampler, plan.params))
+        return Plan.from_json(stored) if stored else plan
+
+    def describe(self, sampler=None, steps=None, guidance=None, on_eval=None, **options) -> str:
+        return self.plan(sampler, steps, **options).key
+
+    def check_options(self, options: dict) -> None:
+        """Nothing to check up front: compile_plan refuses options the chosen sampler lacks."""
+
+    @staticmethod
+    def bundle_plans(stage: dict) -> dict:
+        """The plans a bundle stores: the stage's ``bundle_plans`` list, else its default sampler."""
+        wanted = stage.get("bundle_plans") or [{"sampler": stage.get("defaults", {}).get("sampler")}]
+        plans = [compile_plan(stage, **p) for p in wanted]
+        return {p.key: p.to_json() for p in plans}
+
+    def guidance(self, guidance: Optional[float]) -> float:
+        return self.stage.get("defaults", {}).get("guidance", 1.0) if guidance is None else float(guidance)
+
+    def generate(self, cond: Conditioning, seed: int, batch_size: int, callback: Optional[Callback],
+                 sampler=None, steps=None, guidance=None, on_eval=None, **options) -> np.ndarray:
+        plan = self.plan(sampler, steps, **options)
+        if on_eval is not None and not isinstance(self.executor, InterpreterExecutor):
+            raise EdgegenError(f"backend '{self.backend.name}' runs whole plans: it cannot show each network call")
+        m = self.manifest
+        req = PlanRequest(cond.labels, int(seed), batch_size, self.guidance(guidance),
+                          m.null_label if m.num_classes > 0 else None, m.sample_shape, callback, on_eval)
+        return self.executor.execute(plan, req)
+
+
+class TokenGenerator:
+    """The token loop with a KV cache (tokens.py) over the step network: codes (n, h, w)."""
+    options = ("temperature", "top_k", "top_p")
+    has_plans = False
+
+    def __init__(self, manifest: Manifest, stage: dict, backend):
+        if not backend.single_calls:
+            raise EdgegenError(f"backend '{backend.name}' runs whole sampler plans; token models run on "
+                               "torch, onnxruntime or openvino")
+        self.stage, self.backend = stage, backend
+        self.network_seconds, self.network_calls = 0.0, 0
+
+    def step(self, tokens: np.ndarray, past_kv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t0 = time.perf_counter()
+        out = self.backend.run({"tokens": tokens, "past_kv": past_kv})
+        self.network_seconds += time.perf_counter() - t0
+        self.network_calls += 1
+        return out["logits"], out["present_kv"]
+
+    def empty_past(self, batch: int) -> np.ndarray:
+        c = self.stage["cache"]
+        return np.zeros((batch, c["layers"], 2, c["heads"], 0, c["head_dim"]), dtype=np.float32)
+
+    def token_sampling(self, temperature=None, top_k=None, top_p=None) -> TokenSampling:
+        d = self.stage.get("defaults", {})
+        if top_k is None:
+            top_k = d.get("top_k") or None  # 0 in the bundle = off
+        return TokenSampling(d.get("temperature", 1.0) if temperature is None else temperature, top_k,
+                             d.get("top_p", 1.0) if top_p is None else top_p).check()
+
+    def check_options(self, options: dict) -> None:
+        wrong = [k for k in options if k not in self.options]
+        if wrong:
+            raise EdgegenError(f"{', '.join(wrong)} does not apply to token models "
+                               "(they take --temperature, --top-k, --top-p)")
+
+    def plan(self, *args, **kw):
+        raise EdgegenError("this model samples with the token loop: it has no sampler plan")
+
+    @staticmethod
+    def bundle_plans(stage: dict) -> dict:
+        return {}
+
+    def describe(self, **options) -> str:
+        self.check_options(options)
+        c = self.token_sampling(**options)
+        return f"tokens(temperature={c.temperature}, top_k={c.top_k}, top_p={c.top_p})"
+
+    def generate(self, cond: Conditioning, seed: int, batch_size: int, callback: Optional[Callback],
+                 temperature=None, top_k=None, top_p=None) -> np.ndarray:
+        cfg = self.token_sampling(temperature, top_k, top_p)
+        s, n = self.stage, len(cond.labels)
+        n_tok, (h, w) = s["image_tokens"], s["grid"]
+        codes = np.zeros((n, n_tok), dtype=np.int64)
+        progress = Progress(-(-n // batch_size) * n_tok, callback)
+        for start in range(0, n, batch_size):
+            b = min(batch_size, n - start)
+            codes[start:start + b] = generate(self.step, cond.tokens[start:start + b], n_tok, self.empty_past(b), cfg,
+                                              int(seed), first_sample=start, token_offset=s["code_offset"],
+                                              on_token=lambda i: progress.step())
+        return codes.reshape(n, h, w)
+
+
+GENERATORS = {"plan": PlanGenerator, "tokens": TokenGenerator}
+
+
+def generator_class(manifest: Manifest) -> type:
+    """The stage class of the bundle's generator (the one place its ``kind`` is read)."""
+    kind = manifest.generator.get("kind")
+    if kind not in GENERATORS:
+        raise EdgegenError(f"unknown generator stage {kind!r} (this edgegen knows {', '.join(GENERATORS)})")
+    return GENERATORS[kind]
+
+
+def make_generator(manifest: Manifest, backend):
+    return generator_class(manifest)(manifest, manifest.generator, backend)
+
+
+# -- decoder -----------------------------------------------------------------------------------
+class RoleStage:
+    """A role run once on the previous stage's output (a decoder: codes or latents -> images)."""
+
+    def __init__(self, stage: dict, backend):
+        self.stage, self.backend = stage, backend
+        self.network_seconds = 0.0
+
+    def __call__(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        t0 = time.perf_counter()
+        inp, out = self.stage.get("input", "codes"), self.stage.get("output", "x")
+        y = np.concatenate([self.backend.run({inp: x[i:i + batch_size]})[out] for i in range(0, len(x), batch_size)])
+        self.network_seconds += time.perf_counter() - t0
+        return y
