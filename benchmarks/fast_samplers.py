@@ -66,8 +66,12 @@ def measure(run: Path, n: int, out_json: Path, samplers=SAMPLERS, steps=STEPS) -
             images = run_plan(plan, net, shape, labels, seed=0, batch_size=250)
             seconds = time.perf_counter() - t0
             s = ev.score(images, labels)
+            # as written to an image (clamped to the data range [-1, 1], as every image writer and
+            # diffusers' postprocessing do): DDIM clips x0 at every step, the others do not
+            c = ev.score(np.clip(images, -1, 1), labels)
             row = {"sampler": sampler, "steps": k, "plan": plan.key, "network_calls": len(plan.steps),
-                   "accuracy": s["accuracy"], "fid": s["fid"], "seconds": seconds,
+                   "accuracy": c["accuracy"], "fid": c["fid"], "accuracy_raw": s["accuracy"], "fid_raw": s["fid"],
+                   "out_of_range": float(np.mean(np.abs(images) > 1)), "seconds": seconds,
                    "fid_real_same_n": s["references"].get("fid_train_same_n_vs_test")}
             results["rows"].append(row)
             print(json.dumps(row), flush=True)
@@ -94,7 +98,10 @@ def render(res: dict) -> str:
     steps = sorted({r["steps"] for r in rows})
     samplers = list(dict.fromkeys(r["sampler"] for r in rows))
     cell = {(r["sampler"], r["steps"]): r for r in rows}
-    for title, key, fmt in (("Class accuracy (%)", "accuracy", "{:.1f}"), ("Digit-FID (lower is better)", "fid", "{:.2f}"),
+    for title, key, fmt in (("Class accuracy (%), samples clamped to [-1, 1]", "accuracy", "{:.1f}"),
+                            ("Digit-FID (lower is better), samples clamped to [-1, 1]", "fid", "{:.2f}"),
+                            ("Digit-FID of the raw samples (what `edgegen eval` scores)", "fid_raw", "{:.2f}"),
+                            ("Share of raw sample values outside [-1, 1] (%)", "out_of_range", "{:.2f}"),
                             ("Seconds for all samples", "seconds", "{:.0f}")):
         lines += [f"## {title}", "", "| sampler | " + " | ".join(f"{k} steps" for k in steps) + " |",
                   "|---|" + "---|" * len(steps)]
@@ -102,7 +109,7 @@ def render(res: dict) -> str:
             vals = []
             for k in steps:
                 r = cell.get((s, k))
-                v = None if r is None else (100 * r[key] if key == "accuracy" else r[key])
+                v = None if r is None else (100 * r[key] if key in ("accuracy", "out_of_range") else r[key])
                 vals.append("" if v is None else fmt.format(v))
             lines.append(f"| {s} | " + " | ".join(vals) + " |")
         lines.append("")

@@ -114,6 +114,10 @@ def _x0_ops(x0: Terms, clip: float | None, dst: str = "x0") -> tuple[list[dict],
     return [affine(dst, x0), {"op": "clip", "dst": dst, "lo": -float(clip), "hi": float(clip)}], [(dst, 1.0)]
 
 
+def _clip_op(register: str, clip: float | None) -> list[dict]:
+    return [] if clip is None else [{"op": "clip", "dst": register, "lo": -float(clip), "hi": float(clip)}]
+
+
 def _clip(cfg: ds.SchedulerConfig) -> float | None:
     return float(cfg["clip_sample_range"]) if cfg["clip_sample"] else None
 
@@ -228,10 +232,10 @@ def _scale_in(sigma: float) -> dict:
     return affine("xin", [("x", 1 / np.sqrt(sigma * sigma + 1))])
 
 
-def compile_euler(cfg: ds.SchedulerConfig, n: int, ancestral: bool = False) -> Plan:
+def compile_euler(cfg: ds.SchedulerConfig, n: int, ancestral: bool = False, clip: float | None = None) -> Plan:
     """Euler on dx/dsigma = (x - x0) / sigma (Karras et al. 2022): x += (sigma' - sigma) (x - x0) / sigma.
     Ancestral: step to sigma_down and add sigma_up noise, sigma_up^2 = sigma'^2 (sigma^2 - sigma'^2) / sigma^2,
-    sigma_down^2 = sigma'^2 - sigma_up^2."""
+    sigma_down^2 = sigma'^2 - sigma_up^2. ``clip``: clip x0 to [-clip, clip] (edgegen's DDPM option; diffusers has none)."""
     pred = cfg["prediction_type"]
     ts, sig, init = euler_sigmas(cfg, n)
     steps = []
@@ -240,12 +244,14 @@ def compile_euler(cfg: ds.SchedulerConfig, n: int, ancestral: bool = False) -> P
         up = np.sqrt(s_next ** 2 * (s ** 2 - s_next ** 2) / s ** 2) if ancestral else 0.0
         down = np.sqrt(s_next ** 2 - up ** 2) if ancestral else s_next
         r = down / s
-        ops = [affine("x", _sub([("x", r), ("x0", 1 - r)], "x0", _x0_k(pred, s)), up)]
+        ops, x0 = _x0_ops(_x0_k(pred, s), clip)
+        ops.append(affine("x", _sub([("x", r), ("x0", 1 - r)], "x0", x0), up))
         if i + 1 < len(ts):
             ops.append(_scale_in(s_next))
         steps.append(_step(t, "xin", ops))
     name = "euler_ancestral" if ancestral else "euler"
-    return Plan(name, {"steps": len(ts)}, ["x", "xin", "out"], [affine("x", [], init), _scale_in(sig[0])], steps, "x")
+    return Plan(name, {"steps": len(ts)}, ["x", "xin", "out", "x0"], [affine("x", [], init), _scale_in(sig[0])],
+                steps, "x")
 
 
 def compile_heun(cfg: ds.SchedulerConfig, n: int) -> Plan:
@@ -306,7 +312,7 @@ def _vp(k: float) -> tuple[float, float]:
     return a, k * a
 
 
-def compile_dpmpp_2m(cfg: ds.SchedulerConfig, n: int, sde: bool = False) -> Plan:
+def compile_dpmpp_2m(cfg: ds.SchedulerConfig, n: int, sde: bool = False, clip: float | None = None) -> Plan:
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) and its SDE variant, in lambda = log(a / s).
 
     With h = lambda' - lambda (so e^{-h} = k' / k) and data predictions m (x0):
@@ -316,6 +322,8 @@ def compile_dpmpp_2m(cfg: ds.SchedulerConfig, n: int, sde: bool = False) -> Plan
       SDE           x' = (s'/s) e^{-h} x + a' (1 - e^{-2h}) (m + c D1) + s' sqrt(1 - e^{-2h}) z
     The first step is first order; so is the last when diffusers lowers it (lower_order_final with
     fewer than 15 steps, euler_at_final, or a final sigma of zero). m alternates registers m0/m1.
+    ``clip``: clip each x0 prediction to [-clip, clip] (edgegen's DDPM option: static thresholding, which
+    DPM-Solver++ admits since it steps on x0; diffusers' scheduler has only dynamic thresholding).
     """
     pred = cfg["prediction_type"]
     solver = {"bh1": "midpoint", "bh2": "midpoint", "logrho": "midpoint"}.get(cfg["solver_type"], cfg["solver_type"])
@@ -333,7 +341,7 @@ def compile_dpmpp_2m(cfg: ds.SchedulerConfig, n: int, sde: bool = False) -> Plan
         m, m_prev = f"m{i % 2}", f"m{(i + 1) % 2}"
         a_s, s_s = _vp(k[i])
         a_t, s_t = _vp(k[i + 1])
-        ops = [affine(m, _x0_vp(pred, a_s, s_s))]
+        ops = [affine(m, _x0_vp(pred, a_s, s_s))] + _clip_op(m, clip)
         e = k[i + 1] / k[i]  # e^{-h}
         if sde:
             terms, c_m, noise = [("x", s_t / s_s * e)], a_t * (1 - e * e), s_t * np.sqrt(1 - e * e)
@@ -379,7 +387,7 @@ def _unipc_coeffs(hh: float, rks: list[float], order: int, bh: str, predictor: b
     return phi1, B, rhos
 
 
-def compile_unipc(cfg: ds.SchedulerConfig, n: int) -> Plan:
+def compile_unipc(cfg: ds.SchedulerConfig, n: int, clip: float | None = None) -> Plan:
     """UniPC multistep (Zhao et al. 2023) with data prediction: at each evaluation, the corrector
     UniC refines the previous step's result with the new x0 (the network has already seen the
     uncorrected sample, as in the paper and diffusers), then the predictor UniP takes the step.
@@ -387,7 +395,7 @@ def compile_unipc(cfg: ds.SchedulerConfig, n: int) -> Plan:
     With m_i the x0 prediction at sigma_i and lambda = -log sigma_k:
       x_{i+1} = (s_{i+1}/s_i) x_i - a_{i+1} phi1 m_i - a_{i+1} B(h) sum_k rho_k (m_{i-k} - m_i) / r_k,
       r_k = (lambda_{i-k} - lambda_i) / h; the corrector is the same with the new m_{i+1} added as
-      the point r = 1. History: solver_order + 1 registers used as a ring.
+      the point r = 1. History: solver_order + 1 registers used as a ring. ``clip`` as in DPM-Solver++.
     """
     if not cfg["predict_x0"]:
         raise EdgegenError("unsupported UniPC predict_x0=False (supported: predict_x0=True)")
@@ -410,7 +418,7 @@ def compile_unipc(cfg: ds.SchedulerConfig, n: int) -> Plan:
     steps, prev_order = [], 0
     for i, t in enumerate(ts):
         a_i, s_i = _vp(k[i])
-        ops = [affine(reg(i), _x0_vp(pred, a_i, s_i))]
+        ops = [affine(reg(i), _x0_vp(pred, a_i, s_i))] + _clip_op(reg(i), clip)
         if i > 0 and (i - 1) not in skip:  # UniC: x_i from x_{i-1}, m_{i-1}, older m and the new m_i
             h = lam[i] - lam[i - 1]
             rks = [(lam[i - 1 - j] - lam[i - 1]) / h for j in range(1, prev_order)]
@@ -516,18 +524,28 @@ _reg("lcm", lambda c, n, o: compile_lcm(c, n), default_steps=4, summary="LCMSche
 _reg("flow_euler", lambda c, n, o: compile_flow_euler(c, n), summary="FlowMatchEulerDiscreteScheduler")
 
 
-@register("ddpm", "dpmpp_2m", NoOptions, default_steps=20,
+@dataclass(frozen=True)
+class FastDDPMOptions:
+    clip_x0: bool = True  # clip every x0 prediction to the data range [-1, 1], as edgegen's DDIM does
+
+
+def _clip_x0(opt) -> float | None:
+    return 1.0 if opt.clip_x0 else None
+
+
+@register("ddpm", "dpmpp_2m", FastDDPMOptions, default_steps=20,
           summary="DPM-Solver++(2M) (Lu et al. 2022), fast: 10-20 steps")
-def _ddpm_dpmpp_2m(generator: dict, steps: int | None, opt) -> Plan:
-    return compile_dpmpp_2m(_config(generator, "DPMSolverMultistepScheduler"), _steps(steps, 20))
+def _ddpm_dpmpp_2m(generator: dict, steps: int | None, opt: FastDDPMOptions) -> Plan:
+    return compile_dpmpp_2m(_config(generator, "DPMSolverMultistepScheduler"), _steps(steps, 20), clip=_clip_x0(opt))
 
 
-@register("ddpm", "unipc", NoOptions, default_steps=20, summary="UniPC bh2 (Zhao et al. 2023), fast: 5-20 steps")
-def _ddpm_unipc(generator: dict, steps: int | None, opt) -> Plan:
-    return compile_unipc(_config(generator, "UniPCMultistepScheduler"), _steps(steps, 20))
+@register("ddpm", "unipc", FastDDPMOptions, default_steps=20, summary="UniPC bh2 (Zhao et al. 2023), fast: 5-20 steps")
+def _ddpm_unipc(generator: dict, steps: int | None, opt: FastDDPMOptions) -> Plan:
+    return compile_unipc(_config(generator, "UniPCMultistepScheduler"), _steps(steps, 20), clip=_clip_x0(opt))
 
 
-@register("ddpm", "euler_ancestral", NoOptions, default_steps=20,
+@register("ddpm", "euler_ancestral", FastDDPMOptions, default_steps=20,
           summary="Euler ancestral in sigma space (Karras et al. 2022 / k-diffusion), fractional t")
-def _ddpm_euler_ancestral(generator: dict, steps: int | None, opt) -> Plan:
-    return compile_euler(_config(generator, "EulerAncestralDiscreteScheduler"), _steps(steps, 20), ancestral=True)
+def _ddpm_euler_ancestral(generator: dict, steps: int | None, opt: FastDDPMOptions) -> Plan:
+    return compile_euler(_config(generator, "EulerAncestralDiscreteScheduler"), _steps(steps, 20), ancestral=True,
+                         clip=_clip_x0(opt))

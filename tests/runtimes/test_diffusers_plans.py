@@ -337,7 +337,7 @@ def test_edgegen_ddpm_fast_samplers_match_diffusers(sampler, kind, monkeypatch):
     betas = 1 - ab / np.concatenate([[1.0], ab[:-1]])
     gen = {"process": "ddpm", "schedule": {"kind": kind, "T": 1000, "beta_start": 1e-4, "beta_end": 0.02},
            "defaults": {"sampler": sampler, "steps": 10}}
-    plan = samplers.compile_plan(gen)
+    plan = samplers.compile_plan(gen, clip_x0=False)  # diffusers has no static x0 clipping
     assert plan.sampler == sampler and plan.params["steps"] == 10
     assert plan.steps[0]["t"] == 999.0
     assert sampler == "euler_ancestral" or all(float(s["t"]).is_integer() for s in plan.steps)
@@ -348,6 +348,19 @@ def test_edgegen_ddpm_fast_samplers_match_diffusers(sampler, kind, monkeypatch):
     # edgegen's cosine schedule starts at alpha_bar ~ 1e-9: diffusers' float32 run sets the floor there
     floor = run_diffusers(cfg, sampler, 10, net, monkeypatch, dtype=torch.float32) if kind == "cosine" else None
     assert_matches(ours, final, ref, floor)
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp_2m", "unipc", "euler_ancestral"])
+def test_edgegen_ddpm_fast_samplers_clip_x0_by_default(sampler):
+    gen = {"process": "ddpm", "schedule": {"kind": "linear", "T": 1000}, "defaults": {"clip_x0": True}}
+    plan = samplers.compile_plan(gen, sampler, 6)
+    clips = [op for s in plan.steps for op in s["ops"] if op["op"] == "clip"]
+    assert len(clips) == 6 and all(op["lo"] == -1.0 and op["hi"] == 1.0 for op in clips)
+    assert not any(op["op"] == "clip" for s in samplers.compile_plan(gen, sampler, 6, clip_x0=False).steps
+                   for op in s["ops"])
+    # an eps network that is wrong by a lot still gives samples in range at the end (x0 = last clipped x0)
+    out = run_plan(plan, lambda x, t, y: (0.5 * x + 1.0).astype(np.float32), (1, 4, 4), np.zeros(3, np.int64), 0)
+    assert np.abs(out).max() <= 1.0 + 1e-5
 
 
 def test_interpreter_runs_the_same_plan():
