@@ -107,6 +107,11 @@ def _sub(terms: Terms, name: str, value: Terms) -> Terms:
     return [(r, c) for r, c in out.items() if c != 0.0]
 
 
+def _merge(terms: Terms) -> Terms:
+    """Terms on the same register added up (in float64), zero coefficients dropped."""
+    return _sub(terms, "", [])
+
+
 def _x0_ops(x0: Terms, clip: float | None, dst: str = "x0") -> tuple[list[dict], Terms]:
     """Ops that make x0 available, and the terms to use for it in later ops."""
     if clip is None:
@@ -172,7 +177,7 @@ def compile_ddim(cfg: ds.SchedulerConfig, n: int, eta: float = 0.0) -> Plan:
         ops, x0 = _x0_ops(x0_raw, clip)
         c_dir = np.sqrt(max(1 - a_prev - std ** 2, 0.0))
         update = _sub([("x0", np.sqrt(a_prev))], "x0", x0) + [(r, c_dir * c) for r, c in eps]
-        ops.append(affine("x", _sub(update, "", []), std))
+        ops.append(affine("x", _merge(update), std))
         steps.append(_step(t, "x", ops))
     return Plan("ddim", {"steps": len(ts), "eta": float(eta)}, ["x", "out", "x0"], [affine("x", [], 1.0)], steps, "x")
 
@@ -359,7 +364,7 @@ def compile_dpmpp_2m(cfg: ds.SchedulerConfig, n: int, sde: bool = False, clip: f
             else:
                 c_d = a_t * ((e - 1) / h + 1)
             terms += [(m, c_m + c_d / r), (m_prev, -c_d / r)]  # D1 = (m - m_prev) / r
-        ops.append(affine("x", _sub(terms, "", []), noise))
+        ops.append(affine("x", _merge(terms), noise))
         steps.append(_step(t, "x", ops))
     return Plan("dpmpp_2m_sde" if sde else "dpmpp_2m", {"steps": N}, ["x", "out", "m0", "m1"],
                 [affine("x", [], 1.0)], steps, "x")
@@ -428,7 +433,7 @@ def compile_unipc(cfg: ds.SchedulerConfig, n: int, clip: float | None = None) ->
             for j, rk in enumerate(rks, start=1):
                 terms += [(reg(i - 1 - j), -a_t * B * rhos[j - 1] / rk), (reg(i - 1), a_t * B * rhos[j - 1] / rk)]
             terms += [(reg(i), -a_t * B * rhos[-1]), (reg(i - 1), a_t * B * rhos[-1])]
-            ops.append(affine("x", _sub(terms, "", [])))
+            ops.append(affine("x", _merge(terms)))
         this_order = min(order, N - i) if cfg["lower_order_final"] else order
         this_order = min(this_order, i + 1)
         ops.append(affine("xlast", [("x", 1.0)]))
@@ -440,7 +445,7 @@ def compile_unipc(cfg: ds.SchedulerConfig, n: int, clip: float | None = None) ->
         terms = [("x", s_t / s_i), (reg(i), -a_t * phi1)]
         for j, rk in enumerate(rks, start=1):
             terms += [(reg(i - j), -a_t * B * rhos[j - 1] / rk), (reg(i), a_t * B * rhos[j - 1] / rk)]
-        ops.append(affine("x", _sub(terms, "", [])))
+        ops.append(affine("x", _merge(terms)))
         steps.append(_step(t, "x", ops))
         prev_order = this_order
     return Plan("unipc", {"steps": N}, ["x", "out", "xlast", *ring], [affine("x", [], 1.0)], steps, "x")
