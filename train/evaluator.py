@@ -57,16 +57,18 @@ TRAINING = {
     "noise_std": 0.05,  # additive Gaussian noise
 }
 # Fashion-MNIST at 32x32 (60,000 training images): narrower layers and fewer epochs keep the
-# one-thread training to minutes; >= 90% test accuracy (the issue's bar).
+# one-thread training to minutes (6 epochs of about a minute on a free core). The last 8x8 map
+# is kept whole (pool_to = S / 4): clothes differ by silhouette, and global pooling lost about
+# 4 points (87% after 5 epochs; 4x4: 90.8% after 8; 8x8: 91.3% after 6).
 FASHION_ARCHITECTURE = {
     "channels": [16, 32, 64],
     "pool_after": [True, True, False],
     "feature_dim": 64,
     "num_classes": 10,
     "image_size": 32,
-    "pool_to": 4,
+    "pool_to": 8,
 }
-FASHION_TRAINING = dict(TRAINING, epochs=5, batch_size=128)
+FASHION_TRAINING = dict(TRAINING, epochs=6, batch_size=128)
 MIN_CLASSES = 2
 # A folder may hold a few dozen images: train it for at least as many steps as digits get
 # (20 epochs of 23 batches), however few batches an epoch has.
@@ -301,6 +303,7 @@ def recipe(data: EvalData, num_classes: int = 10, n_train: int | None = None) ->
     ones for a labeled folder of ``n_train`` training images, with at least MIN_STEPS steps."""
     if data.source == "fashion":
         architecture, training = dict(FASHION_ARCHITECTURE), dict(FASHION_TRAINING)
+        architecture["pool_to"] = max(1, data.image_size // 4)  # the whole last feature map
     else:
         architecture, training = dict(ARCHITECTURE, num_classes=num_classes), dict(TRAINING)
     if data.source.startswith("folder:") and n_train:

@@ -199,6 +199,7 @@ def test_recipe_per_data_set():
     assert ev.recipe(ev.EvalData()) == (ev.ARCHITECTURE, ev.TRAINING)  # digits: unchanged
     arch, training = ev.recipe(ev.EvalData("fashion", 32, 1))
     assert arch == ev.FASHION_ARCHITECTURE and training == ev.FASHION_TRAINING
+    assert ev.recipe(ev.EvalData("fashion", 16, 1))[0]["pool_to"] == 4  # the whole last (S/4) map
     arch, _ = ev.recipe(ev.EvalData("folder:x", 12, 3), num_classes=3)
     assert arch["in_channels"] == 3 and arch["num_classes"] == 3 and arch["image_size"] == 12
 
