@@ -28,12 +28,13 @@ from edgegen import __version__
 from edgegen.calibration import artifact as artifact_mod
 from edgegen.calibration import gate, record, sensitivity
 from edgegen.calibration.gate import Budget, GateSettings
+from edgegen.calibration.quantizers import QUANTIZERS, QuantContext
 from edgegen.errors import EdgegenError
 from edgegen.manifest import MANIFEST, Manifest, file_entry, read_manifest
 from edgegen.paths import atomic_write_text
 
-FORMATS = ("onnx", "openvino", "tensorrt", "coreml")
-GATED = {"onnx": "onnxruntime", "openvino": "openvino"}  # formats whose int8 model runs (and is gated) here
+FORMATS = tuple(QUANTIZERS)  # the registry (quantizers.py) in calibration order
+GATED = {f: q.backend for f, q in QUANTIZERS.items() if q.gated}  # formats whose int8 model runs (and is gated) here
 REPORT_SCHEMA = "edgegen.calibration-report/1"
 
 
@@ -99,8 +100,8 @@ def _pipe(manifest: Manifest, backend: str, precision: str, threads: int):
 class _Search:
     """Quantize one format, gate it, and keep layers in float until it is within budget."""
 
-    def __init__(self, req: CalibrateRequest, manifest: Manifest, role: str, art, ranking_fn):
-        self.req, self.m, self.role, self.art = req, manifest, role, art
+    def __init__(self, req: CalibrateRequest, manifest: Manifest, role: str, art, ranking_fn, ctx: QuantContext):
+        self.req, self.m, self.role, self.art, self.ctx = req, manifest, role, art, ctx
         self.ranking_fn = ranking_fn
         self.refs: dict[str, gate.Reference] = {}  # backend -> fp32 reference
 
@@ -111,21 +112,9 @@ class _Search:
         return self.refs[backend]
 
     def quantize(self, fmt: str, keep: list[str]) -> dict:
-        root, role, spec = self.m.root, self.role, self.m.role(self.role)
-        if fmt == "onnx":
-            from edgegen.calibration import ort_quant
-            rel = f"onnx/{role}.int8.onnx"
-            info = ort_quant.quantize(self.m.file(role, "onnx"), root / rel, self.art, spec, keep,
-                                      self.req.range_method)
-            entry = file_entry(root, rel)
-        else:
-            from edgegen.calibration import openvino_quant
-            rel = f"openvino/{role}.int8.xml"
-            info = openvino_quant.quantize(self.m.file(role, "openvino"), root / rel, self.art.calib, spec, keep)
-            entry = file_entry(root, rel)
-            entry["companions"] = [file_entry(root, f"openvino/{role}.int8.bin")]
+        entry, info = QUANTIZERS[fmt].quantize(self.ctx, keep)
         entry.update({"calibration": "calibration/artifact.json", "quantization": info})
-        self.m.data["roles"][role]["files"][fmt]["int8"] = entry
+        self.m.set_file(self.role, fmt, "int8", entry)
         return info
 
     def run(self, fmt: str) -> dict:
@@ -179,17 +168,6 @@ def _naive(req: CalibrateRequest, m: Manifest, role: str, ref: gate.Reference, s
     return {"calibration": calib.provenance, "backend": "onnxruntime", **result}
 
 
-def _conditioning_tensors(m: Manifest, role: str) -> list[str]:
-    import onnx
-
-    from edgegen.calibration.graph import conditioning_nodes
-    model = onnx.load(str(m.file(role, "onnx")))
-    cond = set(conditioning_nodes(model, m.role(role)))
-    meta = m.role(role).meta or {}
-    return [o for n in model.graph.node if n.name in cond for o in n.output] + \
-        [v for v in (meta.get("time_input"),) if v]
-
-
 def calibrate(req: CalibrateRequest) -> dict:
     """Calibrate ``req.bundle`` in place (atomically); returns the report."""
     bundle = Path(req.bundle)
@@ -236,8 +214,9 @@ def _calibrate_copy(req: CalibrateRequest, m: Manifest, role: str, tmp: Path) ->
                     "gate_settings": vars(req.gate).copy(), "calibration": calib.provenance,
                     "artifact": art.provenance, "formats": {}}
     # 2-3. quantize, gate, mixed precision
-    search = _Search(req, m, role, art, ranking_fn)
-    for fmt in [f for f in req.formats if f in GATED]:
+    ctx = QuantContext(req, m, role, art, calib, names, report)
+    search = _Search(req, m, role, art, ranking_fn, ctx)
+    for fmt in [f for f in req.formats if QUANTIZERS[f].gated]:
         report["formats"][fmt] = search.run(fmt)
     if "onnx" in req.formats:
         _npu_int8(m, role, report)
@@ -246,31 +225,8 @@ def _calibrate_copy(req: CalibrateRequest, m: Manifest, role: str, tmp: Path) ->
     if req.naive_baseline and "onnx" in req.formats:
         with tempfile.TemporaryDirectory(dir=tmp) as scratch:
             report["naive_baseline"] = _naive(req, m, role, search.reference("onnxruntime"), Path(scratch))
-    if "tensorrt" in req.formats:
-        from edgegen.calibration import tensorrt_cache
-        keep = report["formats"].get("onnx", {}).get("kept_float", [])
-        import onnx
-        outs = {n.name: list(n.output) for n in onnx.load(str(m.file(role, "onnx"))).graph.node}
-        skip = _conditioning_tensors(m, role) + [o for k in keep for o in outs.get(k, [])]
-        check = tensorrt_cache.write(cal / "tensorrt.cache", art, skip, req.range_method)
-        names["tensorrt_cache"] = "tensorrt.cache"
-        files = m.data["roles"][role]["files"]
-        if "fp32" in files.get("tensorrt", {}):  # the engine builder reads the cache at build time
-            entry = copy.deepcopy(files["tensorrt"]["fp32"])
-            entry["calibration_cache"] = "calibration/tensorrt.cache"
-            files["tensorrt"]["int8"] = entry
-        report["formats"]["tensorrt"] = {"cache": "calibration/tensorrt.cache", "check": check,
-                                         "skipped_tensors": len(skip), "engine": _trt_engine_note()}
-    if "coreml" in req.formats:
-        from edgegen.calibration import coreml_quant
-        batches = req.coreml_batches or tuple(int(b) for b in m.formats(role).get("coreml", {}).get("fp16", {})
-                                              .get("static_batches", {"1": None})) or (1,)
-        for v in coreml_quant.VARIANTS + ("w8a8",):
-            shutil.rmtree(root / "coreml" / role / v, ignore_errors=True)
-        files, checks = coreml_quant.write(m, role, root, calib, tuple(sorted(batches)), req.progress)
-        m.data["roles"][role]["files"].setdefault("coreml", {}).update(files)
-        report["formats"]["coreml"] = {"checks": checks, "prediction": coreml_quant.activation_reason()
-                                       or "available (macOS)"}
+    for fmt in [f for f in req.formats if not QUANTIZERS[f].gated]:  # structural: checked, run elsewhere
+        report["formats"][fmt] = QUANTIZERS[fmt].write(ctx)
     report["kept_float"] = {f: r["kept_float"] for f, r in report["formats"].items() if "kept_float" in r}
     failed = [f for f, r in report["formats"].items() if r.get("passed") is False]
     report["passed"] = not failed
@@ -318,9 +274,3 @@ def _describe(r: dict) -> str:
     if "accuracy" in r:
         parts.append(f"accuracy -{r['accuracy']['drop_points']:.1f} points")
     return ", ".join(parts)
-
-
-def _trt_engine_note() -> str:
-    from edgegen.export.tensorrt_export import tensorrt_reason
-    reason = tensorrt_reason()
-    return f"not built here: {reason}" if reason else "built on first load by the tensorrt backend"

@@ -38,3 +38,23 @@ def tiny_bundle(tiny_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "ddpm-tiny"
     export_bundle(tiny_run, ["onnx", "openvino"], out, progress=False)
     return out
+
+
+def tiny_family_bundle(name: str, tmp_path_factory) -> Path:
+    """A family's tiny preset trained and exported to ONNX and OpenVINO (seconds)."""
+    from edgegen.train.families import get_preset
+    from edgegen.train.runs import export_run, train_run
+    run = train_run(name, get_preset(name, "tiny"), tmp_path_factory.mktemp("runs") / f"{name}-tiny", progress=False)
+    out = tmp_path_factory.mktemp("bundles") / f"{name}-tiny"
+    export_run(run, ["onnx", "openvino"], out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def vq_bundle(tmp_path_factory):
+    return tiny_family_bundle("vqvae", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def dalle_bundle(tmp_path_factory):
+    return tiny_family_bundle("dalle", tmp_path_factory)

@@ -10,7 +10,8 @@ from edgegen.export.bundle import parse_formats
 from edgegen.train.runs import export_run as export_bundle
 from edgegen.manifest import read_manifest
 from edgegen.runtimes.api import open_pipeline
-from edgegen.runtimes.plans import Plan, compile_plan
+from edgegen.runtimes.plans import Plan
+from edgegen.runtimes.samplers import compile_plan
 
 
 def test_verify_json_has_parity_within_bounds(tiny_bundle):
@@ -31,8 +32,8 @@ def test_manifest_round_trip(tiny_bundle):
     for key, plan in m.data["plans"].items():
         p = Plan.from_json(plan)
         assert p.key == key
-        assert p.to_json() == compile_plan(m.sampling, p.sampler, p.params["steps"], p.params.get("eta", 0.0),
-                                           p.params["clip_x0"]).to_json()
+        opts = {k: p.params[k] for k in ("eta", "clip_x0") if k in p.params}
+        assert p.to_json() == compile_plan(m.sampling, p.sampler, p.params["steps"], **opts).to_json()
     assert {"ddim-50", "ddpm-1000"} <= set(m.data["plans"])
     assert m.data["training"]["config"]["model"]["base_channels"] == 16
 

@@ -8,29 +8,9 @@ import pytest
 
 from edgegen.cli import main
 from edgegen.runtimes.api import Pipeline, open_manifest
-from edgegen.runtimes.token_pipeline import TokenPipeline
+from edgegen.runtimes.stages import TokenGenerator
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
-
-
-def _train_export(name, tmp_path_factory):
-    from edgegen.train.runs import export_run as export_bundle
-    from edgegen.train.families import get_preset
-    from edgegen.train.runs import train_run
-    run = train_run(name, get_preset(name, "tiny"), tmp_path_factory.mktemp("runs") / f"{name}-tiny", progress=False)
-    out = tmp_path_factory.mktemp("bundles") / f"{name}-tiny"
-    export_bundle(run, ["onnx", "openvino"], out, progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def vq_bundle(tmp_path_factory):
-    return _train_export("vqvae", tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def dalle_bundle(tmp_path_factory):
-    return _train_export("dalle", tmp_path_factory)
 
 
 @pytest.mark.parametrize("which", ["vq_bundle", "dalle_bundle"])
@@ -69,8 +49,9 @@ def test_every_backend_samples_the_same_tokens_through_one_loop(which, kw, reque
     codes = {}
     for name in BACKENDS:
         pipe = Pipeline(m, name)
-        assert isinstance(pipe, TokenPipeline)
-        codes[name] = pipe.sample_codes(6, seed=5, batch_size=4, top_k=5, **kw)
+        assert isinstance(pipe.generator, TokenGenerator) and pipe.decoder is not None
+        cond = pipe.condition.prepare(6, prompt=kw.get("prompt"), labels=kw.get("labels"))
+        codes[name] = pipe.generator.generate(cond, 5, 4, None, top_k=5)
         images = pipe.sample(6, seed=5, batch_size=4, top_k=5, **kw)
         assert images.shape == (6, *m.sample_shape) and np.isfinite(images).all()
     assert np.array_equal(codes["torch"], codes["onnxruntime"])

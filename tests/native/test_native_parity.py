@@ -9,7 +9,7 @@ import pytest
 
 from edgegen.runtimes.api import Pipeline, open_manifest
 from edgegen.runtimes.backends.native_backend import NativeBackend
-from edgegen.runtimes.plans import compile_plan
+from edgegen.runtimes.samplers import compile_plan
 
 REASON = NativeBackend.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"native runtime not available: {REASON}")

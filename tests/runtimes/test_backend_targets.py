@@ -86,14 +86,15 @@ def test_plan_executor_matches_the_interpreter(tiny_bundle):
     m = open_manifest(tiny_bundle)
     torch_backend = create_backend("torch", m, "denoiser")
     pipe = Pipeline(m, torch_backend)
-    plan = pipe.plan("ddim", 10, 0.5)  # eta > 0: noise draws too
+    plan = pipe.plan("ddim", 10, eta=0.5)  # eta > 0: noise draws too
     net = role_net(torch_backend.spec, lambda named: torch_backend.module(*[named[s.name] for s in
                                                                             torch_backend.spec.inputs]))
     runner = GraphPlanRunner(net, "cpu")
     y = pipe.labels(6)
-    got, stats = runner.run_plan(plan.to_json(), y, 5, 4, 2.0, m.null_label, m.sample_shape)
+    from edgegen.runtimes.executors import PlanRequest
+    got = runner.execute(plan, PlanRequest(y, 5, 4, 2.0, m.null_label, m.sample_shape))
     want = pipe.sample(6, seed=5, sampler="ddim", steps=10, eta=0.5, guidance=2.0, batch_size=4)
-    assert stats["network_calls"] == 20
+    assert runner.network_calls == 20
     assert np.max(np.abs(got - want)) < 1e-4
 
 
@@ -102,7 +103,7 @@ def test_torch_cuda_graph_matches_cpu(tiny_bundle):
     from edgegen.runtimes.api import Pipeline, open_manifest
     m = open_manifest(tiny_bundle)
     gpu = Pipeline(m, "torch", device="cuda")
-    assert hasattr(gpu.backend, "run_plan")
+    assert gpu.backend.plan_executor() is not None
     a = gpu.sample(20, seed=1, batch_size=8)  # batches 8, 8 (replayed graph), 4
     b = Pipeline(m, "torch").sample(20, seed=1, batch_size=8)
     assert np.max(np.abs(a - b)) < 1e-3

@@ -8,8 +8,10 @@ import pytest
 from edgegen.errors import EdgegenError
 from edgegen.runtimes import rng
 from edgegen.runtimes.flow_plans import compile_flow_solver
-from edgegen.runtimes.interpreter import apply_op, langevin, run_plan
-from edgegen.runtimes.plans import Plan, compile_gan, compile_plan, plan_key
+from edgegen.runtimes.interpreter import run_plan
+from edgegen.runtimes.plan_ops import apply_op, langevin
+from edgegen.runtimes.plans import Plan, compile_gan, plan_key
+from edgegen.runtimes.samplers import compile_plan
 from edgegen.runtimes.sde_schedules import SDE
 
 S0 = 0.5  # data ~ N(0, S0^2 I)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edgegen.runtimes.interpreter import guided_eval, run_plan
-from edgegen.runtimes.plans import compile_plan
+from edgegen.runtimes.samplers import compile_plan
 
 SAMPLING = {"process": "ddpm", "schedule": {"kind": "linear", "T": 100}, "defaults": {"clip_x0": True}}
 
@@ -24,7 +24,7 @@ def test_guidance_mixes_conditional_and_null():
 
 @pytest.mark.parametrize("sampler,eta", [("ddim", 0.5), ("ddpm", 0.0)])
 def test_results_do_not_depend_on_batch_size(sampler, eta):
-    plan = compile_plan(SAMPLING, sampler, 10, eta)
+    plan = compile_plan(SAMPLING, sampler, 10, **({"eta": eta} if sampler == "ddim" else {}))
     labels = np.arange(7) % 3
     a = run_plan(plan, fake_net, (1, 3, 3), labels, seed=5, batch_size=7, guidance=2.0, null_label=9)
     b = run_plan(plan, fake_net, (1, 3, 3), labels, seed=5, batch_size=3, guidance=2.0, null_label=9)
@@ -34,7 +34,7 @@ def test_results_do_not_depend_on_batch_size(sampler, eta):
 
 
 def test_hook_sees_every_network_input():
-    plan = compile_plan(SAMPLING, "ddim", 8, 0.0)
+    plan = compile_plan(SAMPLING, "ddim", 8, eta=0.0)
     seen = []
     run_plan(plan, fake_net, (1, 2, 2), np.array([1, 2, 3]), seed=0, batch_size=2,
              on_eval=lambda i, x, t, y: seen.append((i, x.shape[0], float(t[0]))))

@@ -6,7 +6,8 @@ import pytest
 
 from edgegen.errors import EdgegenError
 from edgegen.runtimes.interpreter import run_plan
-from edgegen.runtimes.plans import Plan, compile_ddim, compile_ddpm, compile_plan, respaced_timesteps
+from edgegen.runtimes.plans import Plan, compile_ddim, compile_ddpm, respaced_timesteps
+from edgegen.runtimes.samplers import compile_plan
 from edgegen.runtimes.schedules import alpha_bar, betas
 
 SAMPLING = {"process": "ddpm", "schedule": {"kind": "linear", "T": 1000, "beta_start": 1e-4, "beta_end": 0.02},
@@ -117,7 +118,7 @@ def _oracle_point(x0_star):
 @pytest.mark.parametrize("sampler,steps,eta", [("ddim", 50, 0.0), ("ddim", 20, 1.0), ("ddpm", None, 0.0)])
 def test_samplers_recover_a_point_mass(sampler, steps, eta):
     x0_star = np.linspace(-0.9, 0.9, 16, dtype=np.float32).reshape(1, 4, 4)
-    plan = compile_plan(SAMPLING, sampler, steps, eta)
+    plan = compile_plan(SAMPLING, sampler, steps, **({"eta": eta} if sampler == "ddim" else {}))
     out = run_plan(plan, _oracle_point(x0_star), (1, 4, 4), np.zeros(3, np.int64), seed=0)
     np.testing.assert_allclose(out, np.broadcast_to(x0_star, out.shape), atol=2e-4)
 
@@ -130,6 +131,6 @@ def test_ddim_ode_maps_noise_to_gaussian_data():
     def net(x, t, y):
         a = ab[int(t[0])]
         return (x * np.sqrt(1 - a) / (a * s * s + 1 - a)).astype(np.float32)
-    plan = compile_plan(SAMPLING, "ddim", 100, 0.0, clip_x0=False)
+    plan = compile_plan(SAMPLING, "ddim", 100, eta=0.0, clip_x0=False)
     out = run_plan(plan, net, (1, 32, 32), np.zeros(8, np.int64), seed=1)
     assert out.std() == pytest.approx(s, rel=0.03)
