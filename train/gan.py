@@ -37,7 +37,7 @@ from edgegen.train.loop import TrainConfig, check_train_config, ema_update, init
 class AdamConfig:
     beta1: float = 0.5
     beta2: float = 0.999
-    d_lr_scale: float = 1.0  # discriminator lr = train.lr * d_lr_scale
+    d_lr_scale: float = 2.0  # discriminator lr = train.lr * d_lr_scale (two time-scales: D learns faster)
 
 
 @dataclass
