@@ -209,10 +209,8 @@ def read_manifest(root: Path, verify: bool = True) -> Manifest:
         raise EdgegenError(f"bundle not found: {root}")
     if not path.is_file():
         raise EdgegenError(f"{root} is not a bundle (no {MANIFEST})")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EdgegenError(f"malformed {path}: {e}") from None
+    from edgegen.bundle_paths import load_json  # bounded size and nesting, one-line errors
+    data = load_json(path)
     found = data.get("schema_version") if isinstance(data, dict) else None
     if found not in READABLE_VERSIONS:
         raise EdgegenError(f"{path}: unsupported schema_version {found!r} (this edgegen reads "
@@ -220,6 +218,8 @@ def read_manifest(root: Path, verify: bool = True) -> Manifest:
     for key in ("family", "data", "roles", "sampling" if found == 1 else "pipeline"):
         if key not in data:
             raise EdgegenError(f"{path}: missing '{key}'")
+    from edgegen.bundle_paths import check_manifest  # schema, limits, containment (issue 20)
+    check_manifest(root, data, str(path))
     m = Manifest(root, migrate(data))
     if verify:
         m.verify_files()
