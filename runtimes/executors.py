@@ -33,6 +33,10 @@ class PlanRequest:
     sample_shape: tuple
     callback: Optional[Callback] = None  # callback(done, total) -> False cancels
     on_eval: Optional[EvalHook] = None  # sees every network input (calibration); Python executor only
+    # Context models (latent-stages.md): label y >= 0 feeds context[y], the null label -1 null_context.
+    context: Optional[np.ndarray] = None  # (k, L, D) float32
+    null_context: Optional[np.ndarray] = None  # (1, L, D) float32
+    inputs: Optional[dict] = None  # plan input registers (plan.inputs), each (n, *register shape)
 
     def progress(self, total: int) -> Progress:
         return Progress(total, self.callback)
@@ -46,9 +50,10 @@ class InterpreterExecutor:
         self.name = backend.name
         spec = backend.spec
         meta = spec.meta or {}
-        # Role meta names the time and label inputs (either may be absent); the other input is the sample.
-        self._t, self._y = meta.get("time_input"), meta.get("label_input")
-        self._x = next(t.name for t in spec.inputs if t.name not in (self._t, self._y))
+        # Role meta names the time, label and context inputs (any may be absent); the other input is the sample.
+        self._t, self._y, self._c = meta.get("time_input"), meta.get("label_input"), meta.get("context_input")
+        self._x = next(t.name for t in spec.inputs if t.name not in (self._t, self._y, self._c))
+        self._table: Optional[np.ndarray] = None  # [context; null_context] of the running request
         self._out = spec.outputs[0].name
         self.network_seconds = 0.0
         self.network_calls = 0
@@ -62,12 +67,20 @@ class InterpreterExecutor:
             inputs[self._t] = t
         if self._y is not None:
             inputs[self._y] = y
+        if self._c is not None:
+            if self._table is None:
+                raise EdgegenError(f"role '{self.backend.role_name}' needs a text context: give a prompt")
+            inputs[self._c] = self._table[y]  # y == -1 picks the last row, the null context
         out = self.backend.run(inputs)[self._out]
         self.network_seconds += time.perf_counter() - t0
         self.network_calls += 1
         return out
 
     def execute(self, plan: Plan, req: PlanRequest) -> np.ndarray:
-        return run_plan(plan, self.net, req.sample_shape, req.labels, int(req.seed), batch_size=req.batch_size,
-                        guidance=req.guidance, null_label=req.null_label, on_eval=req.on_eval,
-                        callback=req.callback)
+        self._table = None if req.context is None else np.concatenate([req.context, req.null_context])
+        try:
+            return run_plan(plan, self.net, req.sample_shape, req.labels, int(req.seed), batch_size=req.batch_size,
+                            guidance=req.guidance, null_label=req.null_label, on_eval=req.on_eval,
+                            callback=req.callback, inputs=req.inputs)
+        finally:
+            self._table = None

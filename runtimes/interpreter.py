@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from edgegen.errors import Cancelled
+from edgegen.errors import Cancelled, EdgegenError
 from edgegen.runtimes import rng
 from edgegen.runtimes.plan_ops import apply_op
 from edgegen.runtimes.plans import Plan
@@ -50,8 +50,10 @@ def guided_eval(net: Net, x: np.ndarray, t: np.ndarray, y: np.ndarray, guidance:
 
 def run_batch(plan: Plan, net: Net, shape: tuple[int, ...], labels: np.ndarray, seed: int,
               first_sample: int = 0, guidance: float = 1.0, null_label: Optional[int] = None,
-              on_eval: Optional[EvalHook] = None, progress: Optional[Progress] = None) -> np.ndarray:
-    """Run the whole plan for one batch. shape = (B, *sample shape); labels: (B,) int64."""
+              on_eval: Optional[EvalHook] = None, progress: Optional[Progress] = None,
+              inputs: Optional[dict] = None) -> np.ndarray:
+    """Run the whole plan for one batch. shape = (B, *sample shape); labels: (B,) int64;
+    ``inputs``: the plan's input registers for this batch (filled before ``init``)."""
     draws = 0
     shapes = plan.shapes or {}
 
@@ -63,6 +65,10 @@ def run_batch(plan: Plan, net: Net, shape: tuple[int, ...], labels: np.ndarray, 
         return z
 
     regs: dict[str, np.ndarray] = {}
+    for name in plan.inputs or ():
+        if inputs is None or name not in inputs:
+            raise EdgegenError(f"the plan needs input register {name!r}")
+        regs[name] = np.ascontiguousarray(inputs[name], dtype=np.float32)
     for op in plan.init:
         apply_op(op, regs, noise)
     y = np.ascontiguousarray(labels, dtype=np.int64)
@@ -84,8 +90,10 @@ def run_batch(plan: Plan, net: Net, shape: tuple[int, ...], labels: np.ndarray, 
 
 def run_plan(plan: Plan, net: Net, sample_shape: tuple[int, ...], labels: np.ndarray, seed: int,
              batch_size: int = 64, guidance: float = 1.0, null_label: Optional[int] = None,
-             on_eval: Optional[EvalHook] = None, callback: Optional[Callback] = None) -> np.ndarray:
-    """Sample len(labels) items of ``sample_shape`` (e.g. (C, H, W)); returns (n, *sample_shape) float32."""
+             on_eval: Optional[EvalHook] = None, callback: Optional[Callback] = None,
+             inputs: Optional[dict] = None) -> np.ndarray:
+    """Sample len(labels) items of ``sample_shape`` (e.g. (C, H, W)); returns (n, *sample_shape) float32.
+    ``inputs``: the plan's input registers, each (n, ...) (sliced per batch like the labels)."""
     n = len(labels)
     out_dims = tuple((plan.shapes or {}).get(plan.output, sample_shape))
     out = np.empty((n, *out_dims), dtype=np.float32)
@@ -94,5 +102,6 @@ def run_plan(plan: Plan, net: Net, sample_shape: tuple[int, ...], labels: np.nda
         stop = min(n, start + batch_size)
         out[start:stop] = run_batch(plan, net, (stop - start, *sample_shape), labels[start:stop], seed,
                                     first_sample=start, guidance=guidance, null_label=null_label,
-                                    on_eval=on_eval, progress=progress)
+                                    on_eval=on_eval, progress=progress,
+                                    inputs=None if inputs is None else {k: v[start:stop] for k, v in inputs.items()})
     return out

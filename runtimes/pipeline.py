@@ -5,6 +5,11 @@
     images = pipe.sample(16, seed=0, labels=3)                       # (16, 1, 16, 16) in [-1, 1]
     images = open_pipeline("bundles/dalle-small").sample(4, prompt="a handwritten seven", top_k=20)
 
+Latent models (latent-stages.md) run the text encoder in the condition stage, the plan on latents
+and the decoder on z / scale. Image-to-image (``init_image=``, ``strength=``) and inpainting
+(``init_image=``, ``mask=``) are plan features (plans.edit_plan) that work for pixel and latent
+plans alike: the init image (encoded and scaled for latent models) and the mask fill plan inputs.
+
 ``callback(done, total)`` is called after every network step (plan steps, tokens); returning
 False stops the run with ``edgegen.errors.Cancelled``. Not thread-safe: one per thread.
 """
@@ -52,11 +57,13 @@ class Pipeline:
         def get(role: str) -> Backend:
             return given.get(role) or create_backend(name, manifest, role, precision, **backend_opts)
 
-        self.condition = make_condition(manifest)
+        self._get = get
+        self.condition = make_condition(manifest, get)
         self.backend = get(manifest.generator["role"])
         self.generator = make_generator(manifest, self.backend)
         dec = manifest.stage("decoder")
         self.decoder = RoleStage(dec, get(dec["role"])) if dec else None
+        self._encoder = None  # opened on first use (image-to-image on a latent model)
 
     # -- what callers ask about ---------------------------------------------------------------
     @property
@@ -92,14 +99,20 @@ class Pipeline:
 
     # -- sampling -------------------------------------------------------------------------------
     def sample(self, n: int, seed: int = 0, labels=None, prompt=None, batch_size: int = 64,
-               progress: bool = False, callback: Optional[Callback] = None, **options) -> np.ndarray:
+               progress: bool = False, callback: Optional[Callback] = None, init_image=None, mask=None,
+               strength: Optional[float] = None, **options) -> np.ndarray:
         """n samples (n, *sample shape) float32 in the data range; same seed -> same samples.
 
         ``options``: the generator's (plans: sampler, steps, guidance and the sampler's own options
-        such as eta; token loops: temperature, top_k, top_p); None means the bundle's default."""
+        such as eta; token loops: temperature, top_k, top_p); None means the bundle's default.
+        ``init_image`` (C, H, W) in the data range: image-to-image from it at ``strength`` in (0, 1]
+        (default 0.6); with ``mask`` (H, W) of 0/1 (1 = generate): inpainting (strength default 1),
+        the unmasked pixels of every sample equal the image's."""
         options = {k: v for k, v in options.items() if v is not None}
         check_request(n, seed, batch_size)
         self.generator.check_options(options)
+        edit = self._edit_inputs(n, init_image, mask, strength, batch_size)
+        edit_kw = {} if edit is None else {"inputs": edit[0], "strength": edit[1]}
         cond = self.condition.prepare(n, labels, prompt)
         bar = None
         if progress:
@@ -107,11 +120,70 @@ class Pipeline:
             bar = tqdm(desc=f"{self.describe(**options)} on {self.backend.name}", unit="step", dynamic_ncols=True)
             callback = _with_bar(bar, callback)
         try:
-            out = self.generator.generate(cond, seed, batch_size, callback, **options)
+            out = self.generator.generate(cond, seed, batch_size, callback, **options, **edit_kw)
         finally:
             if bar is not None:
                 bar.close()
-        return self.decoder(out, batch_size) if self.decoder else out
+        out = self.decoder(out, batch_size) if self.decoder else out
+        if edit is not None and edit[2] is not None:  # latent inpainting: paste the known pixels back
+            keep = edit[2]
+            out = keep * out + (np.float32(1.0) - keep) * edit[3]
+        return out
+
+    # -- image-to-image, inpainting ------------------------------------------------------------
+    def _edit_inputs(self, n: int, init_image, mask, strength, batch_size: int):
+        """(plan inputs, strength, pixel mask or None, image) for an edit, None without an image."""
+        if init_image is None:
+            if mask is not None or strength is not None:
+                raise EdgegenError("--mask and --strength need --init-image")
+            return None
+        if not getattr(self.generator, "has_plans", False):
+            raise EdgegenError("image-to-image and inpainting need a diffusion model (this one samples tokens)")
+        shape = self.manifest.sample_shape
+        img = np.asarray(init_image, dtype=np.float32)
+        if img.shape != shape:
+            raise EdgegenError(f"the init image is {_dims(img.shape)}, this model takes {_dims(shape)} "
+                               "(channels x height x width)")
+        lo, hi = self.manifest.data["data"].get("range", [-1.0, 1.0])
+        if not np.all(np.isfinite(img)) or img.min() < lo or img.max() > hi:
+            raise EdgegenError(f"the init image has values outside the data range [{lo}, {hi}]")
+        if strength is not None and (isinstance(strength, bool) or not 0.0 < float(strength) <= 1.0):
+            raise EdgegenError(f"strength must be in (0, 1], got {strength}")
+        enc = self.manifest.stage("encoder")
+        latent = tuple(self.sampling.get("latent_shape") or shape)
+        if latent != shape:
+            if not enc or "scale" not in enc:
+                raise EdgegenError("this latent model has no image encoder stage: it cannot start from an image")
+            if self._encoder is None:
+                self._encoder = RoleStage(enc, self._get(enc["role"]), direction="encode")
+            x_init = self._encoder(img[None], 1)[0]
+        else:
+            x_init = img
+        inputs = {"x_init": np.ascontiguousarray(np.broadcast_to(x_init, (n, *latent)))}
+        pixel_mask = None
+        if mask is not None:
+            m = np.asarray(mask, dtype=np.float32)
+            if m.ndim == 3 and m.shape[0] == 1:
+                m = m[0]
+            if m.shape != shape[1:]:
+                raise EdgegenError(f"the mask is {_dims(m.shape)}, it must be {_dims(shape[1:])} like the image")
+            if not np.all((m == 0) | (m == 1)):
+                raise EdgegenError("the mask must be binary: 1 (white) where to generate, 0 (black) where to keep")
+            if latent != shape:  # a latent cell is generated when any of its pixels is
+                fy, fx = shape[1] // latent[1], shape[2] // latent[2]
+                lm = m.reshape(latent[1], fy, latent[2], fx).max(axis=(1, 3))
+                pixel_mask = np.broadcast_to(m, shape).astype(np.float32)
+            else:
+                lm = m
+            inputs["mask"] = np.ascontiguousarray(np.broadcast_to(lm, (n, *latent)), dtype=np.float32)
+            strength = 1.0 if strength is None else strength
+        elif strength is None:
+            strength = 0.6
+        return inputs, float(strength), pixel_mask, img
+
+
+def _dims(shape) -> str:
+    return "x".join(str(int(d)) for d in shape)
 
 
 def _with_bar(bar, callback: Optional[Callback]) -> Callback:

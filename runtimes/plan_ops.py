@@ -66,6 +66,9 @@ def apply_op(op: dict, regs: dict, noise: Callable[[str], Any], xp: ArrayOps = N
         regs[op["dst"]] = acc
     elif kind == "clip":
         regs[op["dst"]] = xp.clip(regs[op["dst"]], op["lo"], op["hi"])
+    elif kind == "blend":  # inpainting: M * A + (1 - M) * B
+        m = regs[op["mask"]]
+        regs[op["dst"]] = m * regs[op["a"]] + (xp.scalar(1.0) - m) * regs[op["b"]]
     elif kind == "langevin":
         score = xp.scalar(op["scale"]) * regs[op["score"]]
         regs[op["dst"]] = langevin(regs[op["dst"]], score, noise(op["dst"]), op["snr"], op["alpha"], xp)

@@ -30,6 +30,11 @@ Ops (the only ones a runtime implements):
         does not depend on the batch it is run in. The score is ``c * S`` because
         score networks return eps = -sigma(t) s and the plan folds 1/sigma(t) into c.
 
+    {"op": "blend", "dst": R, "a": A, "b": B, "mask": M}
+        R = M * A + (1 - M) * B, elementwise in float32 (inpainting: M is 1 where the
+        sample is generated, 0 where the known image is kept; with a binary M the kept
+        elements equal B exactly).
+
 Classifier-free guidance is the one named non-affine evaluation mode: when the
 caller's guidance w != 1, the network is evaluated on the label and the null label
 and ``dst = e_u + w * (e_c - e_u)`` (interpreter.py). The draw counter starts at 0.
@@ -38,6 +43,9 @@ Optional fields:
     "shapes": {R: [per-sample dims]}  registers not shaped like the sample (a GAN's
         latent z); a noise draw into such a register uses that register's shape, with
         the same Philox counter scheme (rng.py: block, sample, draw, stream 0).
+    "inputs": [R, ...]  registers the caller fills before ``init`` (per sample, shaped like
+        the sample unless in "shapes"): image-to-image's ``x_init``, inpainting's ``mask``
+        (edit_plan below). A runtime refuses a plan whose inputs it was not given.
     a step with "t": null calls a role that has no time input (role meta has no
         "time_input"), e.g. a GAN generator G(z, y):
         init [affine z <- 1.0 * noise], steps [{"t": null, "src": "z", "dst": "x", "ops": []}], output "x".
@@ -71,6 +79,7 @@ class Plan:
     output: str
     format: str = PLAN_FORMAT
     shapes: dict | None = None  # register -> per-sample dims, for registers not shaped like the sample
+    inputs: list | None = None  # registers the caller fills before init (image-to-image, inpainting)
 
     @property
     def key(self) -> str:
@@ -81,6 +90,8 @@ class Plan:
              "registers": self.registers, "init": self.init, "steps": self.steps, "output": self.output}
         if self.shapes:
             d["shapes"] = self.shapes
+        if self.inputs:
+            d["inputs"] = self.inputs
         return d
 
     @staticmethod
@@ -88,7 +99,7 @@ class Plan:
         if d.get("format") != PLAN_FORMAT:
             raise EdgegenError(f"unsupported plan format {d.get('format')!r} (expected {PLAN_FORMAT})")
         plan = Plan(d["sampler"], d["params"], list(d["registers"]), d["init"], d["steps"], d["output"],
-                    shapes=d.get("shapes"))
+                    shapes=d.get("shapes"), inputs=d.get("inputs"))
         validate(plan)
         return plan
 
@@ -106,6 +117,10 @@ def plan_key(sampler: str, params: dict) -> str:
         key += f"-{params['corrector']}"
     if "eps" in params:
         key += f"-eps{params['eps']:g}"
+    if "strength" in params:
+        key += f"-strength{params['strength']:g}"
+    if params.get("inpaint"):
+        key += "-inpaint"
     return key
 
 
@@ -124,6 +139,9 @@ def validate(plan: Plan) -> None:
         elif kind == "langevin":
             if op.get("score") not in regs or not all(k in op for k in ("scale", "snr", "alpha")):
                 raise EdgegenError("plan langevin op needs a known score register, scale, snr and alpha")
+        elif kind == "blend":
+            if not all(op.get(k) in regs for k in ("a", "b", "mask")):
+                raise EdgegenError("plan blend op needs known registers a, b and mask")
         elif kind != "clip":
             raise EdgegenError(f"unknown plan op {kind!r}")
 
@@ -139,6 +157,9 @@ def validate(plan: Plan) -> None:
     for name in plan.shapes or {}:
         if name not in regs:
             raise EdgegenError(f"plan shapes name unknown register {name!r}")
+    for name in plan.inputs or []:
+        if name not in regs:
+            raise EdgegenError(f"plan inputs name unknown register {name!r}")
 
 
 def affine(dst: str, terms: list[tuple[str, float]], noise: float = 0.0) -> dict:
@@ -230,6 +251,53 @@ def compile_gan(latent_dim: int) -> Plan:
         raise EdgegenError(f"latent_dim must be >= 1, got {latent_dim}")
     return Plan("gan", {"steps": 1}, ["z", "x"], [_affine("z", [], 1.0)],
                 [{"t": None, "src": "z", "dst": "x", "ops": []}], "x", shapes={"z": [int(latent_dim)]})
+
+
+def edit_plan(plan: Plan, generator: dict, strength: float | None = None, inpaint: bool = False) -> Plan:
+    """Image-to-image and inpainting (latent-stages.md) as an edit of a compiled plan.
+
+    ``strength`` s in (0, 1]: keep the last round(s N) of the plan's N steps (as diffusers does);
+    the first kept step runs at t0, so ``init`` becomes x = sqrt(ab_t0) x_init + sqrt(1 - ab_t0) z
+    (one draw, draw 0), x_init an input register (the image, or its scaled latents).
+    ``inpaint``: after each step's ops, x_known = sqrt(ab_next) x_init + sqrt(1 - ab_next) z (the
+    known image at the level the step just reached; noise-free after the last step) and
+    x = blend(x, x_known, mask), mask an input register (1 = generate, 0 = keep).
+    Needs a plan whose steps evaluate and update its output register at DDPM times t (ab = the
+    generator's alpha-bar schedule), i.e. process "ddpm"."""
+    if generator.get("process") != "ddpm" or "schedule" not in generator:
+        raise EdgegenError(f"image-to-image and inpainting need a DDPM-process model (this one is "
+                           f"{generator.get('process')!r})")
+    x = plan.output
+    if any(st["src"] != x or st["t"] is None for st in plan.steps):
+        raise EdgegenError(f"sampler '{plan.sampler}' cannot start from an image (its steps do not update {x!r})")
+    ab = _alpha_bar(generator)
+    steps, init = list(plan.steps), list(plan.init)
+    params = dict(plan.params)
+    if strength is not None:
+        if isinstance(strength, bool) or not 0.0 < float(strength) <= 1.0:
+            raise EdgegenError(f"strength must be in (0, 1], got {strength}")
+        keep = min(len(steps), int(round(float(strength) * len(steps))))
+        if keep < 1:
+            raise EdgegenError(f"strength {strength} keeps none of the {len(steps)} steps: raise it or the steps")
+        steps = steps[len(steps) - keep:]
+        a0 = ab[int(round(steps[0]["t"]))]
+        init = [affine(x, [("x_init", np.sqrt(a0))], np.sqrt(1 - a0))]
+        params["strength"] = float(strength)
+    if inpaint:
+        out = []
+        for i, st in enumerate(steps):
+            a_next = ab[int(round(steps[i + 1]["t"]))] if i + 1 < len(steps) else 1.0
+            known = (affine("x_known", [("x_init", np.sqrt(a_next))], np.sqrt(1 - a_next)) if i + 1 < len(steps)
+                     else affine("x_known", [("x_init", 1.0)]))  # the last step keeps the image itself
+            out.append(dict(st, ops=[*st["ops"], known, {"op": "blend", "dst": x, "a": x, "b": "x_known",
+                                                         "mask": "mask"}]))
+        steps = out
+        params["inpaint"] = True
+    inputs = ["x_init"] + (["mask"] if inpaint else [])
+    registers = list(plan.registers) + [r for r in (*inputs, *(["x_known"] if inpaint else [])) if r not in plan.registers]
+    edited = Plan(plan.sampler, params, registers, init, steps, x, shapes=plan.shapes, inputs=inputs)
+    validate(edited)
+    return edited
 
 
 @dataclass(frozen=True)

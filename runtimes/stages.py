@@ -44,6 +44,10 @@ class Conditioning:
     """Per-sample conditioning, (n, ...) arrays; what a generator reads depends on its kind."""
     labels: np.ndarray  # (n,) int64: class labels (the null label, or 0, when unconditional)
     tokens: Optional[np.ndarray] = None  # (n, P) int64: the prompt tokens a token loop starts from
+    # Text-encoder output (latent-stages.md): labels index rows of ``context``; label -1 is
+    # ``null_context`` (the empty prompt), so CFG batches [y; -1] like a null class label.
+    context: Optional[np.ndarray] = None  # (k, L, D) float32, one row per distinct prompt
+    null_context: Optional[np.ndarray] = None  # (1, L, D) float32
 
 
 # -- conditioning ----------------------------------------------------------------------------
@@ -95,6 +99,10 @@ class PromptCondition(LabelCondition):
         super().__init__(manifest, stage)
         self.stage, self.root = stage, manifest.root
         self._text = None
+        enc = stage.get("encoder")
+        if enc and backend_factory is None:
+            raise EdgegenError("this prompt model has a text encoder role: open it through a Pipeline")
+        self.encoder = RoleStage(enc, backend_factory(enc["role"])) if enc else None
 
     @property
     def text(self):
@@ -119,19 +127,33 @@ class PromptCondition(LabelCondition):
 
     def prepare(self, n: int, labels=None, prompt=None) -> Conditioning:
         y = self.labels(n, labels) if prompt is None else np.zeros(n, dtype=np.int64)
-        return Conditioning(y, self.text.encode_batch(self.prompts(n, labels, prompt)))
+        prompts = self.prompts(n, labels, prompt)
+        if self.encoder is None:
+            return Conditioning(y, self.text.encode_batch(prompts))
+        # The text encoder runs once per distinct prompt (its output does not depend on the
+        # batch), and each sample's label indexes its prompt's row of the context table.
+        distinct = list(dict.fromkeys(prompts))
+        index = {p: i for i, p in enumerate(distinct)}
+        tokens = self.text.encode_batch(distinct)
+        null = self.stage.get("null_prompt", "")
+        null_tokens = (np.full((1, self.text.text_length), self.text.pad_id, dtype=np.int64) if not null.strip()
+                       else self.text.encode_batch([null]))  # "": all padding (the tokenizer refuses it)
+        ctx = self.encoder(np.concatenate([tokens, null_tokens]), 64)
+        return Conditioning(np.array([index[p] for p in prompts], dtype=np.int64), tokens,
+                            context=np.ascontiguousarray(ctx[:-1]), null_context=np.ascontiguousarray(ctx[-1:]))
 
 
 CONDITIONS = {"none": LabelCondition, "label": LabelCondition, "label_token": LabelTokenCondition,
               "prompt": PromptCondition}
 
 
-def make_condition(manifest: Manifest) -> LabelCondition:
+def make_condition(manifest: Manifest, backend_factory=None) -> LabelCondition:
+    """``backend_factory(role) -> Backend`` runs a text encoder role when the stage has one."""
     stage = manifest.stage("condition") or {"kind": "none"}
     if stage.get("kind") not in CONDITIONS:
         raise EdgegenError(f"unknown condition stage {stage.get('kind')!r} (this edgegen knows "
                            f"{', '.join(CONDITIONS)})")
-    return CONDITIONS[stage["kind"]](manifest, stage)
+    return CONDITIONS[stage["kind"]](manifest, stage, backend_factory)
 
 
 # -- generators ----------------------------------------------------------------------------
@@ -166,14 +188,31 @@ class PlanGenerator:
     def guidance(self, guidance: Optional[float]) -> float:
         return self.stage.get("defaults", {}).get("guidance", 1.0) if guidance is None else float(guidance)
 
+    @property
+    def shape(self) -> tuple:
+        """The shape the plan runs on: the stage's ``latent_shape``, else the data shape."""
+        return tuple(self.stage.get("latent_shape") or self.manifest.sample_shape)
+
     def generate(self, cond: Conditioning, seed: int, batch_size: int, callback: Optional[Callback],
-                 sampler=None, steps=None, guidance=None, on_eval=None, **options) -> np.ndarray:
+                 sampler=None, steps=None, guidance=None, on_eval=None, inputs: Optional[dict] = None,
+                 strength: Optional[float] = None, **options) -> np.ndarray:
+        """``inputs``: plan input registers (image-to-image ``x_init``, inpainting ``mask``), each
+        (n, *shape); with them the plan is edited (plans.edit_plan) to start at ``strength``."""
         plan = self.plan(sampler, steps, **options)
-        if on_eval is not None and not isinstance(self.executor, InterpreterExecutor):
+        if inputs:
+            from edgegen.runtimes.plans import edit_plan
+            plan = edit_plan(plan, self.stage, strength, inpaint="mask" in inputs)
+        whole = not isinstance(self.executor, InterpreterExecutor)
+        if on_eval is not None and whole:
             raise EdgegenError(f"backend '{self.backend.name}' runs whole plans: it cannot show each network call")
+        if whole and (cond.context is not None or plan.inputs):
+            what = "a text context" if cond.context is not None else "image inputs (image-to-image, inpainting)"
+            raise EdgegenError(f"backend '{self.backend.name}' runs whole plans and does not take {what} yet: "
+                               "use torch, onnxruntime or openvino")
         m = self.manifest
-        req = PlanRequest(cond.labels, int(seed), batch_size, self.guidance(guidance),
-                          m.null_label if m.num_classes > 0 else None, m.sample_shape, callback, on_eval)
+        null = -1 if cond.context is not None else m.null_label if m.num_classes > 0 else None
+        req = PlanRequest(cond.labels, int(seed), batch_size, self.guidance(guidance), null, self.shape, callback,
+                          on_eval, context=cond.context, null_context=cond.null_context, inputs=inputs)
         return self.executor.execute(plan, req)
 
 
@@ -257,15 +296,24 @@ def make_generator(manifest: Manifest, backend):
 
 # -- decoder -----------------------------------------------------------------------------------
 class RoleStage:
-    """A role run once on the previous stage's output (a decoder: codes or latents -> images)."""
+    """A role run once on the previous stage's output (a decoder: codes or latents -> images; an
+    encoder: images -> latents; a text encoder: tokens -> context).
 
-    def __init__(self, stage: dict, backend):
-        self.stage, self.backend = stage, backend
+    A stage with ``scale`` (latent models, latent-stages.md) maps between the role's latents and
+    the plan's unit-variance latents: a decoder gets z / scale, an encoder returns z * scale."""
+
+    def __init__(self, stage: dict, backend, direction: str = "decode"):
+        self.stage, self.backend, self.direction = stage, backend, direction
         self.network_seconds = 0.0
 
     def __call__(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         t0 = time.perf_counter()
         inp, out = self.stage.get("input", "codes"), self.stage.get("output", "x")
+        scale = self.stage.get("scale")
+        if scale is not None and self.direction == "decode":
+            x = x * np.float32(1.0 / scale)
         y = np.concatenate([self.backend.run({inp: x[i:i + batch_size]})[out] for i in range(0, len(x), batch_size)])
+        if scale is not None and self.direction == "encode":
+            y = y * np.float32(scale)
         self.network_seconds += time.perf_counter() - t0
         return y
