@@ -167,10 +167,14 @@ def public(mem: dict) -> dict:
 def report(features, labels, test_features, test_labels, reference_features, reference_labels,
            images, train_images, test_images) -> dict:
     """The score-dict entries: diversity of the samples and of a same-n real reference, both against
-    the test split's features, and the samples' memorization of the training images (pixel space)."""
+    the test split's features, and the samples' memorization of the training images (pixel space).
+    Diversity is None below K_DC + 1 samples (too few for k-nearest-neighbour balls), as FID works from 2."""
+    mem = public(memorization(images, train_images, test_images))
+    if len(features) <= K_DC:
+        return {"diversity": None, "memorization": mem}
     ref = diversity(test_features, reference_features, test_labels, reference_labels)
     div = diversity(test_features, features, test_labels, labels)
     div["recall_vs_reference"] = div["recall"] / max(ref["recall"], 1e-12)
     div["coverage_vs_reference"] = div["coverage"] / max(ref["coverage"], 1e-12)
     div["reference"] = {k: v for k, v in ref.items() if k != "per_class"}
-    return {"diversity": div, "memorization": public(memorization(images, train_images, test_images))}
+    return {"diversity": div, "memorization": mem}

@@ -85,6 +85,8 @@ def test_report_compares_with_the_same_n_reference():
     assert 0.9 < out["diversity"]["recall_vs_reference"] < 1.1
     assert out["diversity"]["reference"]["recall"] > 0.75
     assert "nearest_train" not in out["memorization"]
+    few = quality.report(fake[:5], fake_y[:5], real, real_y, ref[:5], ref_y[:5], fake[:5], ref, real)
+    assert few["diversity"] is None and few["memorization"]["fraction_memorized"] == 0.0
 
 
 def test_bad_input_raises_one_line_errors():
