@@ -59,6 +59,21 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from edgegen.export.bundle import parse_formats
+    from edgegen.export.targets import describe_check
+    from edgegen.train.diffusers_import import import_pipeline
+    src = Path(args.path)
+    out = Path(args.out or f"bundles/{src.resolve().name}")
+    verify = import_pipeline(src, out, parse_formats(args.format), progress=not args.quiet)
+    for role, per in verify["results"].items():
+        for fmt, by_precision in per.items():
+            for precision, r in by_precision.items():
+                print(f"{role:10s} {fmt:9s} {precision:5s} {describe_check(r)}  {'PASS' if r['passed'] else 'FAIL'}")
+    print(f"wrote bundle {out}")
+    return 0
+
+
 def _backend_opts(args) -> dict:
     opts = {}
     if getattr(args, "providers", None):
@@ -261,6 +276,14 @@ def build_parser(full_train: bool = True) -> Parser:
     e.add_argument("--out", default=None, help="bundle folder (default bundles/RUN_NAME)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_export)
+
+    im = sub.add_parser("import", help="import a diffusers pipeline folder (save_pretrained) as a bundle "
+                        "(with parity gate)")
+    im.add_argument("path", help="folder with model_index.json (DDPMPipeline, DDIMPipeline)")
+    im.add_argument("--format", default="onnx,openvino", help="comma list of export formats, as for export")
+    im.add_argument("--out", default=None, help="bundle folder (default bundles/FOLDER_NAME)")
+    im.add_argument("--quiet", action="store_true")
+    im.set_defaults(func=cmd_import)
 
     def sampling_flags(sp, n_default):
         from edgegen.runtimes.samplers import processes, samplers
