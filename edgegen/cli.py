@@ -80,6 +80,8 @@ def _backend_opts(args) -> dict:
         opts["providers"] = [p for p in args.providers.split(",") if p]
     if getattr(args, "device", None):
         opts["device"] = args.device
+    if getattr(args, "trust_code", False):
+        opts["trust_code"] = True
     return opts
 
 
@@ -312,6 +314,8 @@ def build_parser(full_train: bool = True) -> Parser:
     s.add_argument("--device", default=None, help="openvino device (CPU, GPU, NPU, AUTO) or torch device "
                                                    "(cpu, cuda: the whole plan in a CUDA graph)")
     s.add_argument("--out", default="samples.png", help="PNG grid; the raw array goes next to it as .npy")
+    s.add_argument("--trust-code", action="store_true", help="load code-bearing formats (AOTInductor .pt2, "
+                   "TensorRT engines) from a bundle this machine did not build (SECURITY.md)")
     s.add_argument("--prompt", default=None, help="text prompt (dalle), e.g. \"a handwritten seven\"")
     s.add_argument("--temperature", type=float, default=None, help="token models: 0 = greedy (default: bundle's)")
     s.add_argument("--top-k", type=int, default=None, help="token models: keep the k most likely tokens (k >= 1)")

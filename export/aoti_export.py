@@ -65,6 +65,8 @@ def write(ctx: TargetContext) -> tuple[dict, dict]:
     rel = f"aoti/{ctx.role}.pt2"
     from_cache = compile_package(ctx.module, ctx.spec, ctx.example, ctx.path(rel))
     entry = file_entry(ctx.root, rel)
+    from edgegen.trust import record_built  # built here: this machine trusts it (SECURITY.md)
+    record_built(entry["sha256"], f"aoti {ctx.role} {ctx.root.name}")
     entry.update({"device": DEVICE, "dynamic": True, "from_cache": from_cache,
                   "requires": {"python": ["torch"], "torch": torch.__version__, "device": DEVICE,
                                "system": host()["system"], "machine": host()["machine"]}})

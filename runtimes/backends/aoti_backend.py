@@ -24,6 +24,8 @@ class AOTIBackend(Backend):
         import torch
         entry = target_entry(manifest, role, "aoti", precision)
         check_requires(entry, "AOTInductor")
+        from edgegen.trust import check_code  # a .pt2 is native code: trusted, built here, or refused
+        check_code(manifest, role, "aoti", precision, bool(opts.get("trust_code")))
         want = entry.get("requires", {}).get("torch")
         if want and want.split("+")[0] != torch.__version__.split("+")[0]:
             raise EdgegenError(f"this AOTInductor package was compiled with torch {want}, "

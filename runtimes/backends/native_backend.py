@@ -29,7 +29,8 @@ OK = 0
 class LoadParams(ctypes.Structure):  # mirrors edgegen_load_params (edgegen.h)
     _fields_ = [("backend", ctypes.c_char_p), ("device", ctypes.c_char_p), ("precision", ctypes.c_char_p),
                 ("verify_sha256", ctypes.c_int), ("cache_dir", ctypes.c_char_p),
-                ("calibration_cache", ctypes.c_char_p), ("max_batch", ctypes.c_int), ("num_threads", ctypes.c_int)]
+                ("calibration_cache", ctypes.c_char_p), ("max_batch", ctypes.c_int), ("num_threads", ctypes.c_int),
+                ("trust_code", ctypes.c_int)]
 
 
 class SampleParams(ctypes.Structure):  # mirrors edgegen_sample_params
@@ -113,6 +114,7 @@ class NativeBackend(Backend):
         lp.cache_dir = self._keep[3] or None
         lp.verify_sha256 = 0  # open_manifest already checked every sha256 of this bundle
         lp.num_threads = int(threads)  # OpenVINO INFERENCE_NUM_THREADS, like the openvino backend's option
+        lp.trust_code = int(bool(opts.get("trust_code")))  # code-bearing formats (SECURITY.md)
         handle = ctypes.c_void_p()
         _check(lib.edgegen_bundle_load(str(manifest.root).encode(), ctypes.byref(lp), ctypes.byref(handle)))
         self._lib, self._handle = lib, handle

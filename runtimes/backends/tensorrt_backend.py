@@ -30,6 +30,8 @@ class TensorRTBackend(Backend):
         import torch
         from edgegen.runtimes.backends.tensorrt_engine import cached_engine
         entry = target_entry(manifest, role, "tensorrt", precision)
+        from edgegen.trust import check_code  # engines/plugins shipped in a bundle are code (trust.py)
+        check_code(manifest, role, "tensorrt", precision, bool(opts.get("trust_code")))
         calib = entry.get("calibration_cache")
         path = cached_engine(manifest.root / entry["path"], precision, entry["profile"], entry["input_dims"],
                              entry.get("workspace_mib", 1024),

@@ -86,6 +86,9 @@ typedef struct edgegen_load_params {
     const char *calibration_cache; /* TensorRT int8: calibration cache file; NULL = the bundle's */
     int max_batch;         /* TensorRT optimization profile upper bound (default 64) */
     int num_threads;       /* OpenVINO INFERENCE_NUM_THREADS; 0 (default) = the runtime's choice */
+    int trust_code;        /* 1: load formats that are code (AOTInductor .pt2, TensorRT engines) from any bundle;
+                              0 (default): only those whose sha256 is in this machine's allow-list
+                              (SECURITY.md; edgegen/trust.py) */
 } edgegen_load_params;
 
 typedef struct edgegen_sample_params {

@@ -13,6 +13,7 @@
 #include "interpreter.hpp"
 #include "manifest.hpp"
 #include "network.hpp"
+#include "paths.hpp"
 #include "plan.hpp"
 #include "rng.hpp"
 
@@ -114,11 +115,20 @@ void check_n(uint32_t n) {
                                            std::to_string(EDGEGEN_MAX_SAMPLES) + ")");
 }
 
+// n x sample size above a memory bound is a clear error, not an allocation failure (issue 20).
+constexpr size_t MAX_OUTPUT_FLOATS = size_t(1) << 32;  // 16 GiB of float32
+void check_output_size(uint32_t n, size_t elems) {
+  if (elems != 0 && size_t(n) > MAX_OUTPUT_FLOATS / elems)
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, std::to_string(n) + " samples of " + std::to_string(elems) +
+                                           " values are more than the 16 GiB one call may return (ask for fewer)");
+}
+
 Resolved resolve(const Bundle &b, const edgegen_sample_params &p) {
   const Manifest &m = b.manifest;
   check_n(p.n);
   if (p.batch_size == 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "batch size must be positive, got 0");
   Resolved r{resolve_plan(b, p), {}, 1.0, std::min(p.batch_size, p.n)};
+  check_output_size(p.n, r.plan.elems[r.plan.output]);
   const int64_t k = m.num_classes;
   auto check_label = [&](int64_t y) {
     if (k == 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model is unconditional: it takes no label");
@@ -234,6 +244,7 @@ edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *
     if (p.num_threads < 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "num_threads must be >= 0 (0 = the runtime's default)");
     o.threads = p.num_threads;
     const Manifest &m = b->manifest;
+    check_code_trust(m, m.sampling_role, o.backend, o.precision, p.trust_code != 0);  // SECURITY.md
     if (m.sampling.value("kind", std::string()) != "plan")
       fail(EDGEGEN_ERR_UNSUPPORTED, "sampling kind '" + m.sampling.value("kind", std::string()) +
                                         "' is not supported by the native runtime (plans only)");
@@ -313,6 +324,7 @@ edgegen_status edgegen_sample_count(edgegen_bundle *h, const edgegen_sample_para
     require(out_count, "out_count");
     check_n(params->n);
     const Plan plan = resolve_plan(*b, *params);
+    check_output_size(params->n, plan.elems[plan.output]);
     *out_count = size_t(params->n) * plan.elems[plan.output];
   });
 }

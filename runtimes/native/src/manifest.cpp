@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "error.hpp"
+#include "paths.hpp"
 #include "sha256.hpp"
 
 namespace fs = std::filesystem;
@@ -123,6 +124,7 @@ Manifest read_manifest(const std::string &root, bool verify) {
   if (!fs::exists(root, ec)) fail(EDGEGEN_ERR_NOT_FOUND, "bundle not found: " + root);
   const std::string path = (fs::path(root) / "manifest.json").string();
   if (!fs::is_regular_file(path, ec)) fail(EDGEGEN_ERR_NOT_FOUND, root + " is not a bundle (no manifest.json)");
+  if (fs::file_size(path, ec) > MAX_MANIFEST_BYTES) fail(EDGEGEN_ERR_MALFORMED, path + " is larger than 64 MiB");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(EDGEGEN_ERR_NOT_FOUND, "could not read " + path);
   std::stringstream text;
@@ -137,6 +139,7 @@ Manifest read_manifest(const std::string &root, bool verify) {
       data["schema_version"].get<int>() < SCHEMA_VERSION_MIN || data["schema_version"].get<int>() > SCHEMA_VERSION_MAX)
     fail(EDGEGEN_ERR_MALFORMED, path + ": unsupported schema_version (this runtime reads 1 and 2)");
   const int version = data["schema_version"].get<int>();
+  check_bundle(root, data, path);  // limits and path containment, before any listed file is opened (paths.hpp)
   Manifest m;
   m.root = root;
   try {
