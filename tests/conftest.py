@@ -51,6 +51,18 @@ def tiny_family_bundle(name: str, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def family_bundle(tmp_path_factory):
+    """family name -> its tiny bundle, each trained and exported once per session."""
+    made: dict = {}
+
+    def get(name: str) -> Path:
+        if name not in made:
+            made[name] = tiny_family_bundle(name, tmp_path_factory)
+        return made[name]
+    return get
+
+
+@pytest.fixture(scope="session")
 def vq_bundle(tmp_path_factory):
     return tiny_family_bundle("vqvae", tmp_path_factory)
 

@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tiny_family_bundle
-
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("ddpm", "sde", "flow", "gan", "vqvae", "dalle")
 
@@ -45,11 +43,11 @@ def base_venv(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def family_bundles(tiny_bundle, vq_bundle, dalle_bundle, tmp_path_factory) -> dict:
+def family_bundles(tiny_bundle, vq_bundle, dalle_bundle, family_bundle) -> dict:
     out = {"ddpm": tiny_bundle, "vqvae": vq_bundle, "dalle": dalle_bundle}
     for name in FAMILIES:
         if name not in out:
-            out[name] = tiny_family_bundle(name, tmp_path_factory)
+            out[name] = family_bundle(name)
     return out
 
 
