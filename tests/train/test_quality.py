@@ -99,3 +99,15 @@ def test_bad_input_raises_one_line_errors():
         quality.diversity(good, good, np.zeros(10), np.zeros(4))
     with pytest.raises(EdgegenError, match="differ in size"):
         quality.memorization(good, np.zeros((5, 4)), np.zeros((5, 4)))
+
+
+def test_large_sets_are_chunked_and_the_threshold_subsampled(monkeypatch):
+    monkeypatch.setattr(quality, "_CELLS", 50)  # force many small chunks
+    monkeypatch.setattr(quality, "MAX_TEST_FOR_THRESHOLD", 40)
+    train, _ = blobs(30, 0)
+    test, _ = blobs(200, 1)
+    d, i = quality.nearest_distances(test, train)
+    full = quality.pairwise_distances(test, train)
+    np.testing.assert_allclose(d, full.min(1)) and np.testing.assert_array_equal(i, full.argmin(1))
+    np.testing.assert_allclose(quality.knn_radii(test, 2), np.sort(quality.pairwise_distances(test, test), 1)[:, 2])
+    assert quality.memorization(train[:10], train, test)["fraction_memorized"] == 1.0
