@@ -31,12 +31,17 @@ from edgegen.train.diffusers_family import DiffusersConfig, build
 
 # pipeline class -> (its components: name -> the diffusers class it must be, default steps, default options)
 PIXEL_PIPELINES = {"DDPMPipeline": 1000, "DDIMPipeline": 50}
-PIPELINES = tuple(PIXEL_PIPELINES)
+PIPELINES = tuple(PIXEL_PIPELINES) + ("StableDiffusionPipeline",)
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 # UNet2DModel options whose values edgegen does not support (the rest of its options are plain
 # architecture: block types, widths, norms, attention, which the exporter handles as any module).
 UNET_CHOICES = {"time_embedding_type": ("positional",), "class_embed_type": (None,)}
+COND_UNET_CHOICES = {"time_embedding_type": ("positional",), "class_embed_type": (None,), "num_class_embeds": (None,),
+                     "addition_embed_type": (None,), "time_cond_proj_dim": (None,), "encoder_hid_dim_type": (None,)}
+VAE_CHOICES = {"shift_factor": (None, 0, 0.0)}
+SD_STEPS, SD_GUIDANCE = 50, 7.5  # StableDiffusionPipeline's num_inference_steps and guidance_scale defaults
+DEFAULT_PROMPT = "a photo"  # the stored prompt of the gate and of label-less calls
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -80,21 +85,22 @@ def check_model_config(cls_name: str, config: dict, choices: dict) -> None:
     """Refuse options the installed diffusers class does not know (a newer format whose meaning
     edgegen cannot check) and values edgegen does not support, by name."""
     import diffusers
-    known = set(inspect.signature(getattr(diffusers, cls_name).__init__).parameters) - {"self"}
-    unknown = sorted(k for k in config if not k.startswith("_") and k not in known)
+    params = inspect.signature(getattr(diffusers, cls_name).__init__).parameters
+    unknown = sorted(k for k in config if not k.startswith("_") and k not in params)
     if unknown:
         raise EdgegenError(f"unsupported {cls_name} config option(s) {', '.join(unknown)} (not known to "
                            f"diffusers {diffusers.__version__})")
     for key, allowed in choices.items():
-        if config.get(key) not in allowed:
-            raise EdgegenError(f"unsupported {cls_name} option {key}={config.get(key)!r} (supported: "
+        value = config.get(key, params[key].default if key in params else None)
+        if value not in allowed:
+            raise EdgegenError(f"unsupported {cls_name} option {key}={value!r} (supported: "
                                f"{', '.join(repr(a) for a in allowed)})")
 
 
-def load_weights(module: torch.nn.Module, folder: Path, name: str) -> None:
+def load_weights(module: torch.nn.Module, folder: Path, name: str, weights: str = WEIGHTS) -> None:
     """The component's safetensors weights into ``module``, every name and shape checked."""
     from safetensors.torch import load_file
-    single, sharded = folder / WEIGHTS, folder / (WEIGHTS + ".index.json")
+    single, sharded = folder / weights, folder / (weights + ".index.json")
     if single.is_file():
         state = load_file(str(single))
     elif sharded.is_file():
@@ -103,8 +109,8 @@ def load_weights(module: torch.nn.Module, folder: Path, name: str) -> None:
         for f in files:
             state.update(load_file(str(folder / f)))
     else:
-        found = sorted(p.name for p in folder.glob("diffusion_pytorch_model*"))
-        raise EdgegenError(f"component {name}: no {WEIGHTS} in {folder}" + (
+        found = sorted(p.name for p in folder.glob(weights.split(".")[0] + "*"))
+        raise EdgegenError(f"component {name}: no {weights} in {folder}" + (
             f" (found {', '.join(found)}: edgegen reads safetensors only; save with safe_serialization=True)"
             if found else ""))
     own = module.state_dict()
@@ -195,22 +201,143 @@ def _pixel_source(path: Path, index: dict):
     return ExportSource(data, modules)
 
 
+# -- latent text-to-image (StableDiffusionPipeline; docs/notes/latent-stages.md) -------------------
+TOKENIZER_CLASSES = ("CLIPTokenizer", "CLIPTokenizerFast")
+
+
+def convert_tokenizer(folder: Path, out: Path) -> dict:
+    """The pipeline's CLIP tokenizer as one Hugging Face tokenizer.json (``tokenizers`` reads it in
+    Python; the native runtime reads the same file) plus the ids the text-encoder role needs.
+
+    The file is the fast tokenizer's own (BOS/EOS by its post-processor, CLIP's normalizer), with
+    padding and truncation off (edgegen pads, and refuses over-long prompts) and one added token
+    ``[PAD]``, the pad token edgegen's runtime uses (runtimes/text.py); the text-encoder role maps it
+    back (diffusers_family.TextEncoder)."""
+    has_json = (folder / "tokenizer.json").is_file()
+    missing = [f for f in ("vocab.json", "merges.txt") if not (folder / f).is_file()]
+    if not has_json and missing:
+        raise EdgegenError(f"tokenizer in {folder} lacks {', '.join(missing)} (a CLIPTokenizer needs vocab.json and "
+                           f"merges.txt, or tokenizer.json)")
+    try:
+        import transformers
+    except ImportError:
+        raise EdgegenError("importing a CLIP tokenizer needs the Python package 'transformers': "
+                           "pip install 'edgegen[import]'") from None
+    try:
+        tok = transformers.CLIPTokenizerFast.from_pretrained(str(folder))
+    except Exception as e:  # transformers raises many types for a broken tokenizer folder
+        raise EdgegenError(f"cannot read the CLIP tokenizer in {folder}: {str(e).strip().splitlines()[0]}") from None
+    data = json.loads(tok.backend_tokenizer.to_str())
+    data["padding"], data["truncation"] = None, None
+    vocab = tok.backend_tokenizer.get_vocab()
+    if "[PAD]" in vocab:
+        raise EdgegenError("unsupported CLIP tokenizer with a '[PAD]' token (edgegen's runtime pads with it)")
+    ids = {"pad_in": max(vocab.values()) + 1, "pad_id": tok.pad_token_id, "bos_id": tok.bos_token_id,
+           "eos_id": tok.eos_token_id}
+    if None in ids.values():
+        raise EdgegenError(f"unsupported CLIP tokenizer without pad, bos or eos token ({ids})")
+    data["added_tokens"].append({"id": ids["pad_in"], "content": "[PAD]", "single_word": False, "lstrip": False,
+                                 "rstrip": False, "normalized": False, "special": True})
+    out.write_text(json.dumps(data))
+    from tokenizers import Tokenizer
+    check = Tokenizer.from_file(str(out))
+    if check.get_vocab().get("[PAD]") != ids["pad_in"]:
+        raise EdgegenError("could not add edgegen's [PAD] token to the CLIP tokenizer")
+    return {"ids": ids, "model_max_length": int(min(tok.model_max_length, 10 ** 6))}
+
+
+def _latent_source(path: Path, index: dict, scratch: Path):
+    from edgegen.export.source import ExportSource
+    pipeline = index["_class_name"]
+    unet_cls, unet_cfg = _component(path, index, "unet", ("UNet2DConditionModel",), "config.json")
+    check_model_config(unet_cls, unet_cfg, COND_UNET_CHOICES)
+    vae_cls, vae_cfg = _component(path, index, "vae", ("AutoencoderKL",), "config.json")
+    check_model_config(vae_cls, vae_cfg, VAE_CHOICES)
+    te_cls, te_cfg = _component(path, index, "text_encoder", ("CLIPTextModel",), "config.json")
+    entry = index.get("tokenizer")
+    if not (isinstance(entry, list) and len(entry) == 2 and entry[1] in TOKENIZER_CLASSES):
+        raise EdgegenError(f"unsupported tokenizer {entry!r} (supported: {', '.join(TOKENIZER_CLASSES)})")
+    sched_cls, sched_cfg = _component(path, index, "scheduler", _scheduler_classes(), "scheduler_config.json")
+    stage = scheduler_stage(pipeline, {**sched_cfg, "_class_name": sched_cls}, SD_STEPS, guidance=SD_GUIDANCE)
+    tok_file = scratch / "tokenizer.json"
+    tok = convert_tokenizer(path / "tokenizer", tok_file)
+    L = min(tok["model_max_length"], int(te_cfg.get("max_position_embeddings", 77)))
+    D = int(te_cfg.get("hidden_size", 512))
+    if int(unet_cfg.get("cross_attention_dim", 1280)) != D:
+        raise EdgegenError(f"unet cross_attention_dim={unet_cfg.get('cross_attention_dim')} does not match the text "
+                           f"encoder's hidden_size={D}")
+    s = int(unet_cfg.get("sample_size") or 64)
+    lc = int(unet_cfg.get("in_channels", 4))
+    if int(vae_cfg.get("latent_channels", 4)) != lc or int(unet_cfg.get("out_channels", 4)) != lc:
+        raise EdgegenError(f"unet in/out channels {lc}/{unet_cfg.get('out_channels')} do not match the vae's "
+                           f"latent_channels={vae_cfg.get('latent_channels')}")
+    f = 2 ** (len(vae_cfg.get("block_out_channels", (64,))) - 1)  # the pipeline's vae_scale_factor
+    c, size = int(vae_cfg.get("in_channels", 3)), s * f
+    cfg = DiffusersConfig(pipeline=pipeline, source=str(path), components={
+        "unet": {"class": unet_cls, "config": unet_cfg}, "vae": {"class": vae_cls, "config": vae_cfg},
+        "text_encoder": {"class": te_cls, "config": te_cfg}, "tokenizer": {"ids": tok["ids"]}})
+    modules = build(cfg)
+    load_weights(modules["denoiser"].unet, path / "unet", "unet")
+    vae = component_from(modules)
+    load_weights(vae, path / "vae", "vae")
+    load_weights(modules["text_encoder"].clip, path / "text_encoder", "text_encoder", "model.safetensors")
+    scale = float(vae_cfg.get("scaling_factor", 0.18215))
+    z = TensorSpec("z", ("batch", lc, s, s), "float32")
+    x = TensorSpec("x", ("batch", c, size, size), "float32")
+    ctx = TensorSpec("context", ("batch", L, D), "float32")
+    roles = {"text_encoder": RoleSpec((TensorSpec("tokens", ("batch", L), "int64"),), (ctx,)),
+             "vae_decoder": RoleSpec((z,), (x,)), "vae_encoder": RoleSpec((x,), (z,)),
+             "denoiser": RoleSpec((TensorSpec("x", ("batch", lc, s, s), "float32"), TensorSpec("t", ("batch",), "float32"),
+                                   ctx), (TensorSpec("out", ("batch", lc, s, s), "float32"),),
+                                  {"time_input": "t", "context_input": "context"})}
+    stage["latent_shape"] = [lc, s, s]
+    condition = {"kind": "prompt", "tokenizer": {"file": "tokenizer.json", "text_length": L},
+                 "label_prompts": [DEFAULT_PROMPT],
+                 "encoder": {"role": "text_encoder", "input": "tokens", "output": "context"}, "null_prompt": ""}
+    params = sum(p.numel() for m in (modules["denoiser"], vae, modules["text_encoder"]) for p in m.parameters())
+    data = {"schema_version": SCHEMA_VERSION, "edgegen_version": __version__, "family": "diffusers",
+            "data": {"source": f"diffusers:{pipeline}", "shape": [c, size, size], "range": [-1.0, 1.0],
+                     "layout": "NCHW", "num_classes": 0, "null_label": None},
+            "roles": {k: v.to_json() for k, v in roles.items()},
+            "pipeline": {"condition": condition, "generator": stage,
+                         "decoder": {"role": "vae_decoder", "input": "z", "output": "x", "scale": scale},
+                         "encoder": {"role": "vae_encoder", "input": "x", "output": "z", "scale": scale}},
+            "plans": {}, "training": {"config": to_dict(cfg), "stats": {"parameters": params}}}
+    return ExportSource(data, modules, {"tokenizer": tok_file})
+
+
+def component_from(modules: dict) -> torch.nn.Module:
+    """The AutoencoderKL's parameters as its checkpoint names them (encoder, quant_conv, decoder,
+    post_quant_conv), held by the two VAE roles: one module to load its weights into."""
+    vae = torch.nn.Module()
+    dec, enc = modules["vae_decoder"], modules["vae_encoder"]
+    vae.encoder, vae.quant_conv, vae.decoder, vae.post_quant_conv = enc.encoder, enc.quant_conv, dec.decoder, \
+        dec.post_quant_conv
+    return vae
+
+
 def _scheduler_classes() -> tuple[str, ...]:
     from edgegen.runtimes.diffusers_schedules import SOURCE_CLASSES
     return tuple(SOURCE_CLASSES)
 
 
-def import_source(path) -> "ExportSource":  # noqa: F821
+def import_source(path, scratch=None) -> "ExportSource":  # noqa: F821
     """A diffusers pipeline folder as the exporter's input; one-line EdgegenError for anything
     edgegen does not support (nothing is written)."""
     path = Path(path)
     index = read_index(path)
     with torch.no_grad():
-        return _pixel_source(path, index)
+        if index["_class_name"] in PIXEL_PIPELINES:
+            return _pixel_source(path, index)
+        if scratch is None:
+            raise EdgegenError("importing a text-to-image pipeline needs a scratch folder for its tokenizer.json")
+        return _latent_source(path, index, Path(scratch))
 
 
 def import_pipeline(path, out, formats=("onnx", "openvino"), progress: bool = True, recipe=None) -> dict:
     """Import a diffusers pipeline folder and export it to the bundle ``out``; returns verify.json."""
+    import tempfile
     from edgegen.export.bundle import export_bundle
-    source = import_source(path)
-    return export_bundle(source, list(formats), Path(out), progress=progress, recipe=recipe)
+    with tempfile.TemporaryDirectory() as scratch:
+        source = import_source(path, scratch)
+        return export_bundle(source, list(formats), Path(out), progress=progress, recipe=recipe)
