@@ -406,3 +406,13 @@ def test_unsupported_options_are_refused_on_one_line(config, sampler, match):
     with pytest.raises(EdgegenError, match=match) as e:
         samplers.compile_plan({"process": "diffusers", "scheduler": config, "defaults": {}}, sampler, 5)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLER_CLASS))
+def test_plans_are_valid_json(sampler):
+    """Every compiled plan survives JSON (no numpy scalars, no inf) and validates as a bundle plan."""
+    from edgegen.runtimes.plans import Plan
+    config = saved_config(SAMPLER_CLASS[sampler])
+    plan = samplers.compile_plan({"process": "diffusers", "scheduler": config, "defaults": {}}, sampler, 6)
+    again = Plan.from_json(json.loads(json.dumps(plan.to_json(), allow_nan=False)))
+    assert again.to_json() == plan.to_json()
