@@ -105,15 +105,29 @@ def reference(manifest: Manifest, ref: Backend, real_images: np.ndarray | None =
         r.trajectory_key = f"prefill {p0}+{r.fed.shape[1]} decode"
         r.torch_cached = _greedy_cached(ref, manifest, r.prompt)  # the cache on torch itself
     else:
-        real = None if real_images is None else {"x": real_images}
-        if real is not None and role == manifest.stage("decoder")["role"]:  # codes of real images
-            from edgegen.runtimes.backends import create_backend
-            encoder = create_backend("torch", manifest, manifest.stage("encoder")["role"])
-            real = {"codes": encoder.run(real)["codes"]}
-        r.data_inputs = real
+        r.data_inputs = _real_inputs(manifest, role, real_images)
+        real = r.data_inputs
         r.data_outputs = ref.run(real) if real is not None else None
         r.trajectory_key = "test-data call"
     return r
+
+
+def _real_inputs(manifest: Manifest, role: str, real_images: np.ndarray | None) -> dict | None:
+    """Real data for a role: test images for an encoder, their encodings for a decoder, the
+    stored label prompts' tokens for a text encoder (latent models)."""
+    cond, enc, dec = (manifest.stage(k) or {} for k in ("condition", "encoder", "decoder"))
+    if role == (cond.get("encoder") or {}).get("role"):
+        from edgegen.runtimes.text import TextEncoder
+        tok = cond["tokenizer"]
+        text = TextEncoder.from_file(manifest.root / tok["file"], tok["text_length"])
+        return {cond["encoder"].get("input", "tokens"): text.encode_batch(cond["label_prompts"][:GATE_BATCH])}
+    if real_images is None:
+        return None
+    if role == dec.get("role") and enc:  # the encodings of real images
+        from edgegen.runtimes.backends import create_backend
+        encoder = create_backend("torch", manifest, enc["role"])
+        return {dec.get("input", "codes"): encoder.run({enc.get("input", "x"): real_images})[enc.get("output", "codes")]}
+    return {enc.get("input", "x"): real_images}
 
 
 def gate(manifest: Manifest, ref: TokenReference, other: Backend, precision: str = "fp32") -> dict:

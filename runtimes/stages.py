@@ -99,10 +99,9 @@ class PromptCondition(LabelCondition):
         super().__init__(manifest, stage)
         self.stage, self.root = stage, manifest.root
         self._text = None
-        enc = stage.get("encoder")
-        if enc and backend_factory is None:
-            raise EdgegenError("this prompt model has a text encoder role: open it through a Pipeline")
-        self.encoder = RoleStage(enc, backend_factory(enc["role"])) if enc else None
+        enc = stage.get("encoder")  # without a backend factory only the tokenizer is usable
+        self.encoder = RoleStage(enc, backend_factory(enc["role"])) if enc and backend_factory else None
+        self.needs_encoder = bool(enc)
 
     @property
     def text(self):
@@ -128,6 +127,8 @@ class PromptCondition(LabelCondition):
     def prepare(self, n: int, labels=None, prompt=None) -> Conditioning:
         y = self.labels(n, labels) if prompt is None else np.zeros(n, dtype=np.int64)
         prompts = self.prompts(n, labels, prompt)
+        if self.needs_encoder and self.encoder is None:
+            raise EdgegenError("this prompt model has a text encoder role: open it through a Pipeline")
         if self.encoder is None:
             return Conditioning(y, self.text.encode_batch(prompts))
         # The text encoder runs once per distinct prompt (its output does not depend on the

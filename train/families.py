@@ -16,6 +16,7 @@ from edgegen.errors import EdgegenError
 FAMILIES = {"ddpm": "edgegen.train.ddpm", "sde": "edgegen.train.sde", "flow": "edgegen.train.flow",
             "gan": "edgegen.train.gan"}
 FAMILIES.update({"vqvae": "edgegen.train.vqvae", "dalle": "edgegen.train.dalle"})
+FAMILIES["ldm"] = "edgegen.train.ldm"  # latent text-to-image diffusion (issue 15)
 FAMILIES["diffusers"] = "edgegen.train.diffusers_family"  # imported, not trained (edgegen import)
 
 
