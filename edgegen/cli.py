@@ -281,7 +281,7 @@ def build_parser(full_train: bool = True) -> Parser:
 
     im = sub.add_parser("import", help="import a diffusers pipeline folder (save_pretrained) as a bundle "
                         "(with parity gate)")
-    im.add_argument("path", help="folder with model_index.json (DDPMPipeline, DDIMPipeline)")
+    im.add_argument("path", help="folder with model_index.json (DDPMPipeline, DDIMPipeline, StableDiffusionPipeline)")
     im.add_argument("--format", default="onnx,openvino", help="comma list of export formats, as for export")
     im.add_argument("--out", default=None, help="bundle folder (default bundles/FOLDER_NAME)")
     im.add_argument("--quiet", action="store_true")
