@@ -22,6 +22,7 @@ Every figure is meant to be read against the same figure for a real sample of th
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,8 @@ _CELLS = 1 << 22  # distance-matrix entries computed at once (32 MB of float64: 
 MAX_TEST_FOR_THRESHOLD = 2000  # test images whose nearest-training distances set the threshold
 
 
-def _points(a, name: str, min_n: int = 1) -> np.ndarray:
-    arr = np.asarray(a, dtype=np.float64)
+def _points(a, name: str, min_n: int = 1, dtype=np.float64) -> np.ndarray:
+    arr = np.asarray(a, dtype=dtype)
     arr = arr.reshape(len(arr), -1) if arr.ndim > 2 else arr
     if arr.ndim != 2 or len(arr) < min_n or arr.shape[1] == 0:
         raise EdgegenError(f"{name} must be (N, D) with N >= {min_n}, got shape {tuple(np.shape(a))}")
@@ -63,8 +64,29 @@ def nearest_distances(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, n
     return np.concatenate(dist), np.concatenate(idx)
 
 
+_CACHE: dict = {}  # the test split's radii and distances are the same in every score: computed once
+
+
+def _cached(key_arrays, tag, compute):
+    """compute() memoized on the content of key_arrays (the reference sets do not change between scores)."""
+    h = hashlib.sha1(tag.encode())
+    for a in key_arrays:
+        h.update(str((a.shape, a.dtype)).encode())
+        h.update(np.ascontiguousarray(a).data)
+    key = h.hexdigest()
+    if key not in _CACHE:
+        if len(_CACHE) >= 256:  # 1-D arrays of at most a few thousand floats each
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = compute()
+    return _CACHE[key]
+
+
 def knn_radii(x: np.ndarray, k: int) -> np.ndarray:
     """Distance from each row of x (N, D) to its k-th nearest other row (N,)."""
+    return _cached([x], f"knn{k}", lambda: _knn_radii(x, k))
+
+
+def _knn_radii(x: np.ndarray, k: int) -> np.ndarray:
     if len(x) <= k:
         raise EdgegenError(f"k-nearest-neighbour radii need more than k={k} points, got {len(x)}")
     out, rows = [], max(1, _CELLS // len(x))
@@ -140,14 +162,16 @@ def memorization(samples, train, test, percentile: float = MEMORIZATION_PERCENTI
     percentile distance (about percentile / 100 for a model that does not copy). Above
     MAX_TEST_FOR_THRESHOLD test images a fixed random subset sets the threshold: the 1st percentile of
     2000 distances is stable, and Fashion-MNIST's 10k x 60k distances would dominate a score's time."""
-    samples, train, test = _points(samples, "samples"), _points(train, "training images"), _points(test, "test images")
+    # float32: images are in a small range, and a 60k-image training set stays 240 MB, not 480
+    samples, train, test = (_points(a, name, dtype=np.float32) for a, name in
+                            ((samples, "samples"), (train, "training images"), (test, "test images")))
     if not samples.shape[1] == train.shape[1] == test.shape[1]:
         raise EdgegenError(f"samples, training and test images differ in size: {samples.shape[1]}, "
                            f"{train.shape[1]}, {test.shape[1]}")
     if len(test) > MAX_TEST_FOR_THRESHOLD:
         test = test[np.sort(np.random.default_rng(0).choice(len(test), MAX_TEST_FOR_THRESHOLD, replace=False))]
     d_sample, nearest = nearest_distances(samples, train)
-    d_test, _ = nearest_distances(test, train)
+    d_test = _cached([test, train], "nn", lambda: nearest_distances(test, train)[0])
     threshold = float(np.percentile(d_test, percentile))
     return {"percentile": percentile, "threshold": threshold,
             "fraction_memorized": float(np.mean(d_sample < threshold)),
