@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import logging
 import warnings
 from pathlib import Path
 

@@ -10,18 +10,13 @@ fp32 and fp16 always; int8 when the bundle carries a TensorRT calibration cache
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import shutil
-from pathlib import Path
-from typing import Optional
 
-from edgegen.errors import EdgegenError
 from edgegen.export.targets import TargetContext
-from edgegen.paths import atomic_write_bytes, atomic_write_text, cache_dir
-from edgegen.runtimes.backends.tensorrt_engine import (PRECISIONS, build_engine, cached_engine,  # noqa: F401
-                                                       calibration_cache, engine_key, tensorrt_reason)
+from edgegen.paths import atomic_write_text
+from edgegen.runtimes.backends.tensorrt_engine import build_engine, cached_engine  # noqa: F401 (re-exported)
+from edgegen.runtimes.backends.tensorrt_engine import calibration_cache, tensorrt_reason  # noqa: F401
 
 def write(ctx: TargetContext) -> tuple[dict, dict]:
     """The ONNX source, the profile and the compatibility report per role; engines where possible."""

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from edgegen.errors import EdgegenError
 from edgegen.manifest import Manifest
 from edgegen.runtimes.api import Pipeline, default_backend
 

@@ -25,10 +25,9 @@ def sample_request(pipe, n: int) -> tuple[np.ndarray, dict]:
 
 def reconstruction(pipe, evaluator, batch_size: int = 256) -> dict:
     """The test split through the pipeline backend's encoder and decoder."""
-    from edgegen.train.data import load_images
     from edgegen.train.vqvae import codebook_stats
     m = pipe.manifest
-    test = load_images("digits", "test", 16, 1)
+    test = evaluator.split("test")
     enc = create_backend(pipe.backend.name, m, m.stage("encoder")["role"])
     codes = np.concatenate([enc.run({"x": test.images[i:i + batch_size]})["codes"]
                             for i in range(0, len(test), batch_size)])

@@ -177,7 +177,8 @@ def profile_bundle(req: ProfileRequest, progress: bool = True) -> dict:
 
     # FLOPs per call: plan families call one network at a fixed shape; a token step's cost grows
     # with the cache, so token families get no per-call count (and no roofline)
-    onnx_path = manifest.formats(role).get("onnx", {}).get("fp32") if kind == "plan" else None
+    onnx_path = (manifest.formats(role).get("onnx", {}).get("fp32") if generator_class(manifest).has_plans
+                 else None)
     flops = {b: count_flops(manifest.root / onnx_path["path"], b) for b in req.batches} if onnx_path else {}
     measured = _run_worker({"kind": "peak", "threads": req.threads}, req.timeout_s)
     if "error" in measured:

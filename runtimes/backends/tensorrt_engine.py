@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Optional
 
 from edgegen.errors import EdgegenError
-from edgegen.paths import atomic_write_bytes, atomic_write_text, cache_dir
+from edgegen.paths import atomic_write_bytes, cache_dir
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
