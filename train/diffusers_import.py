@@ -154,16 +154,24 @@ def pixel_roles(config: dict) -> dict[str, RoleSpec]:
     return {"denoiser": RoleSpec(tuple(inputs), (TensorSpec("out", ("batch", c, h, w), "float32"),), meta)}
 
 
-def scheduler_stage(pipeline: str, scheduler: dict, default_steps: int, **defaults) -> dict:
-    """The generator stage of process ``diffusers``: the pipeline's scheduler and its defaults."""
+def scheduler_stage(pipeline: str, scheduler: dict, default_steps: int, sampler: str | None = None,
+                    **defaults) -> dict:
+    """The generator stage of process ``diffusers``: the pipeline's scheduler and its defaults.
+
+    ``sampler``: the bundle's default sampler instead of the one equivalent to the scheduler's class
+    (needed for classes edgegen has no sampler for, PNDMScheduler and LMSDiscreteScheduler, whose
+    configs still give the betas, prediction type and spacing every other sampler uses)."""
     from edgegen.runtimes.diffusers_plans import default_sampler
     from edgegen.runtimes.diffusers_schedules import FLOW_CLASSES
     from edgegen.runtimes.samplers import compile_plan, samplers
-    sampler = "ddim" if pipeline == "DDIMPipeline" else default_sampler(scheduler)  # DDIMPipeline converts to DDIM
     flow = scheduler.get("_class_name") in FLOW_CLASSES
     names = [s for s in samplers("diffusers") if (s == "flow_euler") == flow]
+    if sampler is not None and sampler not in names:
+        raise EdgegenError(f"unknown sampler {sampler!r} for this scheduler config (choose {', '.join(names)})")
+    if sampler is None:  # DDIMPipeline converts any scheduler to DDIM in its constructor
+        sampler = "ddim" if pipeline == "DDIMPipeline" else default_sampler(scheduler)
     T = int(scheduler.get("num_train_timesteps", 1000))
-    steps = min(default_steps, T) if sampler in ("ddpm", "ddim") else default_steps
+    steps = min(default_steps, T)  # diffusers refuses more inference steps than training steps
     stage = {"kind": "plan", "role": "denoiser", "process": "diffusers", "scheduler": scheduler,
              "defaults": {"sampler": sampler, "steps": steps, **defaults}, "samplers": names,
              # the parity gate's trajectory: the default sampler, at most 50 steps
@@ -172,7 +180,7 @@ def scheduler_stage(pipeline: str, scheduler: dict, default_steps: int, **defaul
     return stage
 
 
-def _pixel_source(path: Path, index: dict):
+def _pixel_source(path: Path, index: dict, sampler: str | None = None):
     from edgegen.export.source import ExportSource
     pipeline = index["_class_name"]
     unet_cls, unet_cfg = _component(path, index, "unet", ("UNet2DModel",), "config.json")
@@ -184,7 +192,9 @@ def _pixel_source(path: Path, index: dict):
     sched_cls, sched_cfg = _component(path, index, "scheduler", _scheduler_classes(), "scheduler_config.json")
     sched_cfg = {**sched_cfg, "_class_name": sched_cls}
     extra = {"eta": 0.0} if pipeline == "DDIMPipeline" else {}
-    stage = scheduler_stage(pipeline, sched_cfg, PIXEL_PIPELINES[pipeline], **extra)
+    if sampler not in (None, "ddim"):
+        extra = {}
+    stage = scheduler_stage(pipeline, sched_cfg, PIXEL_PIPELINES[pipeline], sampler, **extra)
     k = int(unet_cfg.get("num_class_embeds") or 0)
     cfg = DiffusersConfig(pipeline=pipeline, source=str(path),
                           components={"unet": {"class": unet_cls, "config": unet_cfg}})
@@ -246,7 +256,7 @@ def convert_tokenizer(folder: Path, out: Path) -> dict:
     return {"ids": ids, "model_max_length": int(min(tok.model_max_length, 10 ** 6))}
 
 
-def _latent_source(path: Path, index: dict, scratch: Path):
+def _latent_source(path: Path, index: dict, scratch: Path, sampler: str | None = None):
     from edgegen.export.source import ExportSource
     pipeline = index["_class_name"]
     unet_cls, unet_cfg = _component(path, index, "unet", ("UNet2DConditionModel",), "config.json")
@@ -258,7 +268,8 @@ def _latent_source(path: Path, index: dict, scratch: Path):
     if not (isinstance(entry, list) and len(entry) == 2 and entry[1] in TOKENIZER_CLASSES):
         raise EdgegenError(f"unsupported tokenizer {entry!r} (supported: {', '.join(TOKENIZER_CLASSES)})")
     sched_cls, sched_cfg = _component(path, index, "scheduler", _scheduler_classes(), "scheduler_config.json")
-    stage = scheduler_stage(pipeline, {**sched_cfg, "_class_name": sched_cls}, SD_STEPS, guidance=SD_GUIDANCE)
+    stage = scheduler_stage(pipeline, {**sched_cfg, "_class_name": sched_cls}, SD_STEPS, sampler,
+                            guidance=SD_GUIDANCE)
     tok_file = scratch / "tokenizer.json"
     tok = convert_tokenizer(path / "tokenizer", tok_file)
     L = min(tok["model_max_length"], int(te_cfg.get("max_position_embeddings", 77)))
@@ -321,23 +332,24 @@ def _scheduler_classes() -> tuple[str, ...]:
     return tuple(SOURCE_CLASSES)
 
 
-def import_source(path, scratch=None) -> "ExportSource":  # noqa: F821
+def import_source(path, scratch=None, sampler: str | None = None) -> "ExportSource":  # noqa: F821
     """A diffusers pipeline folder as the exporter's input; one-line EdgegenError for anything
     edgegen does not support (nothing is written)."""
     path = Path(path)
     index = read_index(path)
     with torch.no_grad():
         if index["_class_name"] in PIXEL_PIPELINES:
-            return _pixel_source(path, index)
+            return _pixel_source(path, index, sampler)
         if scratch is None:
             raise EdgegenError("importing a text-to-image pipeline needs a scratch folder for its tokenizer.json")
-        return _latent_source(path, index, Path(scratch))
+        return _latent_source(path, index, Path(scratch), sampler)
 
 
-def import_pipeline(path, out, formats=("onnx", "openvino"), progress: bool = True, recipe=None) -> dict:
+def import_pipeline(path, out, formats=("onnx", "openvino"), progress: bool = True, recipe=None,
+                    sampler: str | None = None) -> dict:
     """Import a diffusers pipeline folder and export it to the bundle ``out``; returns verify.json."""
     import tempfile
     from edgegen.export.bundle import export_bundle
     with tempfile.TemporaryDirectory() as scratch:
-        source = import_source(path, scratch)
+        source = import_source(path, scratch, sampler)
         return export_bundle(source, list(formats), Path(out), progress=progress, recipe=recipe)

@@ -169,6 +169,8 @@ REFUSALS = {
                          "unsupported scheduler option thresholding=True"),
     "scheduler value": (lambda p: edit_json(p / "scheduler/scheduler_config.json", beta_schedule="sigmoid"),
                         "unsupported scheduler option beta_schedule='sigmoid'"),
+    "pndm without --sampler": (lambda p: edit_json(p / "scheduler/scheduler_config.json", _class_name="PNDMScheduler"),
+                               "scheduler class 'PNDMScheduler' has no edgegen sampler"),
     "unet option": (lambda p: edit_json(p / "unet/config.json", time_embedding_type="fourier"),
                     "unsupported UNet2DModel option time_embedding_type='fourier' (supported: 'positional')"),
     "unknown unet key": (lambda p: edit_json(p / "unet/config.json", future_option=1),
@@ -194,6 +196,17 @@ def test_refusals_one_line_exit_2_nothing_written(ddpm_folder, tmp_path, capsys,
     assert not out.exists()
     with pytest.raises(EdgegenError):
         import_source(folder)
+
+
+def test_sampler_choice_for_a_scheduler_without_one(ddpm_folder, tmp_path):
+    """PNDMScheduler (Stable Diffusion 1.x's) has no edgegen sampler: --sampler picks the default;
+    the config still gives the betas, prediction type and spacing."""
+    folder = copy_folder(ddpm_folder, tmp_path / "pipe")
+    edit_json(folder / "scheduler/scheduler_config.json", _class_name="PNDMScheduler", timestep_spacing="leading")
+    gen = import_source(folder, sampler="euler").data["pipeline"]["generator"]
+    assert gen["defaults"] == {"sampler": "euler", "steps": T} and gen["scheduler"]["_class_name"] == "PNDMScheduler"
+    with pytest.raises(EdgegenError, match="unknown sampler 'pndm' for this scheduler config"):
+        import_source(folder, sampler="pndm")
 
 
 # -- latent text-to-image (StableDiffusionPipeline layout) -------------------------------------------
