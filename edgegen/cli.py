@@ -31,7 +31,10 @@ def cmd_train(args) -> int:
     from edgegen.train.runs import train_run
     cfg = get_preset(args.model, args.preset)
     if args.data:
+        from edgegen.train.data import DEFAULT_IMAGE_SIZE
         cfg.data.source = args.data
+        # a data set's natural size (fashion: 32) unless --data.image_size says otherwise (applied below)
+        cfg.data.image_size = DEFAULT_IMAGE_SIZE.get(args.data, cfg.data.image_size)
     cfg = apply_flags(cfg, args)
     out = Path(args.out or f"runs/{args.model}-{args.preset}")
     from edgegen.train.loop import is_main_process
@@ -120,8 +123,16 @@ def cmd_sample(args) -> int:
     options = {"sampler": args.sampler, "steps": args.steps, "eta": args.eta, "guidance": args.guidance,
                "snr": args.snr, "corrector": args.corrector, "temperature": args.temperature,
                "top_k": args.top_k, "top_p": args.top_p}
+    edit = {}
+    if args.init_image or args.mask or args.strength is not None:  # image-to-image, inpainting
+        from edgegen.images import read_image, read_mask
+        if not args.init_image:
+            raise EdgegenError("--mask and --strength need --init-image")
+        shape, rng = manifest.sample_shape, manifest.data["data"].get("range", (-1.0, 1.0))
+        edit = {"init_image": read_image(Path(args.init_image), shape, rng), "strength": args.strength,
+                "mask": read_mask(Path(args.mask), shape[1:]) if args.mask else None}
     images = pipe.sample(args.n, seed=args.seed, labels=args.label, prompt=args.prompt, batch_size=args.batch_size,
-                         callback=progress_callback(args.quiet), **options)
+                         callback=progress_callback(args.quiet), **options, **edit)
     save_grid(out, images, nrow=min(args.n, 10) if manifest.num_classes else None)
     save_npy(out.with_suffix(".npy"), images)
     print(f"wrote {out} and {out.with_suffix('.npy')} ({args.n} samples, {images.shape[1:]})")
@@ -243,7 +254,7 @@ def _train_parsers(t) -> None:
         fam = get_family(name)
         fp = tsub.add_parser(name, help=(fam.__doc__ or "").strip().splitlines()[0])
         fp.add_argument("--preset", default="small", choices=fam.PRESETS)
-        fp.add_argument("--data", default=None, help="digits, moons or folder:PATH (default: the preset's)")
+        fp.add_argument("--data", default=None, help="digits, fashion, moons or folder:PATH (default: the preset's)")
         fp.add_argument("--out", default=None, help="run folder (default runs/MODEL-PRESET)")
         fp.add_argument("--quiet", action="store_true", help="no progress bar")
         add_flags(fp, type(fam.preset(fam.PRESETS[0])))
@@ -322,10 +333,15 @@ def build_parser(full_train: bool = True) -> Parser:
     s.add_argument("--temperature", type=float, default=None, help="token models: 0 = greedy (default: bundle's)")
     s.add_argument("--top-k", type=int, default=None, help="token models: keep the k most likely tokens (k >= 1)")
     s.add_argument("--top-p", type=float, default=None, help="token models: nucleus mass in (0, 1]")
+    s.add_argument("--init-image", default=None, help="image-to-image: start from this PNG (the model's size "
+                   "and channels)")
+    s.add_argument("--strength", type=float, default=None, help="image-to-image: how much of the plan runs, "
+                   "in (0, 1] (default 0.6; with --mask 1)")
+    s.add_argument("--mask", default=None, help="inpainting: binary PNG, white = generate, black = keep")
     sampling_flags(s, 64)
     s.set_defaults(func=cmd_sample)
 
-    v = sub.add_parser("eval", help="score a bundle or run with the digit evaluator")
+    v = sub.add_parser("eval", help="score a bundle or run with its data set's evaluator")
     v.add_argument("path")
     v.add_argument("--backend", default=None, help="default: onnxruntime for bundles, torch for runs")
     v.add_argument("--json", default=None, help="also write the scores to this file")
