@@ -53,14 +53,18 @@ def _markdown(report: dict) -> str:
     lines = [f"# edgegen demo: {report['model']} ({report['preset']})", "",
              f"Bundle `{report['bundle']}`, {report['samples_per_backend']} label-conditioned samples per "
              f"backend, {report['plan']}, guidance {report['guidance']}, seed {report['seed']}.", "",
-             "| backend | class accuracy | digit-FID | seconds | ms / sample | network share |",
-             "|---|---|---|---|---|---|"]
+             "| backend | class accuracy | digit-FID | recall (of real) | coverage (of real) | memorized | seconds "
+             "| ms / sample | network share |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, s in report["backends"].items():
-        lat = s["latency"]
-        lines.append(f"| {name} | {s['accuracy']:.3f} | {s['fid']:.2f} | {lat['seconds']:.1f} | "
+        lat, div, mem = s["latency"], s.get("diversity", {}), s.get("memorization", {})
+        share = lambda k: (f"{div[k]:.3f} ({div[k + '_vs_reference']:.0%})"  # noqa: E731
+                           if k in div and div.get(k + "_vs_reference") is not None else "")
+        lines.append(f"| {name} | {s['accuracy']:.3f} | {s['fid']:.2f} | {share('recall')} | {share('coverage')} | "
+                     f"{mem.get('fraction_memorized', float('nan')):.1%} | {lat['seconds']:.1f} | "
                      f"{lat['per_sample_ms']:.1f} | {lat['network_seconds'] / lat['seconds']:.0%} |")
     for name, why in report["unavailable"].items():
-        lines.append(f"| {name} | skipped: {why} | | | | |")
+        lines.append(f"| {name} | skipped: {why} | | | | | | | |")
     lines += ["", "Reference digit-FIDs against the test split (lower is better):", "",
               f"- real train images: {refs['fid_train_vs_test']:.2f} (the whole train split); "
               f"{refs['fid_train_same_n_vs_test']:.2f} ({refs['same_n']} images, as many as were generated)",
