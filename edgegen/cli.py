@@ -406,7 +406,7 @@ def build_parser(full_train: bool = True) -> Parser:
 # a missing package -> the extra that installs it (pyproject.toml)
 EXTRAS = {"torch": "train", "sklearn": "train", "scipy": "train", "openvino": "openvino", "onnx": "export",
           "onnxscript": "export", "coremltools": "coreml", "nncf": "calibrate", "matplotlib": "bench",
-          "diffusers": "bench"}
+          "diffusers": "import", "transformers": "import"}
 
 
 def main(argv=None) -> int:
