@@ -25,6 +25,7 @@ import torch
 from edgegen import __version__
 from edgegen.config import to_dict
 from edgegen.errors import EdgegenError
+from edgegen.export.source import ExportSource
 from edgegen.manifest import SCHEMA_VERSION
 from edgegen.roles import RoleSpec, TensorSpec
 from edgegen.train.diffusers_family import DiffusersConfig, build
@@ -181,7 +182,6 @@ def scheduler_stage(pipeline: str, scheduler: dict, default_steps: int, sampler:
 
 
 def _pixel_source(path: Path, index: dict, sampler: str | None = None):
-    from edgegen.export.source import ExportSource
     pipeline = index["_class_name"]
     unet_cls, unet_cfg = _component(path, index, "unet", ("UNet2DModel",), "config.json")
     check_model_config(unet_cls, unet_cfg, UNET_CHOICES)
@@ -257,7 +257,6 @@ def convert_tokenizer(folder: Path, out: Path) -> dict:
 
 
 def _latent_source(path: Path, index: dict, scratch: Path, sampler: str | None = None):
-    from edgegen.export.source import ExportSource
     pipeline = index["_class_name"]
     unet_cls, unet_cfg = _component(path, index, "unet", ("UNet2DConditionModel",), "config.json")
     check_model_config(unet_cls, unet_cfg, COND_UNET_CHOICES)
@@ -298,8 +297,9 @@ def _latent_source(path: Path, index: dict, scratch: Path, sampler: str | None =
     ctx = TensorSpec("context", ("batch", L, D), "float32")
     roles = {"text_encoder": RoleSpec((TensorSpec("tokens", ("batch", L), "int64"),), (ctx,)),
              "vae_decoder": RoleSpec((z,), (x,)), "vae_encoder": RoleSpec((x,), (z,)),
-             "denoiser": RoleSpec((TensorSpec("x", ("batch", lc, s, s), "float32"), TensorSpec("t", ("batch",), "float32"),
-                                   ctx), (TensorSpec("out", ("batch", lc, s, s), "float32"),),
+             "denoiser": RoleSpec((TensorSpec("x", ("batch", lc, s, s), "float32"),
+                                   TensorSpec("t", ("batch",), "float32"), ctx),
+                                  (TensorSpec("out", ("batch", lc, s, s), "float32"),),
                                   {"time_input": "t", "context_input": "context"})}
     stage["latent_shape"] = [lc, s, s]
     condition = {"kind": "prompt", "tokenizer": {"file": "tokenizer.json", "text_length": L},
@@ -332,7 +332,7 @@ def _scheduler_classes() -> tuple[str, ...]:
     return tuple(SOURCE_CLASSES)
 
 
-def import_source(path, scratch=None, sampler: str | None = None) -> "ExportSource":  # noqa: F821
+def import_source(path, scratch=None, sampler: str | None = None) -> ExportSource:
     """A diffusers pipeline folder as the exporter's input; one-line EdgegenError for anything
     edgegen does not support (nothing is written)."""
     path = Path(path)

@@ -331,8 +331,8 @@ def test_sd_sample_cli(sd_bundle, tmp_path):
 
 
 SD_REFUSALS = {
-    "tokenizer files": (lambda p: [f.unlink() for f in (p / "tokenizer").glob("*.json") if f.name != "tokenizer_config.json"],
-                        "tokenizer in "),
+    "tokenizer files": (lambda p: [f.unlink() for f in (p / "tokenizer").glob("*.json")
+                                   if f.name != "tokenizer_config.json"], "tokenizer in "),
     "tokenizer class": (lambda p: edit_json(p / "model_index.json", tokenizer=["transformers", "T5Tokenizer"]),
                         "unsupported tokenizer ['transformers', 'T5Tokenizer'] (supported: CLIPTokenizer"),
     "lcm unet": (lambda p: edit_json(p / "unet/config.json", time_cond_proj_dim=8),
