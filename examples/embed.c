@@ -1,5 +1,7 @@
 /* Embedding edgegen in a C program: load a bundle, draw 8 samples of digit 7 with the
- * bundle's default sampler, print a few statistics. Links the static libedgegen.
+ * bundle's default sampler with a progress callback, print a few statistics. Links the static
+ * libedgegen. (A non-zero return from the callback, or edgegen_cancel() from another thread,
+ * would stop the call with EDGEGEN_ERR_CANCELLED.)
  *
  *   build/native/embed_example bundles/ddpm-small
  */
@@ -7,6 +9,17 @@
 #include <stdlib.h>
 
 #include "edgegen.h"
+
+/* Called after every network step; prints a percentage at every quarter. Return 1 to cancel. */
+static int on_progress(uint64_t done, uint64_t total, void *user) {
+    unsigned *quarters = (unsigned *)user;
+    while (*quarters < 4 && done * 4 >= (uint64_t)(*quarters + 1) * total) {
+        ++*quarters;
+        fprintf(stderr, "embed: %u%% (%llu/%llu steps)\n", *quarters * 25, (unsigned long long)done,
+                (unsigned long long)total);
+    }
+    return 0;
+}
 
 int main(int argc, char **argv) {
     if (argc != 2) {
@@ -27,6 +40,9 @@ int main(int argc, char **argv) {
     params.n = 8;
     params.seed = 42;
     params.label = info.num_classes > 7 ? 7 : -1;
+    unsigned quarters = 0;
+    params.progress = on_progress;
+    params.progress_user = &quarters;
 
     size_t count = 0;
     float *out = NULL;

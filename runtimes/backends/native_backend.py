@@ -2,8 +2,9 @@
 
 Unlike the other adapters it runs whole plans itself - that is its point: it is its own plan
 executor (executors.py): the Pipeline hands it the plan and it returns the samples plus its own
-timing of the network calls. Progress is reported once, when the library returns (progress
-and cancellation inside the C++ loop are the native-runtime issue's). The library is found at $EDGEGEN_NATIVE_LIB, else at
+timing of the network calls. The request's ``callback(done, total)`` is called from inside the
+C++ loop after every network step (a ctypes progress callback, ABI 2); returning False cancels
+the call (EDGEGEN_ERR_CANCELLED -> ``edgegen.errors.Cancelled``). The library is found at $EDGEGEN_NATIVE_LIB, else at
 ``build/native/libedgegen.so`` in the source tree (``make native`` builds it).
 """
 from __future__ import annotations
@@ -17,13 +18,16 @@ from typing import Optional
 
 import numpy as np
 
-from edgegen.errors import EdgegenError
+from edgegen.errors import Cancelled, EdgegenError
 from edgegen.runtimes.backends.base import Backend
 
 LIB_ENV = "EDGEGEN_NATIVE_LIB"
 DEFAULT_LIB = Path(__file__).resolve().parents[2] / "build" / "native" / "libedgegen.so"
-ABI_VERSION = 1
+ABI_VERSION = 2
 OK = 0
+CANCELLED = 9  # EDGEGEN_ERR_CANCELLED
+# edgegen_progress_fn: int (*)(uint64_t done, uint64_t total, void *user); non-zero cancels
+ProgressFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p)
 
 
 class LoadParams(ctypes.Structure):  # mirrors edgegen_load_params (edgegen.h)
@@ -37,7 +41,8 @@ class SampleParams(ctypes.Structure):  # mirrors edgegen_sample_params
     _fields_ = [("sampler", ctypes.c_char_p), ("steps", ctypes.c_int), ("eta", ctypes.c_double),
                 ("plan_json", ctypes.c_char_p), ("n", ctypes.c_uint32), ("seed", ctypes.c_uint64),
                 ("labels", ctypes.POINTER(ctypes.c_int64)), ("label", ctypes.c_int64),
-                ("guidance", ctypes.c_double), ("batch_size", ctypes.c_uint32)]
+                ("guidance", ctypes.c_double), ("batch_size", ctypes.c_uint32),
+                ("progress", ProgressFn), ("progress_user", ctypes.c_void_p)]
 
 
 class Stats(ctypes.Structure):  # mirrors edgegen_stats
@@ -76,6 +81,7 @@ def _load() -> ctypes.CDLL:
     lib.edgegen_sample_count.argtypes = [ctypes.c_void_p, ctypes.POINTER(SampleParams), ctypes.POINTER(ctypes.c_size_t)]
     lib.edgegen_sample.argtypes = [ctypes.c_void_p, ctypes.POINTER(SampleParams), ctypes.POINTER(ctypes.c_float),
                                    ctypes.c_size_t, ctypes.POINTER(Stats)]
+    lib.edgegen_cancel.argtypes = [ctypes.c_void_p]
     if lib.edgegen_abi_version() != ABI_VERSION:
         raise EdgegenError(f"{path} has ABI version {lib.edgegen_abi_version()}, this binding expects {ABI_VERSION}")
     for name, cls in STRUCTS.items():
@@ -137,18 +143,25 @@ class NativeBackend(Backend):
     network_calls = 0
 
     def execute(self, plan, req) -> np.ndarray:
-        """The executor protocol: the whole plan in C++; progress reported when it returns."""
-        progress = req.progress(len(plan.steps) * (-(-len(req.labels) // req.batch_size)))
+        """The executor protocol: the whole plan in C++, req.callback called after every step."""
         out, stats = self.run_plan(plan.to_json(), req.labels, req.seed, req.batch_size, req.guidance,
-                                   req.null_label, req.sample_shape)
+                                   req.null_label, req.sample_shape, callback=req.callback)
         self.network_seconds += stats["network_seconds"]
         self.network_calls += stats["network_calls"]
-        progress.step(progress.total)
         return out
 
+    def cancel(self) -> None:
+        """Stop the run_plan in progress on this backend (callable from another thread)."""
+        if getattr(self, "_handle", None):
+            _check(self._lib.edgegen_cancel(self._handle))
+
     def run_plan(self, plan: dict, labels: np.ndarray, seed: int, batch_size: int, guidance: float,
-                 null_label: Optional[int], sample_shape) -> tuple[np.ndarray, dict]:
-        """Run a whole plan (plans.py JSON) natively; returns (samples, timing stats)."""
+                 null_label: Optional[int], sample_shape, callback=None) -> tuple[np.ndarray, dict]:
+        """Run a whole plan (plans.py JSON) natively; returns (samples, timing stats).
+
+        callback(done, total) is called after every network step (across batches); returning
+        False cancels (edgegen.errors.Cancelled); an exception it raises stops the run and is
+        re-raised here."""
         sp = SampleParams()
         self._lib.edgegen_sample_params_init(ctypes.byref(sp))
         plan_text = json.dumps(plan).encode()
@@ -158,12 +171,28 @@ class NativeBackend(Backend):
         y = np.ascontiguousarray(labels, dtype=np.int64)
         if self.manifest.num_classes > 0:  # unconditional models take the library's default (null) labels
             sp.labels = y.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
+        raised: list[BaseException] = []
+        if callback is not None:
+            def trampoline(done, total, _user):  # never lets an exception cross into C
+                try:
+                    return 1 if callback(int(done), int(total)) is False else 0
+                except BaseException as e:  # noqa: BLE001 - re-raised after the call returns
+                    raised.append(e)
+                    return 1
+            keep_alive = ProgressFn(trampoline)  # referenced until the call returns
+            sp.progress = keep_alive
         count = ctypes.c_size_t()
         _check(self._lib.edgegen_sample_count(self._handle, ctypes.byref(sp), ctypes.byref(count)))
         out = np.empty(count.value, dtype=np.float32)
         stats = Stats()
-        _check(self._lib.edgegen_sample(self._handle, ctypes.byref(sp), out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                                        out.size, ctypes.byref(stats)))
+        status = self._lib.edgegen_sample(self._handle, ctypes.byref(sp),
+                                          out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), out.size,
+                                          ctypes.byref(stats))
+        if raised:
+            raise raised[0]
+        if status == CANCELLED:
+            raise Cancelled(self._lib.edgegen_last_error().decode(errors="replace"))
+        _check(status)
         shape = (len(labels), *(plan.get("shapes", {}).get(plan["output"], sample_shape)))
         self.last_stats = {"total_seconds": stats.total_seconds, "network_seconds": stats.network_seconds,
                            "network_calls": int(stats.network_calls)}  # as timed inside the library

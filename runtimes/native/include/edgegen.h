@@ -24,7 +24,7 @@
  *   - Out-parameters come last. NULL for a required pointer is EDGEGEN_ERR_INVALID_ARGUMENT,
  *     never a crash. On failure, out-parameters are left untouched, except that
  *     edgegen_bundle_load sets *out to NULL and the sample buffer of a failed
- *     edgegen_sample may hold partial results.
+ *     edgegen_sample has unspecified contents (partial results, or none).
  *   - Handles are opaque ids looked up in a registry: a freed handle (or a pointer that
  *     never was a handle) gives EDGEGEN_ERR_INVALID_HANDLE; a freed id is never reused.
  *     Freeing NULL is a no-op that returns EDGEGEN_OK.
@@ -60,7 +60,7 @@ extern "C" {
 #define EDGEGEN_API __attribute__((visibility("default")))
 #endif
 
-#define EDGEGEN_ABI_VERSION 1
+#define EDGEGEN_ABI_VERSION 2 /* 2: progress callback + edgegen_cancel + EDGEGEN_ERR_CANCELLED */
 #define EDGEGEN_MAX_SAMPLES 1000000 /* n above this is rejected (same limit as Python) */
 
 typedef enum edgegen_status {
@@ -72,7 +72,8 @@ typedef enum edgegen_status {
     EDGEGEN_ERR_UNSUPPORTED = 5,      /* unknown sampler, plan not stored, backend/device/precision missing */
     EDGEGEN_ERR_INVALID_HANDLE = 6,   /* freed or foreign handle */
     EDGEGEN_ERR_RUNTIME = 7,          /* the network backend failed */
-    EDGEGEN_ERR_OUT_OF_MEMORY = 8
+    EDGEGEN_ERR_OUT_OF_MEMORY = 8,
+    EDGEGEN_ERR_CANCELLED = 9         /* stopped by the progress callback or edgegen_cancel (ABI 2) */
 } edgegen_status;
 
 typedef struct edgegen_bundle edgegen_bundle; /* opaque */
@@ -91,6 +92,13 @@ typedef struct edgegen_load_params {
                               (SECURITY.md; edgegen/trust.py) */
 } edgegen_load_params;
 
+/* Progress callback (ABI 2): called on the sampling thread after every network step of the plan,
+   counted across batches: done = 1..total, total = plan steps x number of batches (a guided step,
+   one batched call on [x; x], counts once). Return 0 to go on; non-zero stops the call with
+   EDGEGEN_ERR_CANCELLED. It must not call edgegen functions on the same bundle (the bundle's lock
+   is held; edgegen_cancel is the exception and is safe). */
+typedef int (*edgegen_progress_fn)(uint64_t done, uint64_t total, void *user);
+
 typedef struct edgegen_sample_params {
     const char *sampler;   /* "ddim", "ddpm", ... ; NULL = the bundle's default */
     int steps;             /* 0 = the sampler's default (ddim: bundle default, ddpm: all T) */
@@ -103,6 +111,9 @@ typedef struct edgegen_sample_params {
                               (the null label for unconditional models) */
     double guidance;       /* classifier-free guidance w; NaN (default) = the bundle's default */
     uint32_t batch_size;   /* samples per network batch (default 64) */
+    /* ABI 2 */
+    edgegen_progress_fn progress; /* optional (default NULL): see edgegen_progress_fn */
+    void *progress_user;          /* passed to progress as `user` (default NULL) */
 } edgegen_sample_params;
 
 typedef struct edgegen_stats {
@@ -149,9 +160,22 @@ EDGEGEN_API edgegen_status edgegen_bundle_plan_keys(edgegen_bundle *bundle, char
 EDGEGEN_API edgegen_status edgegen_sample_count(edgegen_bundle *bundle, const edgegen_sample_params *params,
                                                 size_t *out_count);
 /* Run the plan; out receives n samples (n, C, H, W) float32; out_count must equal
-   edgegen_sample_count. stats may be NULL. */
+   edgegen_sample_count. stats may be NULL.
+   Cancellation: when params->progress returns non-zero, or edgegen_cancel(bundle) is called while
+   this call runs, it returns EDGEGEN_ERR_CANCELLED within one network step, with
+   edgegen_last_error() "cancelled by the callback after D of T steps" (or "... by edgegen_cancel
+   ..."). The contents of `out` are then unspecified (no partial result is reported), stats is
+   untouched, and the bundle stays usable. */
 EDGEGEN_API edgegen_status edgegen_sample(edgegen_bundle *bundle, const edgegen_sample_params *params,
                                           float *out, size_t out_count, edgegen_stats *stats);
+/* Cancel (ABI 2), callable from any thread, including a progress callback: every edgegen_sample
+   on this bundle that is running or waiting for the bundle's lock when edgegen_cancel is called
+   stops with EDGEGEN_ERR_CANCELLED at its next network step (an atomic flag checked before and
+   after every step). Calls that start afterwards run normally; a sample that has not yet entered
+   edgegen_sample is not affected. Returns at once, without waiting for the sample to stop.
+   Cancelling when nothing runs, or twice, is a no-op that returns EDGEGEN_OK.
+   A freed or foreign handle gives EDGEGEN_ERR_INVALID_HANDLE. */
+EDGEGEN_API edgegen_status edgegen_cancel(edgegen_bundle *bundle);
 
 /* The portable RNG (runtimes/rng.py is the specification), for apps that need the same
    noise as Python. Philox4x32-10 of one counter under one key: */

@@ -88,6 +88,10 @@ class Bundle {
     return out;
   }
 
+  // Stops the samples running on this bundle (from any thread); they throw Exception with
+  // status EDGEGEN_ERR_CANCELLED.
+  void cancel() const { check(edgegen_cancel(handle_)); }
+
   edgegen_bundle *get() const noexcept { return handle_; }
 
  private:

@@ -1,4 +1,5 @@
 // The C API (include/edgegen.h): handle registry, parameter checks, errors -> status codes.
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -72,6 +73,7 @@ struct Bundle {
   std::unique_ptr<Network> network;
   std::unique_ptr<RoleRunner> runner;
   std::mutex mu;  // serializes samples on this bundle (the compiled-model cache is shared)
+  std::atomic<uint64_t> cancels{0};  // edgegen_cancel increments; a sample stops when it moved
 };
 
 // Handles are ids, never dereferenced: a freed id is gone from the map and never reused.
@@ -193,6 +195,7 @@ const char *edgegen_status_name(edgegen_status s) {
     case EDGEGEN_ERR_INVALID_HANDLE: return "EDGEGEN_ERR_INVALID_HANDLE";
     case EDGEGEN_ERR_RUNTIME: return "EDGEGEN_ERR_RUNTIME";
     case EDGEGEN_ERR_OUT_OF_MEMORY: return "EDGEGEN_ERR_OUT_OF_MEMORY";
+    case EDGEGEN_ERR_CANCELLED: return "EDGEGEN_ERR_CANCELLED";
   }
   return "EDGEGEN_ERR_UNKNOWN_STATUS";
 }
@@ -334,8 +337,13 @@ edgegen_status edgegen_sample(edgegen_bundle *h, const edgegen_sample_params *pa
   return guarded([&] {
     const auto t0 = std::chrono::steady_clock::now();
     auto b = lookup(h);
+    Progress progress;  // samples waiting for the lock are cancelled too: read the counter first
+    progress.cancel = &b->cancels;
+    progress.cancel_seen = b->cancels.load(std::memory_order_acquire);
     require(params, "params");
     require(out, "out");
+    progress.fn = params->progress;
+    progress.user = params->progress_user;
     Resolved r = resolve(*b, *params);
     const size_t want = size_t(params->n) * r.plan.elems[r.plan.output];
     if (out_count != want)
@@ -344,7 +352,7 @@ edgegen_status edgegen_sample(edgegen_bundle *h, const edgegen_sample_params *pa
     const Manifest &m = b->manifest;
     std::optional<int64_t> null;
     if (m.num_classes > 0) null = m.null_label;
-    RunRequest req{&r.plan, r.labels.data(), params->n, params->seed, r.batch, r.guidance, null};
+    RunRequest req{&r.plan, r.labels.data(), params->n, params->seed, r.batch, r.guidance, null, &progress};
     edgegen_stats st{0.0, 0.0, 0};
     {
       std::lock_guard<std::mutex> lock(b->mu);
@@ -353,6 +361,10 @@ edgegen_status edgegen_sample(edgegen_bundle *h, const edgegen_sample_params *pa
     st.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (stats) *stats = st;
   });
+}
+
+edgegen_status edgegen_cancel(edgegen_bundle *h) {
+  return guarded([&] { lookup(h)->cancels.fetch_add(1, std::memory_order_acq_rel); });
 }
 
 edgegen_status edgegen_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]) {

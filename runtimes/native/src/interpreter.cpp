@@ -73,6 +73,20 @@ void RoleRunner::call(int64_t batch, const float *x, std::optional<float> t, con
   stats.network_calls += 1;
 }
 
+void Progress::check() const {
+  if (cancel && cancel->load(std::memory_order_acquire) != cancel_seen)
+    fail(EDGEGEN_ERR_CANCELLED, "cancelled by edgegen_cancel after " + std::to_string(done) + " of " +
+                                    std::to_string(total) + " steps");
+}
+
+void Progress::step() {
+  ++done;
+  if (fn && fn(done, total, user) != 0)
+    fail(EDGEGEN_ERR_CANCELLED, "cancelled by the callback after " + std::to_string(done) + " of " +
+                                    std::to_string(total) + " steps");
+  check();
+}
+
 void check_plan_fits_role(const Plan &plan, const RoleRunner &runner) {
   for (const Step &s : plan.steps) {
     if (s.t.has_value() != runner.has_time())
@@ -102,7 +116,9 @@ class BatchRun {
       y2.assign(y, y + batch_);
       y2.resize(2 * size_t(batch_), *req_.null_label);
     }
+    Progress *progress = req_.progress;
     for (const Step &s : plan_.steps) {
+      if (progress) progress->check();
       const size_t e = plan_.elems[s.dst];
       std::vector<float> &dst = scratch_;
       dst.resize(size_t(batch_) * e);
@@ -121,6 +137,7 @@ class BatchRun {
       }
       std::swap(regs_[s.dst], scratch_);
       for (const Op &op : s.ops) apply(op);
+      if (progress) progress->step();
     }
     return regs_[plan_.output];
   }
@@ -205,6 +222,11 @@ void run_plan(const RunRequest &req, RoleRunner &runner, float *out, edgegen_sta
   const Plan &plan = *req.plan;
   check_plan_fits_role(plan, runner);
   const size_t oe = plan.elems[plan.output];
+  if (req.progress) {
+    const uint64_t batches = (uint64_t(req.n) + req.batch_size - 1) / req.batch_size;
+    req.progress->total = batches * plan.steps.size();
+    req.progress->done = 0;
+  }
   for (uint32_t start = 0; start < req.n; start += req.batch_size) {
     const uint32_t b = std::min(req.batch_size, req.n - start);
     BatchRun run(req, runner, start, b, stats);

@@ -2,6 +2,7 @@
 // (float32 arithmetic, affine terms summed left to right, one Philox draw per noisy op,
 // sample i of a request gets the noise of global sample index i).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -33,6 +34,19 @@ class RoleRunner {
   std::vector<unsigned char> t_buf_, y_buf_;
 };
 
+// Progress and cancellation: step() after every network step (across batches), check() before.
+// Throws Error(EDGEGEN_ERR_CANCELLED) when the callback returns non-zero or the bundle's cancel
+// counter moved since the call started.
+struct Progress {
+  edgegen_progress_fn fn = nullptr;
+  void *user = nullptr;
+  const std::atomic<uint64_t> *cancel = nullptr;  // the bundle's edgegen_cancel counter
+  uint64_t cancel_seen = 0;                        // its value when the call started
+  uint64_t done = 0, total = 0;
+  void check() const;
+  void step();
+};
+
 struct RunRequest {
   const Plan *plan;
   const int64_t *labels;  // n
@@ -41,6 +55,7 @@ struct RunRequest {
   uint32_t batch_size;
   double guidance;                   // 1 = no guidance
   std::optional<int64_t> null_label;  // guidance needs one
+  Progress *progress = nullptr;       // optional
 };
 
 // Checks the plan against the role (shapes, time input); Error(MALFORMED) otherwise.

@@ -2,10 +2,17 @@
 //
 //   edgegen-run BUNDLE [--sampler ddim] [--steps 50] [--eta 0] [--plan PLAN.json] [--n 16]
 //               [--seed 0] [--label 3] [--guidance W] [--batch-size 64] [--device CPU]
-//               [--backend openvino] [--precision fp32] [--no-verify] [--raw OUT.f32] --out samples.png
+//               [--backend openvino] [--precision fp32] [--no-verify] [--raw OUT.f32] [--progress]
+//               --out samples.png
+//
+// Progress: a `step D/T` line on stderr (when stderr is a terminal, or with --progress).
+// Ctrl-C cancels the run through the progress callback (exit code 130).
 //
 // Bad input: one line `edgegen-run: error: ...` on stderr and exit code 2.
+#include <unistd.h>
+
 #include <cerrno>
+#include <csignal>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -24,7 +31,24 @@ const char *USAGE =
     "usage: edgegen-run BUNDLE [--sampler NAME] [--steps N] [--eta E] [--plan PLAN.json] [--n N] [--seed S]\n"
     "                   [--label K] [--guidance W] [--batch-size B] [--device CPU|GPU|NPU|AUTO]\n"
     "                   [--backend openvino|tensorrt|aoti] [--precision fp32|fp16|int8] [--threads T]\n"
-    "                   [--no-verify] [--raw OUT.f32] --out samples.png\n";
+    "                   [--no-verify] [--raw OUT.f32] [--progress] --out samples.png\n";
+
+volatile std::sig_atomic_t g_interrupted = 0;
+void on_sigint(int) { g_interrupted = 1; }
+
+struct ProgressLine {
+  bool show = false;
+};
+
+// The progress callback: a `step D/T` line on stderr; Ctrl-C (SIGINT) cancels.
+int progress_line(uint64_t done, uint64_t total, void *user) {
+  if (static_cast<ProgressLine *>(user)->show) {
+    std::fprintf(stderr, "\rstep %llu/%llu", (unsigned long long)done, (unsigned long long)total);
+    if (done == total) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  }
+  return g_interrupted ? 1 : 0;
+}
 
 struct UsageError {
   std::string msg;
@@ -70,6 +94,8 @@ int run(int argc, char **argv) {
   sp.n = 16;
   bool verify = true;
   int threads = 0;
+  ProgressLine progress;
+  progress.show = isatty(STDERR_FILENO) != 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
@@ -78,6 +104,10 @@ int run(int argc, char **argv) {
     }
     if (a == "--no-verify") {
       verify = false;
+      continue;
+    }
+    if (a == "--progress") {
+      progress.show = true;
       continue;
     }
     if (a.rfind("--", 0) == 0) {
@@ -125,7 +155,18 @@ int run(int argc, char **argv) {
   edgegen::Bundle bundle(bundle_path, lp);
   const edgegen_bundle_info info = bundle.info();
   edgegen_stats st;
-  const std::vector<float> x = bundle.sample(sp, &st);
+  sp.progress = progress_line;
+  sp.progress_user = &progress;
+  std::signal(SIGINT, on_sigint);
+  std::vector<float> x;
+  try {
+    x = bundle.sample(sp, &st);
+  } catch (const edgegen::Exception &e) {
+    if (e.status() != EDGEGEN_ERR_CANCELLED) throw;
+    if (progress.show) std::fputc('\n', stderr);
+    std::fprintf(stderr, "edgegen-run: %s\n", e.what());
+    return 130;
+  }
   int64_t c = 1, h = 1, w = 1;  // (C, H, W); lower-rank samples are shown as one row of pixels
   if (info.sample_rank == 3) c = info.sample_shape[0], h = info.sample_shape[1], w = info.sample_shape[2];
   else if (info.sample_rank == 2) h = info.sample_shape[0], w = info.sample_shape[1];
