@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -252,6 +253,8 @@ void check_plan_sizes(const json &plan, const std::string &where) {
 }
 
 void check_limits(const json &data, const std::string &where) {
+  if (data.contains("family") && (!data["family"].is_string() || data["family"].get<std::string>().size() > 256))
+    bad(where, "$.family must be a string of at most 256 characters (limit)");
   if (!data.contains("data") || !data["data"].is_object()) bad(where, "$.data must be an object");
   const json &d = data["data"];
   if (!d.contains("shape")) bad(where, "$.data: missing 'shape'");
@@ -273,6 +276,33 @@ void check_limits(const json &data, const std::string &where) {
         if (role[kind][i].is_object() && role[kind][i].contains("shape"))
           checked_elems(role[kind][i]["shape"], where + ": " + child(child(child(rp, kind), i), "shape"));
     }
+  }
+  // the generator section (version 2 pipeline.generator, version 1 sampling): sizes it declares
+  const json *gen = nullptr;
+  std::string gp;
+  if (data.contains("pipeline") && data["pipeline"].is_object() && data["pipeline"].contains("generator")) {
+    gen = &data["pipeline"]["generator"];
+    gp = "$.pipeline.generator";
+  } else if (data.contains("sampling")) {
+    gen = &data["sampling"];
+    gp = "$.sampling";
+  }
+  if (gen && gen->is_object()) {
+    auto bounded = [&](const json &obj, const char *key, const std::string &jp, bool nullable) {
+      if (!obj.is_object() || !obj.contains(key) || (nullable && obj[key].is_null())) return;
+      const json &v = obj[key];
+      if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 100000)
+        bad(where, child(jp, key) + " must be an integer between 1 and 100000 (limit), got " + brief(v));
+    };
+    if (gen->contains("defaults")) {
+      const json &d = (*gen)["defaults"];
+      if (!d.is_object()) bad(where, gp + ".defaults must be an object");
+      bounded(d, "steps", gp + ".defaults", true);
+      for (const char *key : {"eta", "guidance"})
+        if (d.contains(key) && !(d[key].is_number() && std::isfinite(d[key].get<double>()) && std::fabs(d[key].get<double>()) <= 1000))
+          bad(where, gp + ".defaults." + key + " must be a number of magnitude at most 1000, got " + brief(d[key]));
+    }
+    if (gen->contains("schedule")) bounded((*gen)["schedule"], "T", gp + ".schedule", false);
   }
   if (data.contains("plans")) {
     if (!data["plans"].is_object()) bad(where, "$.plans must be an object");
