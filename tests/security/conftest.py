@@ -80,3 +80,11 @@ def native_load(b: Path, backend: str = "openvino", trust_code: int = 0, verify:
     if status == 0:
         lib.edgegen_bundle_free(h)
     return status, lib.edgegen_last_error().decode(errors="replace")
+
+
+@pytest.fixture(autouse=True)
+def private_allow_list(tmp_path, monkeypatch) -> Path:
+    """Each test gets an empty allow-list of trusted code (never the user's ~/.config one)."""
+    path = tmp_path / "trusted-code.sha256"
+    monkeypatch.setenv("EDGEGEN_TRUSTED_CODE", str(path))
+    return path
