@@ -115,6 +115,10 @@ def load_weights(module: torch.nn.Module, folder: Path, name: str, weights: str 
             f" (found {', '.join(found)}: edgegen reads safetensors only; save with safe_serialization=True)"
             if found else ""))
     own = module.state_dict()
+    # buffers a module does not save (CLIP's position_ids) may still be in older files: not weights
+    transient = {n for n, _ in module.named_buffers()} - set(own)
+    state = _legacy_names(state, set(own) | transient)
+    state = {k: v for k, v in state.items() if k not in transient}
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
@@ -130,6 +134,29 @@ def load_weights(module: torch.nn.Module, folder: Path, name: str, weights: str 
             parts.append(f"{len(extra)} not in the config (e.g. {extra[0]})")
         raise EdgegenError(f"component {name}: weights do not match its config: {'; '.join(parts)}")
     module.load_state_dict({k: v.float() for k, v in state.items()})
+
+
+# Attention weights of checkpoints saved before diffusers renamed them (many published VAEs).
+_LEGACY_ATTENTION = {".query.": ".to_q.", ".key.": ".to_k.", ".value.": ".to_v.", ".proj_attn.": ".to_out.0."}
+
+
+def _legacy_names(state: dict, known: set) -> dict:
+    """Rename keys of older savers to the module's names (``known``: its state-dict keys and
+    buffers) when the file lacks the current name: legacy attention keys (query/key/value/proj_attn),
+    and CLIP's ``text_model.`` prefix (transformers 4 files read by transformers 5, and back)."""
+    out = {}
+    for k, v in state.items():
+        new = k
+        if k not in known:
+            legacy = k
+            for old, cur in _LEGACY_ATTENTION.items():
+                legacy = legacy.replace(old, cur)
+            for cand in (legacy, k.removeprefix("text_model."), "text_model." + k):
+                if cand in known and cand not in state:
+                    new = cand
+                    break
+        out[new] = v
+    return out
 
 
 # -- pixel pipelines ------------------------------------------------------------------------

@@ -330,6 +330,34 @@ def test_sd_sample_cli(sd_bundle, tmp_path):
     assert np.load(out.with_suffix(".npy")).shape == (2, 3, 16, 16)
 
 
+def test_sd_legacy_weight_names(sd_folder, tmp_path):
+    """Files from older savers load: VAE attention as query/key/value/proj_attn, CLIP weights under
+    text_model. with its position_ids buffer (transformers 4, e.g. Stable Diffusion 1.5's files)."""
+    from safetensors.torch import load_file, save_file
+    folder = copy_folder(sd_folder, tmp_path / "pipe")
+    vae_file, te_file = folder / "vae/diffusion_pytorch_model.safetensors", folder / "text_encoder/model.safetensors"
+    vae = load_file(str(vae_file))
+    legacy = {}
+    for k, v in vae.items():
+        for cur, old in ((".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."),
+                         (".to_out.0.", ".proj_attn.")):
+            k = k.replace(cur, old)
+        legacy[k] = v
+    assert any(".query." in k for k in legacy)
+    save_file(legacy, str(vae_file))
+    te = {"text_model." + k: v for k, v in load_file(str(te_file)).items()}  # transformers 4 names
+    te["text_model.embeddings.position_ids"] = torch.arange(12)[None]
+    save_file(te, str(te_file))
+    modules = import_source(folder, tmp_path).modules
+    dec = modules["vae_decoder"].decoder.state_dict()
+    for k, v in vae.items():
+        if k.startswith("decoder."):
+            assert torch.equal(dec[k[len("decoder."):]], v)
+    clip = modules["text_encoder"].clip.state_dict()
+    assert all(torch.equal(clip[k.removeprefix("text_model.")], v) for k, v in te.items() if k in
+               {"text_model." + n for n in clip})
+
+
 SD_REFUSALS = {
     "tokenizer files": (lambda p: [f.unlink() for f in (p / "tokenizer").glob("*.json")
                                    if f.name != "tokenizer_config.json"], "tokenizer in "),
