@@ -105,9 +105,9 @@ class Pipeline:
 
         ``options``: the generator's (plans: sampler, steps, guidance and the sampler's own options
         such as eta; token loops: temperature, top_k, top_p); None means the bundle's default.
-        ``init_image`` (C, H, W) in the data range: image-to-image from it at ``strength`` in (0, 1]
-        (default 0.6); with ``mask`` (H, W) of 0/1 (1 = generate): inpainting (strength default 1),
-        the unmasked pixels of every sample equal the image's."""
+        ``init_image`` (C, H, W), or one per sample (n, C, H, W), in the data range: image-to-image
+        from it at ``strength`` in (0, 1] (default 0.6); with ``mask`` (H, W) of 0/1 (1 = generate):
+        inpainting (strength default 1), the unmasked pixels of every sample equal the image's."""
         options = {k: v for k, v in options.items() if v is not None}
         check_request(n, seed, batch_size)
         self.generator.check_options(options)
@@ -141,7 +141,7 @@ class Pipeline:
             raise EdgegenError("image-to-image and inpainting need a diffusion model (this one samples tokens)")
         shape = self.manifest.sample_shape
         img = np.asarray(init_image, dtype=np.float32)
-        if img.shape != shape:
+        if img.shape != (n, *shape) and img.shape != shape:
             raise EdgegenError(f"the init image is {_dims(img.shape)}, this model takes {_dims(shape)} "
                                "(channels x height x width)")
         lo, hi = self.manifest.data["data"].get("range", [-1.0, 1.0])
@@ -156,10 +156,10 @@ class Pipeline:
                 raise EdgegenError("this latent model has no image encoder stage: it cannot start from an image")
             if self._encoder is None:
                 self._encoder = RoleStage(enc, self._get(enc["role"]), direction="encode")
-            x_init = self._encoder(img[None], 1)[0]
+            x_init = self._encoder(img.reshape(-1, *shape), batch_size)
         else:
             x_init = img
-        inputs = {"x_init": np.ascontiguousarray(np.broadcast_to(x_init, (n, *latent)))}
+        inputs = {"x_init": np.ascontiguousarray(np.broadcast_to(x_init.reshape(-1, *latent), (n, *latent)))}
         pixel_mask = None
         if mask is not None:
             m = np.asarray(mask, dtype=np.float32)

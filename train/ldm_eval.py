@@ -1,0 +1,94 @@
+"""The acceptance figures of issue 15 for a latent text-to-image bundle (the small LDM on fashion).
+
+    .venv/bin/python -m edgegen.train.ldm_eval bundles/ldm-small --out docs/notes/ldm-small-figures.json
+
+- text to image: n samples from held-out-template prompts (labels 0..9 cycled), DDIM-50 at the
+  bundle's default guidance: prompt accuracy (the evaluator's class == the prompt's class) and
+  fashion-FID with the real (train vs test, same-n) and noise references;
+- the same seed on torch, onnxruntime and openvino: max abs difference of the samples;
+- image-to-image on test images with a prompt of another class: at strength 0.3 the fraction whose
+  class is kept, at 0.8 the fraction that follows the prompt;
+- inpainting with the right half masked and a prompt of the image's own class: accuracy, and
+  whether every unmasked pixel equals the input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgegen.runtimes.api import open_pipeline
+from edgegen.train.evaluator import evaluator_for
+from edgegen.train.ldm_captions import caption_set
+
+
+def _prompts(caps, labels: np.ndarray, seed: int, held_out: bool = True) -> list[str]:
+    return caps.random_captions(labels, seed, held_out=held_out)
+
+
+def acceptance(bundle: Path, backend: str = "onnxruntime", n: int = 500, n_edit: int = 200, seed: int = 0,
+               batch_size: int = 100) -> dict:
+    pipe = open_pipeline(bundle, backend)
+    m = pipe.manifest
+    caps = caption_set(m.data["data"]["source"])
+    ev = evaluator_for(m.data["data"]["source"], m.sample_shape, progress=False)
+    out: dict = {"bundle": str(bundle), "backend": backend}
+
+    t0 = time.time()
+    labels = np.arange(n) % 10
+    images = pipe.sample(n, seed=seed, prompt=_prompts(caps, labels, 99), sampler="ddim", steps=50,
+                         batch_size=batch_size)
+    refs = ev.references()
+    pick = np.random.default_rng(0).choice(len(ev.split("train").images), size=n, replace=False)
+    out["text_to_image"] = {
+        "n": n, "sampler": "ddim-50", "guidance": pipe.generator.guidance(None),
+        "prompt_accuracy": ev.accuracy(images, labels), "fid": ev.fid(images),
+        "fid_real_same_n": ev.fid(ev.split("train").images[np.sort(pick)]),
+        "fid_real_train_vs_test": refs["fid_train_vs_test"], "fid_noise": refs["fid_noise_vs_test"],
+        "evaluator_test_accuracy": refs["test_accuracy"], "seconds": time.time() - t0}
+
+    few = {b: open_pipeline(bundle, b).sample(8, seed=seed + 1, prompt=_prompts(caps, np.arange(8), 5), steps=50)
+           for b in ("torch", "onnxruntime", "openvino")}
+    out["backends_max_abs_vs_torch"] = {b: float(np.abs(few[b] - few["torch"]).max()) for b in few}
+
+    test = ev.split("test")
+    k = min(n_edit, len(test.images))
+    x, y = test.images[:k], test.labels[:k]
+    other = (y + 1 + np.random.default_rng(1).integers(0, 9, size=k)) % 10  # never the image's class
+    for strength in (0.3, 0.8):
+        got = pipe.sample(k, seed=seed, prompt=_prompts(caps, other, 7), init_image=x, strength=strength,
+                          batch_size=batch_size)
+        pred = ev.predict(got)
+        out[f"img2img_strength_{strength:g}"] = {"n": k, "input_class_kept": float(np.mean(pred == y)),
+                                                 "follows_other_prompt": float(np.mean(pred == other))}
+    mask = np.zeros(m.sample_shape[1:], np.float32)
+    mask[:, mask.shape[1] // 2:] = 1.0
+    # one call per image: the mask is shared, the init image is per sample
+    got = pipe.sample(k, seed=seed, prompt=_prompts(caps, y, 8), init_image=x, mask=mask, batch_size=batch_size)
+    keep = np.broadcast_to(mask == 0, got.shape)
+    out["inpaint_right_half"] = {"n": k, "accuracy_own_class_prompt": float(np.mean(ev.predict(got) == y)),
+                                 "unmasked_pixels_equal_input": bool(np.array_equal(got[keep], x[keep]))}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bundle")
+    ap.add_argument("--backend", default="onnxruntime")
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--n-edit", type=int, default=200)
+    ap.add_argument("--out", default=None, help="write the figures here as JSON")
+    args = ap.parse_args(argv)
+    figures = acceptance(Path(args.bundle), args.backend, args.n, args.n_edit)
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
