@@ -108,6 +108,9 @@ class BatchRun {
         regs_(plan_.registers.size()) {}
 
   const std::vector<float> &run() {
+    if (!plan_.inputs.empty())  // the C API has no way to pass input registers yet
+      fail(EDGEGEN_ERR_UNSUPPORTED, "plan input register '" + plan_.registers[plan_.inputs[0]] +
+                                        "' (image-to-image, inpainting) is not supported by the native runtime yet");
     for (const Op &op : plan_.init) apply(op);
     const bool guided = req_.guidance != 1.0 && req_.null_label.has_value() && runner_.has_label();
     const int64_t *y = req_.labels + first_;
@@ -150,6 +153,17 @@ class BatchRun {
       return;
     }
     if (op.kind == Op::LANGEVIN) return langevin(op);
+    if (op.kind == Op::BLEND) {  // plan_ops.py: m * a + (1 - m) * b, float32, in this order
+      std::vector<float> &acc = scratch_;
+      acc.resize(count);
+      const float *a = regs_[op.a].data(), *b = regs_[op.b].data(), *m = regs_[op.mask].data();
+      for (size_t i = 0; i < count; ++i) {
+        const float ma = m[i] * a[i], mb = (1.0f - m[i]) * b[i];
+        acc[i] = ma + mb;
+      }
+      std::swap(regs_[op.dst], scratch_);
+      return;
+    }
     // all right-hand sides are read before dst is written: accumulate into scratch
     std::vector<float> &acc = scratch_;
     acc.resize(count);

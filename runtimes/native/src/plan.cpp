@@ -62,6 +62,15 @@ struct Parser {
       o.has_noise = true;
       if (plan.elems[o.score] != plan.elems[o.dst])
         fail(EDGEGEN_ERR_MALFORMED, "plan langevin op: score and register shapes differ");
+    } else if (kind == "blend") {  // inpainting: R = M * A + (1 - M) * B, elementwise
+      o.kind = Op::BLEND;
+      o.a = read(j.at("a"));
+      o.b = read(j.at("b"));
+      o.mask = read(j.at("mask"));
+      o.dst = reg(j.at("dst"), "writes");
+      if (plan.elems[o.a] != plan.elems[o.dst] || plan.elems[o.b] != plan.elems[o.dst] ||
+          plan.elems[o.mask] != plan.elems[o.dst])
+        fail(EDGEGEN_ERR_MALFORMED, "plan blend op mixes registers of different shapes");
     } else {
       fail(EDGEGEN_ERR_MALFORMED, "unknown plan op '" + kind + "'");
     }
@@ -98,6 +107,12 @@ Plan parse_plan(const json &j, const std::vector<int64_t> &sample_shape) {
     }
     for (const auto &[name, _] : shapes.items())
       if (!ps.index.count(name)) fail(EDGEGEN_ERR_MALFORMED, "plan gives a shape for unknown register '" + name + "'");
+    if (j.contains("inputs") && !j["inputs"].is_null())
+      for (const auto &name : j["inputs"]) {  // filled by the caller, so readable from the start
+        const int r = ps.reg(name, "takes as input an");
+        ps.written[r] = true;
+        p.inputs.push_back(r);
+      }
     for (const auto &o : j.at("init")) p.init.push_back(ps.op(o));
     for (const auto &s : j.at("steps")) {
       Step st;

@@ -16,7 +16,7 @@ struct Term {
 };
 
 struct Op {
-  enum Kind { AFFINE, CLIP, LANGEVIN } kind;
+  enum Kind { AFFINE, CLIP, LANGEVIN, BLEND } kind;
   int dst;
   std::vector<Term> terms;  // AFFINE
   bool has_noise = false;   // AFFINE: one Philox draw (counter + 1)
@@ -25,6 +25,7 @@ struct Op {
   int score = -1;              // LANGEVIN: score register S, R += step s + sqrt(2 step) z, s = scale * S
   float scale = 0.f;
   double snr = 0.0, alpha = 0.0;
+  int a = -1, b = -1, mask = -1;  // BLEND: R = mask * a + (1 - mask) * b (inpainting)
 };
 
 struct Step {
@@ -42,6 +43,7 @@ struct Plan {
   std::vector<Op> init;
   std::vector<Step> steps;
   int output;
+  std::vector<int> inputs;  // registers the caller fills before init (image-to-image, inpainting)
 };
 
 // Parse and validate (known ops and registers, shapes agree, no read before write);

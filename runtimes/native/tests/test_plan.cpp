@@ -135,3 +135,35 @@ TEST_F(PlanTest, InvalidPlansAreRejectedWithAReason) {
   run(b_, "{not json", 1, 1, 0, EDGEGEN_ERR_MALFORMED);
   run(b_, "", 1, 1, 0, EDGEGEN_ERR_MALFORMED);
 }
+
+// Inpainting's blend op (plans.py): R = M * A + (1 - M) * B in float32. With a binary mask the
+// kept elements are B (M = 0) or A (M = 1) bit for bit.
+json blend_plan(bool keep_b, bool noisy_b) {
+  json p = base_plan();
+  p["registers"].push_back("m");
+  p["registers"].push_back("k");
+  p["init"].push_back({{"op", "affine"}, {"dst", "m"}, {"terms", json::array({json::array({"x", 0.0})})}});  // m = 0
+  if (!keep_b) p["init"].push_back({{"op", "clip"}, {"dst", "m"}, {"lo", 1.0}, {"hi", 1.0}});  // m = 1
+  json k = {{"op", "affine"}, {"dst", "k"}, {"terms", json::array({json::array({"x", 0.0})})}};
+  if (noisy_b) k["noise"] = 2.0;  // draw 1, right after x's
+  p["init"].push_back(k);
+  p["steps"][1]["ops"].push_back({{"op", "blend"}, {"dst", "x"}, {"a", "x"}, {"b", "k"}, {"mask", "m"}});
+  return p;
+}
+
+TEST_F(PlanTest, BlendKeepsTheMaskedRegistersBitForBit) {
+  const auto kept_b = run(b_, blend_plan(true, true).dump(), 3, 2, 11);
+  const auto zk = gaussian(11, 3, E, 1);
+  for (size_t i = 0; i < kept_b.size(); ++i) ASSERT_EQ(kept_b[i], 2.0f * zk[i]) << i;
+  EXPECT_EQ(run(b_, blend_plan(false, false).dump(), 3, 2, 11), expected(11, 3));  // M = 1: A, draws unchanged
+}
+
+TEST_F(PlanTest, BadBlendsAndPlanInputsAreRejected) {
+  json p = base_plan();
+  p["steps"][0]["ops"].push_back({{"op", "blend"}, {"dst", "x"}, {"a", "x"}, {"b", "nope"}, {"mask", "x"}});
+  run(b_, p.dump(), 1, 1, 0, EDGEGEN_ERR_MALFORMED);
+  p = base_plan();
+  p["registers"].push_back("x_init");
+  p["inputs"] = {"x_init"};  // parsed, but the C API cannot fill it yet: refused with a reason
+  run(b_, p.dump(), 1, 1, 0, EDGEGEN_ERR_UNSUPPORTED);
+}
