@@ -48,7 +48,8 @@ class LDMConfig:
     data: DataConfig = field(default_factory=lambda: DataConfig(source="fashion", image_size=32))
     train: TrainConfig = field(default_factory=TrainConfig)  # stage 1 (VAE)
     denoiser_train: TrainConfig = field(default_factory=TrainConfig)  # stage 2 (text encoder + denoiser)
-    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(guidance=3.0))
+    # no x0 clipping: the scaled latents are unit-variance, not bounded like pixels
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(guidance=3.0, clip_x0=False))
     kl_weight: float = 1e-4  # beta, per latent element against the per-pixel MSE
     p_uncond: float = 0.1
     latent_scale: float = 0.0  # 1 / std of the training latents (set by training)

@@ -52,6 +52,7 @@ def test_stages_follow_the_latent_design(ldm_bundle):
     assert p["generator"]["latent_shape"] == [2, 4, 4]  # tiny: 16x16 digits, 2 latent channels
     assert p["decoder"]["scale"] == p["encoder"]["scale"] == stats["latent_scale"] > 0
     assert m["roles"]["denoiser"]["meta"] == {"time_input": "t", "context_input": "context"}
+    assert p["generator"]["defaults"]["clip_x0"] is False  # latents are not bounded like pixels
 
 
 def test_every_role_passes_the_parity_gate(ldm_bundle):
