@@ -78,3 +78,25 @@ valgrind: native native-testdata
 
 clean:
 	rm -rf demo bundles .pytest_cache
+
+# --- fuzzing (issue 20): libFuzzer harnesses under ASan + UBSan (clang 14 from Debian), then the
+# Hypothesis fuzz tests with many examples. FUZZ_SECONDS per harness (default 300); findings land in
+# build/fuzz/findings/ (crash-*, reproduce with build/fuzz/fuzz_<name> <file>). `make test` runs a
+# few seconds of each through tests/security/test_libfuzzer.py when build/fuzz is built.
+FUZZ := build/fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_EXAMPLES ?= 3000
+.PHONY: fuzz fuzz-build
+fuzz-build: $(STAMP)
+	@command -v clang++-14 >/dev/null || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-14
+	@test -f $(FUZZ)/build.ninja || $(CMAKE_CONFIGURE) -B $(FUZZ) -DCMAKE_BUILD_TYPE=Debug -DEDGEGEN_FUZZ=ON \
+	    -DEDGEGEN_BUILD_TESTS=OFF -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14
+	cmake --build $(FUZZ) -j2 --target fuzz_manifest fuzz_plan fuzz_onnx
+
+fuzz: fuzz-build native-testdata
+	@mkdir -p $(FUZZ)/findings
+	@for h in manifest plan onnx; do mkdir -p $(FUZZ)/corpus/$$h; \
+	  $(FUZZ)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+	    -artifact_prefix=$(FUZZ)/findings/$$h- $(FUZZ)/corpus/$$h runtimes/native/fuzz/corpus/$$h 2>&1 \
+	    | grep -E '^#[0-9]+.*DONE|ERROR|SUMMARY' || exit 1; done
+	EDGEGEN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/security/test_fuzz.py
