@@ -97,6 +97,7 @@ fuzz: fuzz-build native-testdata
 	@mkdir -p $(FUZZ)/findings
 	@for h in manifest plan onnx; do mkdir -p $(FUZZ)/corpus/$$h; \
 	  $(FUZZ)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
-	    -artifact_prefix=$(FUZZ)/findings/$$h- $(FUZZ)/corpus/$$h runtimes/native/fuzz/corpus/$$h 2>&1 \
-	    | grep -E '^#[0-9]+.*DONE|ERROR|SUMMARY' || exit 1; done
+	    -artifact_prefix=$(FUZZ)/findings/$$h- $(FUZZ)/corpus/$$h runtimes/native/fuzz/corpus/$$h \
+	    > $(FUZZ)/$$h.log 2>&1; rc=$$?; grep -E '^#[0-9]+.*DONE|ERROR|SUMMARY' $(FUZZ)/$$h.log; \
+	  test $$rc = 0 || exit 1; done
 	EDGEGEN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/security/test_fuzz.py
