@@ -68,7 +68,7 @@ def write(manifest, role: str, out_root: Path, calib: CalibrationSet, batches: t
     from edgegen.export.coreml_validate import validate
     from edgegen.export.recipe import ExportRecipe
     from edgegen.export.targets import TargetContext, static_reason, tree_entry
-    from edgegen.runtimes.backends.torch_backend import build_role_module
+    from edgegen.runtimes.backends import create_backend
     ct = import_coremltools()
     spec = manifest.role(role)
     reason = static_reason(spec)
@@ -77,7 +77,7 @@ def write(manifest, role: str, out_root: Path, calib: CalibrationSet, batches: t
     recipe = ExportRecipe(**{k: v for k, v in manifest.data.get("export", {}).get("recipe", {}).items()
                              if k in ("coreml_compute_units", "coreml_attention", "coreml_target")},
                           static_batches=tuple(batches))
-    module = build_role_module(manifest, role).eval()
+    module = create_backend("torch", manifest, role).module.eval()  # rebuilt by the registry's torch backend
     act_reason = activation_reason()
     variants = list(VARIANTS) + ([] if act_reason else ["w8a8"])
     packages: dict[str, dict] = {v: {} for v in variants}

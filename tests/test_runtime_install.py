@@ -7,6 +7,7 @@ The venv is built once per session (about a minute: pip takes the wheels from it
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import venv
@@ -37,8 +38,14 @@ def base_venv(tmp_path_factory) -> Path:
     py = env / "bin" / "python"
     pip = [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run(pip + ["setuptools>=68", "wheel"], check=True, timeout=600)
-    # the project itself, non-editable, with only its base dependencies
-    subprocess.run(pip + ["--no-build-isolation", str(ROOT)], check=True, timeout=900)
+    # the project itself, non-editable, with only its base dependencies; built from a copy of the
+    # sources so setuptools' build/ folder never lands in (or is reused from) the checkout
+    src = tmp_path_factory.mktemp("src")
+    for name in ("edgegen", "train", "export", "runtimes", "calibration"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "native"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    subprocess.run(pip + ["--no-build-isolation", str(src)], check=True, timeout=900)
     return env
 
 

@@ -38,6 +38,8 @@ def evaluate_pipeline(pipe: Pipeline, n: int = 500, seed: int = 0, sampler: Opti
                                "batch_size": batch_size}})
     if pipe.condition.takes_prompt:
         scores["prompts"] = "held-out templates"
+    elif not pipe.generator.has_plans:  # a token loop started from the label's token
+        scores["prompts"] = "label token"
     if m.stage("encoder") and m.stage("decoder"):  # an autoencoder: score its reconstructions too
         scores["reconstruction"] = reconstruction(pipe, ev)
     return scores, images

@@ -52,9 +52,10 @@ def _setup(job: dict):
 def torch_eager(job: dict):
     import torch
 
-    from edgegen.runtimes.backends.torch_backend import build_role_module
+    from edgegen.runtimes.backends import create_backend
     manifest, beta, x_T, labels, ts = _setup(job)
-    net = build_role_module(manifest, manifest.sampling["role"]).eval()
+    # the eager torch network, through the backend registry (the torch backend rebuilds it)
+    net = create_backend("torch", manifest, manifest.generator["role"]).module.eval()
     ab = torch.cumprod(1 - torch.tensor(beta, dtype=torch.float32), 0)
     y = torch.from_numpy(labels)
     state = {}

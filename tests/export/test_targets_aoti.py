@@ -58,7 +58,7 @@ def test_aoti_refuses_a_package_for_another_torch(aoti_bundle, tmp_path):
     copy = tmp_path / "b"
     shutil.copytree(out, copy)
     data = json.loads((copy / "manifest.json").read_text())
-    role = data["sampling"]["role"]
+    role = data["pipeline"]["generator"]["role"]
     data["roles"][role]["files"]["aoti"]["fp32"]["requires"]["torch"] = "1.0.0"
     (copy / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(EdgegenError, match="compiled with torch 1.0.0"):
@@ -68,7 +68,7 @@ def test_aoti_refuses_a_package_for_another_torch(aoti_bundle, tmp_path):
 def test_aoti_cache_is_reused(aoti_bundle, tmp_path):
     import torch
     from edgegen.export.aoti_export import cache_key
-    from edgegen.runtimes.backends.torch_backend import build_role_module
+    from edgegen.train.torch_backend import build_role_module
     out, _, again = aoti_bundle
     m = read_manifest(out)
     role = m.sampling["role"]

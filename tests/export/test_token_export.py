@@ -35,7 +35,9 @@ def test_kv_cache_parity_gate(which, request):
 def test_dalle_bundle_lists_its_tokenizer(dalle_bundle):
     data = json.loads((dalle_bundle / "manifest.json").read_text())
     assert data["files"]["tokenizer"]["path"] == "tokenizer.json"
-    assert data["sampling"]["kind"] == "tokens" and data["sampling"]["condition"] == "text"
+    stages = data["pipeline"]
+    assert stages["generator"]["kind"] == "tokens" and stages["condition"]["kind"] == "prompt"
+    assert stages["condition"]["tokenizer"]["file"] == "tokenizer.json"
     (dalle_bundle / "tokenizer.json").write_text((dalle_bundle / "tokenizer.json").read_text() + " ")
     from edgegen.errors import EdgegenError
     with pytest.raises(EdgegenError, match="sha256"):
