@@ -125,9 +125,70 @@ def _bad_float_path(x, parts=()) -> str:
     return json_path(parts)
 
 
+_OP_FIELDS = {"affine": {"terms": "terms"}, "clip": {"lo": "num", "hi": "num"},
+              "langevin": {"score": "reg", "scale": "num", "snr": "num", "alpha": "num"},
+              "blend": {"a": "reg", "b": "reg", "mask": "reg"}}
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and -1e30 <= x <= 1e30
+
+
+def _is_reg(x) -> bool:
+    return isinstance(x, str) and 1 <= len(x) <= 64
+
+
+def _check_step(step, where: str) -> None:
+    """plan-1.json's rules for one step, by hand: jsonschema takes seconds on a 1000-step plan.
+    tests/security/test_fuzz.py checks the two agree."""
+    def bad(path, msg):
+        raise EdgegenError(f"{where}{path} {msg}")
+    if not isinstance(step, dict):
+        bad("", "must be of type object")
+    for key in ("t", "src", "dst", "ops"):
+        if key not in step:
+            bad("", f"is missing '{key}'")
+    if step["t"] is not None and not _is_num(step["t"]):
+        bad(".t", f"must be null or a number of magnitude at most 1e30, got {_short(step['t'])}")
+    for key in ("src", "dst"):
+        if not _is_reg(step[key]):
+            bad(f".{key}", f"must be a register name (1-64 characters), got {_short(step[key])}")
+    ops = step["ops"]
+    if not isinstance(ops, list) or len(ops) > 64:
+        bad(".ops", "must be an array of at most 64 ops (limit)")
+    for j, op in enumerate(ops):
+        w = f".ops[{j}]"
+        if not isinstance(op, dict) or "op" not in op or "dst" not in op:
+            bad(w, "must be an object with 'op' and 'dst'")
+        if op["op"] not in _OP_FIELDS:
+            bad(f"{w}.op", f"must be one of {list(_OP_FIELDS)}, got {_short(op['op'])}")
+        if not _is_reg(op["dst"]):
+            bad(f"{w}.dst", f"must be a register name, got {_short(op['dst'])}")
+        for key, kind in _OP_FIELDS[op["op"]].items():
+            if key not in op:
+                bad(w, f"is missing '{key}'")
+            v = op[key]
+            if kind == "num" and not _is_num(v) or kind == "reg" and not _is_reg(v):
+                bad(f"{w}.{key}", f"must be a {'number' if kind == 'num' else 'register name'}, got {_short(v)}")
+            if kind == "terms" and not (isinstance(v, list) and len(v) <= 64 and all(
+                    isinstance(t, list) and len(t) == 2 and _is_reg(t[0]) and _is_num(t[1]) for t in v)):
+                bad(f"{w}.terms", "must be at most 64 [register, number] pairs")
+        if "noise" in op and op["op"] == "affine" and not _is_num(op["noise"]):
+            bad(f"{w}.noise", f"must be a number, got {_short(op['noise'])}")
+
+
 def validate_plan(plan, what: str = "plan") -> None:
-    """An ``edgegen.plan/1`` document against plan-1.json, plus its size limits."""
-    validate(plan, "plan-1", what)
+    """An ``edgegen.plan/1`` document against plan-1.json, plus its size limits. The schema checks
+    everything but steps 2..N, which ``_check_step`` checks with the same rules, fast."""
+    if isinstance(plan, dict) and isinstance(plan.get("steps"), list) and len(plan["steps"]) > 1:
+        limit = _schema("plan-1")["properties"]["steps"]["maxItems"]
+        if len(plan["steps"]) > limit:
+            raise EdgegenError(f"{what}: $.steps has more than {limit} items (limit)")
+        validate(dict(plan, steps=plan["steps"][:1]), "plan-1", what)
+        for i, step in enumerate(plan["steps"][1:], 1):
+            _check_step(step, f"{what}: $.steps[{i}]")
+    else:
+        validate(plan, "plan-1", what)
     for reg, dims in (plan.get("shapes") or {}).items():
         if math.prod(dims) > MAX_SAMPLE_ELEMS:
             raise EdgegenError(f"{what}: register {reg!r} has {math.prod(dims)} elements per sample "
@@ -330,9 +391,13 @@ def onnx_external_locations(path: Path) -> list[str]:
 def check_manifest(root: Path, data: dict, where: str) -> None:
     """Schema (by version), limits, stored plans, containment: one EdgegenError line on the first problem."""
     version = data.get("schema_version")
-    validate(data, f"manifest-{version}", where)
+    plans = data.get("plans")  # validated one by one below (validate_plan is fast on long plans)
+    validate({k: v for k, v in data.items() if k != "plans"}, f"manifest-{version}", where)
+    if plans is not None and (not isinstance(plans, dict) or len(plans) > 256 or any(len(k) > 256 for k in plans)):
+        raise EdgegenError(f"{where}: $.plans must be an object of at most 256 plans (limit), keys of at most "
+                           f"256 characters, got {_short(plans) if not isinstance(plans, dict) else len(plans)}")
     check_limits(data, where)
-    for key, plan in (data.get("plans") or {}).items():
+    for key, plan in (plans or {}).items():
         validate_plan(plan, f"{where}: $.plans[{json.dumps(key)}]")
     check_containment(Path(root), data, where)
 
