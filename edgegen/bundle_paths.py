@@ -160,7 +160,7 @@ def _check_step(step, where: str) -> None:
         w = f".ops[{j}]"
         if not isinstance(op, dict) or "op" not in op or "dst" not in op:
             bad(w, "must be an object with 'op' and 'dst'")
-        if op["op"] not in _OP_FIELDS:
+        if not isinstance(op["op"], str) or op["op"] not in _OP_FIELDS:  # a list here was a fuzz finding
             bad(f"{w}.op", f"must be one of {list(_OP_FIELDS)}, got {_short(op['op'])}")
         if not _is_reg(op["dst"]):
             bad(f"{w}.dst", f"must be a register name, got {_short(op['dst'])}")

@@ -137,3 +137,20 @@ def test_fuzz_native_library(fuzz_bundle):
         assert status in (0, 1, 2, 3, 4, 5), (status, msg)
         assert "\n" not in msg
     check()
+
+
+def test_fuzz_version_1_manifests(fuzz_bundle):
+    """Version 1 is validated by manifest-1.json, then migrated: mutations never reach migrate's KeyErrors."""
+    from tests.security.conftest import REPO
+    bundle, _ = fuzz_bundle
+    v1 = json.loads((REPO / "runtimes/native/fuzz/corpus/manifest/v1.json").read_text())
+
+    @FUZZ
+    @given(mutations(v1))
+    def check(data):
+        _write(bundle, data)
+        try:
+            read_manifest(bundle, verify=False)
+        except EdgegenError as e:
+            _one_line(e)
+    check()

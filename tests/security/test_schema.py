@@ -146,6 +146,9 @@ def _plan(bundle):
     (lambda p: p["steps"][0].update(t=math.inf), "$.steps[0].t"),
     (lambda p: p["steps"][0]["ops"][0].update(terms="x"), "$.steps[0].ops[0].terms"),
     (lambda p: p.update(format="edgegen.plan/9"), "$.format"),
+    # Hypothesis finding (fixed): an unhashable op kind past the first step raised TypeError
+    (lambda p: p["steps"][1]["ops"][0].update(op=["affine"]), "$.steps[1].ops[0].op"),
+    (lambda p: p["steps"][2].update(ops={"op": "clip"}), "$.steps[2].ops"),
 ])
 def test_stored_plans_are_validated_with_limits(bundle, mutate, where):
     data, key = _plan(bundle)
