@@ -213,7 +213,7 @@ def read_manifest(root: Path, verify: bool = True) -> Manifest:
     data = load_json(path)
     found = data.get("schema_version") if isinstance(data, dict) else None
     if found not in READABLE_VERSIONS:
-        raise EdgegenError(f"{path}: unsupported schema_version {found!r} (this edgegen reads "
+        raise EdgegenError(f"{path}: unsupported schema_version {found!r:.60} (this edgegen reads "
                            f"{', '.join(map(str, READABLE_VERSIONS))})")
     for key in ("family", "data", "roles", "sampling" if found == 1 else "pipeline"):
         if key not in data:

@@ -161,6 +161,16 @@ def test_stored_plans_are_validated_with_limits(bundle, mutate, where):
         read_manifest(bundle, verify=False)
 
 
+def test_huge_schema_version_is_a_short_line(bundle):
+    """Hypothesis finding (fixed): the version was echoed whole (100,000 characters)."""
+    data = load(bundle)
+    data["schema_version"] = "x" * 100_000
+    save(bundle, data)
+    with pytest.raises(EdgegenError, match="unsupported schema_version") as e:
+        read_manifest(bundle)
+    assert len(str(e.value)) < 600
+
+
 def test_huge_manifest_file_refused_before_parsing(bundle):
     (bundle / "manifest.json").write_bytes(b"{" + b" " * (65 << 20) + b"}")
     with pytest.raises(EdgegenError, match="larger than"):
