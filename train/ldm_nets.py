@@ -102,6 +102,14 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> 
     return torch.matmul(w, v).transpose(1, 2).reshape(b, n, d)
 
 
+class GELU(nn.Module):
+    """Exact GELU, x Phi(x), written with erf: torch exports nn.GELU as the opset-20 Gelu op, which
+    TensorRT's ONNX parser and older runtimes lack; Erf is supported everywhere."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x * (1.0 + torch.erf(x * 0.7071067811865476))
+
+
 class Attention(nn.Module):
     def __init__(self, dim: int, context_dim: int, heads: int):
         super().__init__()
@@ -126,7 +134,7 @@ class TransformerBlock(nn.Module):
         if self.cross:
             self.norm2, self.attn2 = nn.LayerNorm(dim), Attention(dim, context_dim, heads)
         self.norm3 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), GELU(), nn.Linear(4 * dim, dim))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         h = self.norm1(x)
