@@ -260,8 +260,8 @@ def check_relative(rel, where: str) -> None:
     """The lexical rules: a relative POSIX path without ``..``, NUL, backslash or drive."""
     if not isinstance(rel, str) or not rel:
         raise EdgegenError(f"{where}: a bundle path must be a non-empty string")
-    if len(rel) > MAX_PATH_CHARS or "\0" in rel:
-        raise EdgegenError(f"{where}: bundle path is too long or holds a NUL character")
+    if len(rel) > MAX_PATH_CHARS or any(ord(c) < 0x20 or ord(c) == 0x7F for c in rel):
+        raise EdgegenError(f"{where}: bundle path is too long or holds a control character (NUL, newline, ...)")
     if rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":") or os.path.isabs(rel):
         raise EdgegenError(f"{where}: absolute path {rel[:200]!r} is not allowed (paths are relative to the bundle)")
     if "\\" in rel or ".." in PurePosixPath(rel).parts:

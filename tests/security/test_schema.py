@@ -161,6 +161,19 @@ def test_stored_plans_are_validated_with_limits(bundle, mutate, where):
         read_manifest(bundle, verify=False)
 
 
+@pytest.mark.parametrize("path", ["\n", "onnx/a\nb.onnx", "a\x00b", "\x7f"])
+def test_control_characters_in_paths_are_refused(bundle, path):
+    """Hypothesis finding (fixed): a path "\\n" put a newline into the 'bundle file missing' line."""
+    data = load(bundle)
+    data["roles"]["denoiser"]["files"]["onnx"]["fp32"]["path"] = path
+    save(bundle, data)
+    with pytest.raises(EdgegenError, match="control character") as e:
+        read_manifest(bundle)
+    assert "\n" not in str(e.value)
+    status, msg = native_load(bundle)
+    assert status == MALFORMED and "control character" in msg, msg
+
+
 def test_huge_schema_version_is_a_short_line(bundle):
     """Hypothesis finding (fixed): the version was echoed whole (100,000 characters)."""
     data = load(bundle)

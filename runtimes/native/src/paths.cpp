@@ -111,7 +111,9 @@ fs::path real_path(const fs::path &p) {
 
 void check_lexical(const std::string &rel, const std::string &where) {
   if (rel.empty()) bad(where, "a bundle path must be a non-empty string");
-  if (rel.size() > 4096 || rel.find('\0') != std::string::npos) bad(where, "bundle path is too long or holds a NUL character");
+  if (rel.size() > 4096) bad(where, "bundle path is too long");
+  for (unsigned char c : rel)
+    if (c < 0x20 || c == 0x7f) bad(where, "bundle path holds a control character (NUL, newline, ...)");
   if (rel[0] == '/' || rel[0] == '\\' || (rel.size() > 1 && rel[1] == ':'))
     bad(where, "absolute path '" + rel.substr(0, 200) + "' is not allowed (paths are relative to the bundle)");
   if (rel.find('\\') != std::string::npos) bad(where, "path '" + rel.substr(0, 200) + "' leaves the bundle folder ('\\' is not allowed)");
