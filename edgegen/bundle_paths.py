@@ -285,6 +285,24 @@ def check_contained(root: Path, rel: str, where: str) -> Path:
     return Path(real)
 
 
+def _declared_sha256(data: dict) -> dict:
+    """bundle path -> the sha256 the manifest declares for it."""
+    out = {}
+
+    def walk(x):
+        if isinstance(x, dict):
+            if isinstance(x.get("path"), str) and isinstance(x.get("sha256"), str):
+                out[x["path"]] = x["sha256"]
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(data.get("roles"))
+    walk(data.get("files"))
+    return out
+
+
 def check_containment(root: Path, data: dict, where: str) -> None:
     root_real = os.path.realpath(root)
     for jp, rel in manifest_paths(data):
@@ -295,7 +313,15 @@ def check_containment(root: Path, data: dict, where: str) -> None:
                 raise EdgegenError(f"{where}: {jp}: the weights {bin_.name!r} beside {rel!r} are a symlink that "
                                    "leaves the bundle folder")
         if real.suffix == ".onnx" and real.is_file():
-            for loc in onnx_external_locations(real):
+            try:
+                locations = onnx_external_locations(real)
+            except EdgegenError:  # a corrupted file: say so the way verify_files does, when it is that
+                want = _declared_sha256(data).get(rel)
+                from edgegen.manifest import sha256_file
+                if want and sha256_file(real) != want:
+                    raise EdgegenError(f"sha256 mismatch for {Path(root) / rel}: the file was changed or corrupted") from None
+                raise
+            for loc in locations:
                 check_contained(real.parent, loc, f"{where}: {jp}: ONNX external data")
                 if not _inside(os.path.realpath(real.parent / loc), root_real):
                     raise EdgegenError(f"{where}: {jp}: ONNX external data {loc!r} leaves the bundle folder")
