@@ -95,7 +95,8 @@ def test_torchrun_two_processes(tmp_path):
 def test_train_on_a_folder_of_rgb_images(tmp_path):
     """folder:PATH with class subfolders, 3 channels, 8x8: the network follows the data section."""
     from PIL import Image
-    from edgegen.runtimes.api import open_pipeline
+    from edgegen.runtimes.api import Pipeline
+    from edgegen.train.runs import open_source
     from edgegen.train.runs import train_run
     g = np.random.default_rng(0)
     for cls in ("cats", "dogs"):
@@ -108,5 +109,5 @@ def test_train_on_a_folder_of_rgb_images(tmp_path):
     run = train_run("ddpm", cfg, tmp_path / "run", progress=False)
     loaded = load_run(run)
     assert loaded.config.model.num_classes == 2 and loaded.config.model.in_channels == 3
-    out = open_pipeline(run, "torch").sample(2, steps=3, labels=1)
+    out = Pipeline(open_source(run), "torch").sample(2, steps=3, labels=1)
     assert out.shape == (2, 3, 8, 8)

@@ -54,8 +54,9 @@ def test_rk4_plan_matches_dopri5_on_the_trained_field(moons_run):
     """The RK4-20 plan against torchdiffeq's adaptive dopri5 on the same network and start."""
     torchdiffeq = pytest.importorskip("torchdiffeq")
     from edgegen.runtimes import rng
-    from edgegen.runtimes.api import open_pipeline
-    pipe = open_pipeline(moons_run, "torch")
+    from edgegen.runtimes.api import Pipeline
+    from edgegen.train.runs import open_source
+    pipe = Pipeline(open_source(moons_run), "torch")
     labels = np.array([0, 1] * 8)
     out = pipe.sample(16, seed=2, labels=labels, sampler="rk4", steps=20)
     net = load_run(moons_run).modules["velocity"]

@@ -79,8 +79,9 @@ def test_ve_sigma_max_from_data_and_ssm_on_moons(tmp_path, tiny_family_run):
     loaded = load_run(run)
     assert 3.0 < loaded.config.sde.sigma_max < 6.0  # the largest distance between standardized moons
     assert np.isfinite(loaded.stats["final_loss_ema"])
-    from edgegen.runtimes.api import open_pipeline
-    pipe = open_pipeline(run, "torch")
+    from edgegen.runtimes.api import Pipeline
+    from edgegen.train.runs import open_source
+    pipe = Pipeline(open_source(run), "torch")
     assert pipe.sampling["schedule"] == {"kind": "ve", "sigma_min": 0.01, "sigma_max": loaded.config.sde.sigma_max}
     for sampler in samplers("sde"):
         assert pipe.sample(4, sampler=sampler, steps=3).shape == (4, 2)
