@@ -39,13 +39,8 @@ REPORT_SCHEMA = "edgegen.calibration-report/1"
 
 
 def parse_formats(text: str) -> list[str]:
-    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
-    if not formats:
-        raise EdgegenError(f"no calibration format given (choose from {', '.join(FORMATS)})")
-    for f in formats:
-        if f not in FORMATS:
-            raise EdgegenError(f"unknown calibration format '{f}' (choose from {', '.join(FORMATS)})")
-    return list(dict.fromkeys(formats))
+    from edgegen.config import parse_choices
+    return parse_choices(text, FORMATS, "calibration format")
 
 
 @dataclass

@@ -47,13 +47,18 @@ def cmd_train(args) -> int:
 def cmd_export(args) -> int:
     from edgegen.export.bundle import export_bundle, parse_formats
     from edgegen.export.recipe import ExportRecipe, parse_batches
-    from edgegen.export.targets import describe_check
     from edgegen.train.runs import export_source
     formats = parse_formats(args.format)
     run = Path(args.run)
     out = Path(args.out or f"bundles/{run.name}")
     recipe = ExportRecipe(**({"static_batches": parse_batches(args.static_batches)} if args.static_batches else {}))
     verify = export_bundle(export_source(run), formats, out, progress=not args.quiet, recipe=recipe)
+    return _print_verify(verify, out)
+
+
+def _print_verify(verify: dict, out: Path) -> int:
+    """One line per role, format and precision of the parity gate, then the bundle written."""
+    from edgegen.export.targets import describe_check
     for role, per in verify["results"].items():
         for fmt, by_precision in per.items():
             for precision, r in by_precision.items():
@@ -64,17 +69,11 @@ def cmd_export(args) -> int:
 
 def cmd_import(args) -> int:
     from edgegen.export.bundle import parse_formats
-    from edgegen.export.targets import describe_check
     from edgegen.train.diffusers_import import import_pipeline
     src = Path(args.path)
     out = Path(args.out or f"bundles/{src.resolve().name}")
     verify = import_pipeline(src, out, parse_formats(args.format), progress=not args.quiet, sampler=args.sampler)
-    for role, per in verify["results"].items():
-        for fmt, by_precision in per.items():
-            for precision, r in by_precision.items():
-                print(f"{role:10s} {fmt:9s} {precision:5s} {describe_check(r)}  {'PASS' if r['passed'] else 'FAIL'}")
-    print(f"wrote bundle {out}")
-    return 0
+    return _print_verify(verify, out)
 
 
 def _backend_opts(args) -> dict:
@@ -102,14 +101,9 @@ def progress_callback(quiet: bool):
     if quiet:
         return None
     from tqdm import tqdm
-    bar = tqdm(unit="step", dynamic_ncols=True, leave=False)
 
-    def callback(done: int, total: int):
-        bar.total = total
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-    return callback
+    from edgegen.runtimes.pipeline import bar_callback
+    return bar_callback(tqdm(unit="step", dynamic_ncols=True, leave=False), close_at_end=True)
 
 
 def cmd_sample(args) -> int:

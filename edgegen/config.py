@@ -14,6 +14,18 @@ from typing import Any
 from edgegen.errors import EdgegenError
 
 
+def parse_choices(text: str, choices, what: str) -> list[str]:
+    """A comma list of names from ``choices`` (lower-cased, duplicates dropped, order kept);
+    one-line errors name ``what`` and the choices."""
+    names = [f.strip().lower() for f in text.split(",") if f.strip()]
+    if not names:
+        raise EdgegenError(f"no {what} given (choose from {', '.join(choices)})")
+    for f in names:
+        if f not in choices:
+            raise EdgegenError(f"unknown {what} '{f}' (choose from {', '.join(choices)})")
+    return list(dict.fromkeys(names))
+
+
 def to_dict(cfg: Any) -> dict:
     out = {}
     for f in dataclasses.fields(cfg):

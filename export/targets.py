@@ -127,14 +127,9 @@ TARGETS = tuple(f for f in FORMATS if f not in DEFAULT_FORMATS)  # deployment ta
 
 
 def parse_formats(text: str) -> list[str]:
-    """A comma list of registered formats, in export order."""
-    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
-    if not formats:
-        raise EdgegenError(f"no export format given (choose from {', '.join(FORMATS)})")
-    for f in formats:
-        if f not in FORMATS:
-            raise EdgegenError(f"unknown export format '{f}' (choose from {', '.join(FORMATS)})")
-    return list(dict.fromkeys(formats))
+    """A comma list of registered export formats."""
+    from edgegen.config import parse_choices
+    return parse_choices(text, list(FORMATS), "export format")
 
 
 def write_target(fmt: str, ctx) -> tuple[dict, dict]:

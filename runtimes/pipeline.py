@@ -73,16 +73,14 @@ class Pipeline:
     @property
     def eval_seconds(self) -> float:
         """Seconds inside network calls (generator and decoder), for profiling."""
-        ex = getattr(self.generator, "executor", self.generator)
-        return ex.network_seconds + (self.decoder.network_seconds if self.decoder else 0.0)
+        return self.generator.network_seconds + (self.decoder.network_seconds if self.decoder else 0.0)
 
     @property
     def eval_calls(self) -> int:
-        return getattr(self.generator, "executor", self.generator).network_calls
+        return self.generator.network_calls
 
     def reset_counters(self) -> None:
-        ex = getattr(self.generator, "executor", self.generator)
-        ex.network_seconds, ex.network_calls = 0.0, 0
+        self.generator.reset_counters()
         if self.decoder:
             self.decoder.network_seconds = 0.0
 
@@ -118,7 +116,7 @@ class Pipeline:
         if progress:
             from tqdm import tqdm
             bar = tqdm(desc=f"{self.describe(**options)} on {self.backend.name}", unit="step", dynamic_ncols=True)
-            callback = _with_bar(bar, callback)
+            callback = bar_callback(bar, callback)
         try:
             out = self.generator.generate(cond, seed, batch_size, callback, **options, **edit_kw)
         finally:
@@ -186,10 +184,13 @@ def _dims(shape) -> str:
     return "x".join(str(int(d)) for d in shape)
 
 
-def _with_bar(bar, callback: Optional[Callback]) -> Callback:
+def bar_callback(bar, callback: Optional[Callback] = None, close_at_end: bool = False) -> Callback:
+    """A step callback that moves a tqdm ``bar`` (and then calls ``callback``, whose answer counts)."""
     def cb(done: int, total: int):
         bar.total = total
         bar.update(done - bar.n)
+        if close_at_end and done >= total:
+            bar.close()
         return None if callback is None else callback(done, total)
     return cb
 

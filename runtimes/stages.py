@@ -167,6 +167,17 @@ class PlanGenerator:
         self.manifest, self.stage, self.backend = manifest, stage, backend
         self.executor = backend.plan_executor() or InterpreterExecutor(backend)
 
+    @property
+    def network_seconds(self) -> float:
+        return self.executor.network_seconds
+
+    @property
+    def network_calls(self) -> int:
+        return self.executor.network_calls
+
+    def reset_counters(self) -> None:
+        self.executor.network_seconds, self.executor.network_calls = 0.0, 0
+
     def plan(self, sampler: Optional[str] = None, steps: Optional[int] = None, **options) -> Plan:
         """The bundle's stored plan when it has this one, else compiled the same way."""
         plan = compile_plan(self.stage, sampler, steps, **options)
@@ -227,6 +238,9 @@ class TokenGenerator:
             raise EdgegenError(f"backend '{backend.name}' runs whole sampler plans; token models run on "
                                "torch, onnxruntime or openvino")
         self.stage, self.backend = stage, backend
+        self.reset_counters()
+
+    def reset_counters(self) -> None:
         self.network_seconds, self.network_calls = 0.0, 0
 
     def step(self, tokens: np.ndarray, past_kv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -87,6 +87,7 @@ class GraphPlanRunner:
         self.device = torch.device(device)
         self.capture = self.device.type == "cuda" if capture is None else capture
         self._graphs: dict = {}  # (plan key, batch, guidance, null) -> (graph, buffers, output)
+        self.network_seconds, self.network_calls = 0.0, 0  # the executor protocol's counters
 
     # -- the plan in torch, on static buffers ----------------------------------------------
     def _guided(self, x, t, y, guidance: float, null_label: Optional[int]):
@@ -172,6 +173,6 @@ class GraphPlanRunner:
             out[start:stop] = self.run_batch(plan, (stop - start, *req.sample_shape), req.labels[start:stop],
                                              int(req.seed), start, req.guidance, req.null_label)
             progress.step(len(plan.steps))
-        self.network_seconds = time.perf_counter() - t0
-        self.network_calls = len(plan.steps) * (-(-n // req.batch_size))
+        self.network_seconds += time.perf_counter() - t0  # the whole loop runs on the device
+        self.network_calls += len(plan.steps) * (-(-n // req.batch_size))
         return out
