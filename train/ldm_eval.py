@@ -5,9 +5,12 @@
 - text to image: n samples from held-out-template prompts (labels 0..9 cycled), DDIM-50 at the
   bundle's default guidance: prompt accuracy (the evaluator's class == the prompt's class) and
   fashion-FID with the real (train vs test, same-n) and noise references;
+- diversity (precision/recall, density/coverage, spread) and memorization of the text-to-image
+  samples, from the evaluator's ``score`` as for every family;
 - the same seed on torch, onnxruntime and openvino: max abs difference of the samples;
-- image-to-image on test images with a prompt of another class: at strength 0.3 the fraction whose
-  class is kept, at 0.8 the fraction that follows the prompt;
+- image-to-image on test images: at strength 0.3 the fraction whose class is kept, with a prompt of
+  the image's own class and a prompt of another class; at 0.8 with a prompt of
+  another class, the fraction that follows the prompt;
 - inpainting with the right half masked and a prompt of the image's own class: accuracy, and
   whether every unmasked pixel equals the input.
 """
@@ -41,14 +44,15 @@ def acceptance(bundle: Path, backend: str = "onnxruntime", n: int = 500, n_edit:
     labels = np.arange(n) % 10
     images = pipe.sample(n, seed=seed, prompt=_prompts(caps, labels, 99), sampler="ddim", steps=50,
                          batch_size=batch_size)
-    refs = ev.references()
-    pick = np.random.default_rng(0).choice(len(ev.split("train").images), size=n, replace=False)
+    scored = ev.score(images, labels)  # FID, accuracy, references, diversity and memorization (issue 21)
+    refs = scored["references"]
     out["text_to_image"] = {
         "n": n, "sampler": "ddim-50", "guidance": pipe.generator.guidance(None),
-        "prompt_accuracy": ev.accuracy(images, labels), "fid": ev.fid(images),
-        "fid_real_same_n": ev.fid(ev.split("train").images[np.sort(pick)]),
+        "prompt_accuracy": scored["accuracy"], "fid": scored["fid"],
+        "fid_real_same_n": refs["fid_train_same_n_vs_test"],
         "fid_real_train_vs_test": refs["fid_train_vs_test"], "fid_noise": refs["fid_noise_vs_test"],
-        "evaluator_test_accuracy": refs["test_accuracy"], "seconds": time.time() - t0}
+        "evaluator_test_accuracy": refs["test_accuracy"], "seconds": time.time() - t0,
+        "diversity": scored["diversity"], "memorization": scored["memorization"]}
 
     few = {b: open_pipeline(bundle, b).sample(8, seed=seed + 1, prompt=_prompts(caps, np.arange(8), 5), steps=50)
            for b in ("torch", "onnxruntime", "openvino")}
@@ -58,12 +62,16 @@ def acceptance(bundle: Path, backend: str = "onnxruntime", n: int = 500, n_edit:
     k = min(n_edit, len(test.images))
     x, y = test.images[:k], test.labels[:k]
     other = (y + 1 + np.random.default_rng(1).integers(0, 9, size=k)) % 10  # never the image's class
-    for strength in (0.3, 0.8):
-        got = pipe.sample(k, seed=seed, prompt=_prompts(caps, other, 7), init_image=x, strength=strength,
-                          batch_size=batch_size)
-        pred = ev.predict(got)
-        out[f"img2img_strength_{strength:g}"] = {"n": k, "input_class_kept": float(np.mean(pred == y)),
-                                                 "follows_other_prompt": float(np.mean(pred == other))}
+    prompts = {"other": _prompts(caps, other, 7), "own": _prompts(caps, y, 7)}
+    for strength, kinds in ((0.3, ("own", "other")), (0.8, ("other",))):
+        fig = {"n": k}
+        for kind in kinds:
+            pred = ev.predict(pipe.sample(k, seed=seed, prompt=prompts[kind], init_image=x, strength=strength,
+                                          batch_size=batch_size))
+            fig[f"input_class_kept_{kind}_prompt"] = float(np.mean(pred == y))
+            if kind == "other":
+                fig["follows_other_prompt"] = float(np.mean(pred == other))
+        out[f"img2img_strength_{strength:g}"] = fig
     mask = np.zeros(m.sample_shape[1:], np.float32)
     mask[:, mask.shape[1] // 2:] = 1.0
     # one call per image: the mask is shared, the init image is per sample
