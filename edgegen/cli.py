@@ -21,8 +21,18 @@ class Parser(argparse.ArgumentParser):
 
 
 def _families():
-    from edgegen.train.families import FAMILIES
-    return sorted(FAMILIES)
+    from edgegen.train.families import trainable
+    return trainable()
+
+
+def _trainable_family(name: str) -> str:
+    """argparse type of --model: imported-only families get their one-line pointer to edgegen import."""
+    from edgegen.train.families import check_trainable
+    try:
+        check_trainable(name)
+    except EdgegenError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name
 
 
 def cmd_train(args) -> int:
@@ -253,6 +263,17 @@ def _train_parsers(t) -> None:
         fp.add_argument("--quiet", action="store_true", help="no progress bar")
         add_flags(fp, type(fam.preset(fam.PRESETS[0])))
         fp.set_defaults(func=cmd_train)
+    from edgegen.train.families import NOT_TRAINABLE
+    for name in NOT_TRAINABLE:  # not in the help list (no help=); refused in one line
+        fp = tsub.add_parser(name, add_help=False, prefix_chars="\x01")  # every later word (--preset ...) is "rest"
+        fp.add_argument("rest", nargs="*")
+        fp.set_defaults(func=cmd_train_imported)
+
+
+def cmd_train_imported(args) -> int:
+    from edgegen.train.families import check_trainable
+    check_trainable(args.model)
+    return 0
 
 
 def cmd_train_unavailable(args) -> int:
@@ -347,7 +368,7 @@ def build_parser(full_train: bool = True) -> Parser:
     i.set_defaults(func=cmd_info)
 
     d = sub.add_parser("demo", help="train, export, sample on every backend, score, report")
-    d.add_argument("--model", default="ddpm", choices=_families())
+    d.add_argument("--model", default="ddpm", type=_trainable_family, metavar="{" + ",".join(_families()) + "}")
     d.add_argument("--preset", default="small", help="model preset (tiny is for tests: its samples are noise)")
     d.add_argument("--out", default="demo")
     d.add_argument("--n", type=int, default=500, help="samples per backend for scoring")

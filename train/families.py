@@ -19,6 +19,24 @@ FAMILIES.update({"vqvae": "edgegen.train.vqvae", "dalle": "edgegen.train.dalle"}
 FAMILIES["ldm"] = "edgegen.train.ldm"  # latent text-to-image diffusion (issue 15)
 FAMILIES["diffusers"] = "edgegen.train.diffusers_family"  # imported, not trained (edgegen import)
 
+# Families whose models come from elsewhere: `edgegen train` and `edgegen demo` refuse them with
+# this message and do not list them (read without importing the family, which needs torch).
+NOT_TRAINABLE = {"diffusers": "diffusers models are imported, not trained here: edgegen import PATH "
+                              "(a save_pretrained folder, or --module FILE.py:CLASS for your own network)"}
+
+
+def trainable() -> list[str]:
+    """The families `edgegen train` and `edgegen demo` offer, sorted."""
+    return sorted(f for f in FAMILIES if f not in NOT_TRAINABLE)
+
+
+def check_trainable(name: str) -> None:
+    """One line for a family that cannot be trained here (or is unknown)."""
+    if name in NOT_TRAINABLE:
+        raise EdgegenError(NOT_TRAINABLE[name])
+    if name not in FAMILIES:
+        raise EdgegenError(f"unknown model '{name}' (choose {', '.join(trainable())})")
+
 
 def get_family(name: str) -> ModuleType:
     if name not in FAMILIES:
