@@ -59,7 +59,8 @@ def machine() -> dict:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
-    return {"cpu": cpu_model(), "logical_cores": os.cpu_count(),
+    from edgegen.profiling.cpu_features import machine_features
+    return {"cpu": cpu_model(), "cpu_features": machine_features(), "logical_cores": os.cpu_count(),
             "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "os": platform.platform(), "python": platform.python_version(), "versions": versions,
             # other load on the machine while it was measured (1, 5, 15 min averages)

@@ -63,6 +63,7 @@ def markdown(report: dict) -> str:
              + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + "."
              + (f" Load average when done: {m['load_average'][0]:.1f} (other processes share the CPU)."
                 if m.get("load_average") else ""),
+             f"CPU features: {m['cpu_features']['summary']}." if m.get("cpu_features") else "",
              f"Measured peak: fp32 GEMM {pk['gemm']['gflops']:.1f} GFLOP/s (n={pk['gemm']['n']}), "
              f"copy bandwidth {pk['bandwidth']['gbytes_per_s']:.1f} GB/s.", ""]
     for b, f in report["flops"].items():
@@ -89,11 +90,14 @@ def markdown(report: dict) -> str:
               "network calls / wall time. Max abs diff: final samples against the first row of the same batch "
               "(same x_T), so the baselines are checked to run the same sampler.", "",
               "## Cold start and memory", "",
-              "| config | batch | load + compile (s) | first call (s) | first run (s) | peak RSS (MiB) | model on disk |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+              "| config | batch | load + compile (s) | first call (s) | first run (s) | peak RSS (MiB) | model on disk "
+              "| precision ran |",
+              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in ok:
+        ran = (r.get("precision_ran") or {}).get("ran") or "not reported"
         lines.append(f"| {r['name']} | {r['batch']} | {r['load_seconds']:.3f} | {r['first_call_seconds']:.3f} "
-                     f"| {r['first_run_seconds']:.3f} | {r['peak_rss_mb']:.0f} | {_fmt_bytes(r['model_bytes'])} |")
+                     f"| {r['first_run_seconds']:.3f} | {r['peak_rss_mb']:.0f} | {_fmt_bytes(r['model_bytes'])} "
+                     f"| {ran} |")
     roof = [r for r in ok if "achieved_gflops" in r]
     if roof:
         lines += ["", "## Roofline", "",

@@ -24,7 +24,7 @@ from edgegen.runtimes.api import open_manifest
 from edgegen.runtimes.stages import generator_class
 from edgegen.runtimes.backends import backend_class, backend_names
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 REPORT_SCHEMA = "edgegen.profile/1"
 
 
@@ -146,7 +146,7 @@ def _derive(res: dict, cfg: dict, batch: int, steps: int, flops: Optional[dict],
            "host_overhead_fraction": float(np.median((walls - nets) / walls)),
            "throughput_samples_per_s": float(batch / np.median(walls)), "calls_per_run": calls,
            "peak_rss_mb": res["peak_rss_mb"], "rss_start_mb": res["rss_start_mb"], "model_bytes": model_bytes,
-           "timeline": res.get("timeline")}
+           "timeline": res.get("timeline"), "precision_ran": res.get("precision_ran")}
     if flops is not None and np.median(nets) > 0:
         # profiling samples without guidance (like the baselines): each call sees `batch` items
         achieved = flops["flops"] * calls / np.median(nets) / 1e9

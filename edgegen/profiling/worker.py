@@ -93,7 +93,7 @@ def _edgegen_runner(job: dict):
         pipe.backend.run(inputs)
 
     rec = _Recorder(lambda: pipe.eval_seconds)
-    state = {}
+    state = {"backend": pipe.backend}  # asked after the runs what precision it ran (cpu_features.py)
 
     def run():
         pipe.reset_counters()
@@ -130,10 +130,16 @@ def profile(job: dict) -> dict:
         steps += [s["seconds"] for s in tl or []]
         timelines.append(tl)
     timeline = timelines[int(np.argsort(walls)[len(walls) // 2])]  # the run with the median wall time
+    from edgegen.profiling.cpu_features import backend_precision
+    try:
+        ran = (backend_precision(state["backend"]) if "backend" in state
+               else {"requested": job["precision"], "ran": job["precision"], "detail": "baseline loop"})
+    except Exception as e:  # the figures stand without it
+        ran = {"requested": job["precision"], "ran": None, "detail": f"could not ask the runtime: {e}"}
     return {"job": job, "load_seconds": load_s, "first_call_seconds": first_call_s,
             "first_run_seconds": first_run_s, "run_seconds": walls, "net_seconds": nets, "step_seconds": steps,
             "calls_per_run": calls, "timeline": timeline, "rss_start_mb": rss_start, "peak_rss_mb": _rss_mb(),
-            "samples": encode(state["samples"])}
+            "samples": encode(state["samples"]), "precision_ran": ran}
 
 
 def encode(a: np.ndarray) -> dict:
