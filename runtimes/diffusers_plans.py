@@ -512,7 +512,9 @@ def _reg(name: str, fn, options=NoOptions, default_steps: int = 50, summary: str
     @register("diffusers", name, options, default_steps=default_steps, summary=summary)
     def _compile(generator: dict, steps: int | None, opt) -> Plan:
         cfg = _config(generator, cls)
-        return _finite(fn(cfg, _steps(steps, default_steps), opt), cfg)
+        plan = _finite(fn(cfg, _steps(steps, default_steps), opt), cfg)
+        plan.params["scheduler"] = cfg.digest()  # the config's options in the plan's key (plans.plan_key)
+        return plan
     return _compile
 
 

@@ -103,6 +103,16 @@ class SchedulerConfig:
     def T(self) -> int:
         return int(self["num_train_timesteps"])
 
+    def digest(self) -> str:
+        """10 hex digits naming every value this class reads (betas, spacing, sigmas, solver order,
+        ...): plans compiled from configs that differ in any of them get different keys
+        (plans.plan_key), so a stored plan is never taken for another config's."""
+        import hashlib
+        import json
+        values = {k: self[k] for k in sorted(self.defaults)}
+        text = json.dumps([self.cls, values], sort_keys=True, default=float)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
 
 def alpha_bar(cfg: SchedulerConfig) -> np.ndarray:
     """alpha_bar_t, t = 0..T-1, float64, from the config's betas (diffusers' definitions)."""

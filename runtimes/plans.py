@@ -121,6 +121,8 @@ def plan_key(sampler: str, params: dict) -> str:
         key += f"-strength{params['strength']:g}"
     if params.get("inpaint"):
         key += "-inpaint"
+    if "scheduler" in params:  # diffusers process: digest of the scheduler options (diffusers_plans.py)
+        key += f"-{params['scheduler']}"
     return key
 
 

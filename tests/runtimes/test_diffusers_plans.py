@@ -378,8 +378,44 @@ def test_bundle_defaults_pick_sampler_and_steps():
     gen = {"process": "diffusers", "scheduler": saved_config("DDIMScheduler"),
            "defaults": {"sampler": "ddim", "steps": 7, "eta": 0.5}}
     plan = samplers.compile_plan(gen)
-    assert plan.sampler == "ddim" and plan.params == {"steps": 7, "eta": 0.5}
+    assert plan.sampler == "ddim" and {k: plan.params[k] for k in ("steps", "eta")} == {"steps": 7, "eta": 0.5}
     assert samplers.compile_plan(gen, "lcm").params["steps"] == 4
+
+
+# --- plan keys: a stored plan is never taken for another config's ----------------------------------
+
+@pytest.mark.parametrize("sampler,cls,a,b", [
+    ("dpmpp_2m", "DPMSolverMultistepScheduler", {"solver_order": 2}, {"solver_order": 3}),
+    ("unipc", "UniPCMultistepScheduler", {"solver_order": 2}, {"solver_order": 3}),
+    ("dpmpp_2m", "DPMSolverMultistepScheduler", {}, {"use_karras_sigmas": True}),
+    ("euler", "EulerDiscreteScheduler", {}, {"use_karras_sigmas": True}),
+    ("ddim", "DDIMScheduler", {"timestep_spacing": "leading"}, {"timestep_spacing": "trailing"}),
+    ("euler", "EulerDiscreteScheduler", {"timestep_spacing": "linspace"}, {"timestep_spacing": "trailing"}),
+    ("ddim", "DDIMScheduler", {}, {"prediction_type": "v_prediction"}),
+    ("ddpm", "DDPMScheduler", {}, {"beta_schedule": "scaled_linear"}),
+    ("unipc", "UniPCMultistepScheduler", {}, {"final_sigmas_type": "sigma_min"}),
+])
+def test_plan_keys_tell_scheduler_options_apart(sampler, cls, a, b):
+    """Two configs that differ in an option the sampler's class reads get different plan keys, and a
+    bundle holding the plan of one of them does not hand it out for the other."""
+    from edgegen.runtimes.plans import plan_key
+    gens = [{"process": "diffusers", "scheduler": saved_config(cls, **kw), "defaults": {}} for kw in (a, b)]
+    pa, pb = (samplers.compile_plan(g, sampler, 8) for g in gens)
+    assert pa.key != pb.key and pa.key.startswith(f"{sampler}-8-") and pb.key.startswith(f"{sampler}-8-")
+    assert pa.key == samplers.compile_plan(gens[0], sampler, 8).key  # stable
+    # what PlanGenerator.plan looks up in a bundle's stored plans
+    stored = {pa.key: pa.to_json()}
+    assert stored.get(pb.key) is None and stored.get(plan_key(pa.sampler, pa.params)) == pa.to_json()
+
+
+def test_plan_keys_ignore_what_the_class_does_not_read():
+    """Keys the sampler's class does not read (as from_config ignores them) leave the key alone, so
+    a DDIM config and the same config saved from PNDMScheduler share their stored ddim plans."""
+    cfg = saved_config("DDIMScheduler")
+    other = {**cfg, "_class_name": "PNDMScheduler", "skip_prk_steps": True, "use_karras_sigmas": True}
+    keys = {samplers.compile_plan({"process": "diffusers", "scheduler": c, "defaults": {}}, "ddim", 8).key
+            for c in (cfg, other)}
+    assert len(keys) == 1
 
 
 # --- refusals: one line naming what is unsupported and what is -----------------------------------
