@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgegen-installed
 
-.PHONY: demo test install clean apt-deps native native-asan native-testdata native-test valgrind
+.PHONY: demo test install clean apt-deps web-deps native native-asan native-testdata native-test valgrind
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgegen demo
 
-test: $(STAMP) native native-asan native-testdata
+test: $(STAMP) native native-asan native-testdata web-deps
 	$(BIN)/python -m pytest -q --durations=10
 	$(MAKE) --no-print-directory native-test
 
+# --- the web page (web/): onnxruntime-web from the npm registry, pinned by web/package-lock.json;
+# the browser tests (tests/web) drive Debian's chromium (APT_PKGS) with Playwright (the test extra).
+web-deps: web/node_modules/.package-lock.json
+web/node_modules/.package-lock.json: web/package-lock.json web/package.json
+	@command -v npm >/dev/null || { echo "web-deps: npm is not installed (Node.js 20 with npm)"; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
 # --- the native runtime (CMakeLists.txt): libedgegen, edgegen-run, examples, C++ tests ------
 # apt packages the C++ build needs; installed only when dpkg says one is missing.
-APT_PKGS := cmake ninja-build g++ pkg-config nlohmann-json3-dev libgtest-dev libssl-dev libpng-dev valgrind dataset-fashion-mnist
+APT_PKGS := cmake ninja-build g++ pkg-config nlohmann-json3-dev libgtest-dev libssl-dev libpng-dev valgrind dataset-fashion-mnist \
+    chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NATIVE := build/native
 NATIVE_ASAN := build/native-asan
