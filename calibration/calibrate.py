@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -31,7 +30,7 @@ from edgegen.calibration.gate import Budget, GateSettings
 from edgegen.calibration.quantizers import QUANTIZERS, QuantContext
 from edgegen.errors import EdgegenError
 from edgegen.manifest import MANIFEST, Manifest, file_entry, read_manifest
-from edgegen.paths import atomic_write_text
+from edgegen.paths import atomic_dir, atomic_write_text
 
 FORMATS = tuple(QUANTIZERS)  # the registry (quantizers.py) in calibration order
 GATED = {f: q.backend for f, q in QUANTIZERS.items() if q.gated}  # formats whose int8 model runs (and is gated) here
@@ -168,20 +167,11 @@ def calibrate(req: CalibrateRequest) -> dict:
     bundle = Path(req.bundle)
     original = read_manifest(bundle, verify=True)
     role = _check(req, original)
-    parent = bundle.resolve().parent
-    tmp = Path(tempfile.mkdtemp(prefix=f".{bundle.name}.calibrate-", dir=parent))
-    try:
-        work = tmp / bundle.name
-        shutil.copytree(bundle, work)
-        report = _calibrate_copy(req, Manifest(work, copy.deepcopy(original.data)), role, tmp)
+    with atomic_dir(bundle) as work:  # write-locked copy, swapped in at the end (edgegen.paths)
+        shutil.copytree(bundle, work, dirs_exist_ok=True)
+        report = _calibrate_copy(req, Manifest(work, copy.deepcopy(original.data)), role, work)
         read_manifest(work, verify=True)  # every listed file exists and matches its sha256
-        old = parent / f".{bundle.name}.old-{os.getpid()}"
-        bundle.rename(old)
-        work.rename(bundle)
-        shutil.rmtree(old, ignore_errors=True)
-        return report
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return report
 
 
 def _calibrate_copy(req: CalibrateRequest, m: Manifest, role: str, tmp: Path) -> dict:
