@@ -547,7 +547,7 @@ def _build(folder: Path, progress: bool, data: EvalData | None = None, stamp: st
     evaluator = Evaluator(model, config)
     config["test_accuracy"] = evaluator.accuracy(test.images, test.labels)
     references = evaluator.references()
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder, wait=600) as tmp:  # another process may be filling the same cache
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / MODEL_FILE))
         atomic_write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
         atomic_write_text(tmp / REFERENCES_FILE, json.dumps(references, indent=2) + "\n")
