@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edgegen.errors import EdgegenError
+from edgegen.paths import atomic_write_text
 from edgegen.profiling import baselines, peak
 from edgegen.profiling.flops import count_flops
 from edgegen.profiling.stats import summary
@@ -109,7 +110,7 @@ def _worker_env(threads: int) -> dict:
 def _run_worker(job: dict, timeout: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="edgegen-profile-") as tmp:
         job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job_path.write_text(json.dumps(job))
+        atomic_write_text(job_path, json.dumps(job))
         try:
             proc = subprocess.run([sys.executable, "-m", "edgegen.profiling.worker", str(job_path), str(out_path)],
                                   capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,

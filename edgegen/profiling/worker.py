@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgegen.paths import atomic_write_text
+
 
 # backends that take a ``threads`` option; torch (and numpy) follow OMP_NUM_THREADS, which the
 # runner sets for this process
@@ -158,7 +160,7 @@ def main(argv=None) -> int:
         result = profile(job)
     except Exception as e:  # reported to the runner as this configuration's failure
         result = {"job": job, "error": f"{type(e).__name__}: {e}".splitlines()[0]}
-    Path(args[1]).write_text(json.dumps(result))
+    atomic_write_text(Path(args[1]), json.dumps(result))  # the runner never reads half a result
     return 0
 
 
