@@ -1,11 +1,14 @@
 """Executors run whole plans; backends only run one network call (DESIGN principle 10).
 
 Every executor implements ``execute(plan, request) -> samples`` and counts its network time
-(``network_seconds``, ``network_calls``). Three exist:
+(``network_seconds``, ``network_calls``). Four exist:
 
 - ``InterpreterExecutor``: the Python interpreter (interpreter.py) over any backend's ``run``;
 - ``GraphPlanRunner`` (backends/cuda_graph.py): the whole plan captured in a CUDA graph;
-- the native library (backends/native_backend.py), which runs the plan in C++.
+- the native library (backends/native_backend.py), which runs the plan in C++;
+- ``FusedExecutor`` (fused_executor.py): one ONNX graph of the whole plan (export/fused_export.py
+  builds it from the plan's ops), run by onnxruntime or OpenVINO with no host loop; its
+  ``FusedBackend`` is the backend that names it.
 
 A backend says which executor runs plans over it with ``Backend.plan_executor()`` (None: the
 Python interpreter); the pipeline asks once and never probes for methods.
