@@ -19,8 +19,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgegen demo
 
-test: $(STAMP) native native-asan native-testdata web-deps
-	$(BIN)/python -m pytest -q --durations=10
+test: $(STAMP) native native-asan native-testdata web-deps fuzz-build
+	EDGEGEN_REQUIRE_FUZZ=1 $(BIN)/python -m pytest -q --durations=10
 	$(MAKE) --no-print-directory native-test
 
 # --- the web page (web/): onnxruntime-web from the npm registry, pinned by web/package-lock.json;
@@ -32,8 +32,9 @@ web/node_modules/.package-lock.json: web/package-lock.json web/package.json
 
 # --- the native runtime (CMakeLists.txt): libedgegen, edgegen-run, examples, C++ tests ------
 # apt packages the C++ build needs; installed only when dpkg says one is missing.
+# clang-14: Debian 12's clang; its libFuzzer and sanitizers build the fuzz harnesses (fuzz-build)
 APT_PKGS := cmake ninja-build g++ pkg-config nlohmann-json3-dev libgtest-dev libssl-dev libpng-dev valgrind dataset-fashion-mnist \
-    chromium
+    chromium clang-14
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NATIVE := build/native
 NATIVE_ASAN := build/native-asan
@@ -89,14 +90,13 @@ clean:
 
 # --- fuzzing (issue 20): libFuzzer harnesses under ASan + UBSan (clang 14 from Debian), then the
 # Hypothesis fuzz tests with many examples. FUZZ_SECONDS per harness (default 300); findings land in
-# build/fuzz/findings/ (crash-*, reproduce with build/fuzz/fuzz_<name> <file>). `make test` runs a
-# few seconds of each through tests/security/test_libfuzzer.py when build/fuzz is built.
+# build/fuzz/findings/ (crash-*, reproduce with build/fuzz/fuzz_<name> <file>). `make test` builds them
+# and runs the three at once for 20 s (tests/security/test_libfuzzer.py, EDGEGEN_LIBFUZZER_SECONDS).
 FUZZ := build/fuzz
 FUZZ_SECONDS ?= 300
 FUZZ_EXAMPLES ?= 3000
-.PHONY: fuzz fuzz-build
-fuzz-build: $(STAMP)
-	@command -v clang++-14 >/dev/null || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-14
+.PHONY: fuzz fuzz-build durability
+fuzz-build: $(STAMP) apt-deps
 	@test -f $(FUZZ)/build.ninja || $(CMAKE_CONFIGURE) -B $(FUZZ) -DCMAKE_BUILD_TYPE=Debug -DEDGEGEN_FUZZ=ON \
 	    -DEDGEGEN_BUILD_TESTS=OFF -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14
 	cmake --build $(FUZZ) -j2 --target fuzz_manifest fuzz_plan fuzz_onnx
@@ -109,3 +109,9 @@ fuzz: fuzz-build native-testdata
 	    > $(FUZZ)/$$h.log 2>&1; rc=$$?; grep -E '^#[0-9]+.*DONE|ERROR|SUMMARY' $(FUZZ)/$$h.log; \
 	  test $$rc = 0 || exit 1; done
 	EDGEGEN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/security/test_fuzz.py
+
+# Kill and disk-full tests with many random kill points, and the kill points at the swap of a real
+# export (a whole export each; `make test` runs 2 random kills per command). KILL_RUNS per command.
+KILL_RUNS ?= 20
+durability: $(STAMP) native-testdata
+	EDGEGEN_KILL_RUNS=$(KILL_RUNS) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -s tests/security/test_durability.py
