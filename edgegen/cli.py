@@ -79,10 +79,37 @@ def _print_verify(verify: dict, out: Path) -> int:
 
 def cmd_import(args) -> int:
     from edgegen.export.bundle import parse_formats
+    if args.module:  # a user's own nn.Module (train/module_import.py)
+        return _import_module(args, parse_formats(args.format))
+    own = [f for f in ("weights", "scheduler", "shape", "num_classes", "kwargs", "prediction_type")
+           if getattr(args, f) is not None] + (["null_label"] if args.null_label else [])
+    if args.path is None or own:
+        raise EdgegenError("give a diffusers pipeline folder (PATH) or --module FILE.py:CLASS" + (
+            f" (--{own[0].replace('_', '-')} needs --module)" if own and args.path else ""))
     from edgegen.train.diffusers_import import import_pipeline
     src = Path(args.path)
     out = Path(args.out or f"bundles/{src.resolve().name}")
     verify = import_pipeline(src, out, parse_formats(args.format), progress=not args.quiet, sampler=args.sampler)
+    return _print_verify(verify, out)
+
+
+def _import_module(args, formats) -> int:
+    from edgegen.train.module_import import import_module, parse_module_ref
+    if args.path is not None:
+        raise EdgegenError("give either a diffusers pipeline folder (PATH) or --module, not both")
+    spec = parse_module_ref(args.module)
+    if args.kwargs:
+        try:
+            spec.kwargs = json.loads(args.kwargs)
+        except ValueError as e:
+            raise EdgegenError(f"--kwargs is not JSON: {e}") from None
+    if args.shape is None or args.scheduler is None:
+        raise EdgegenError("--module needs --shape C,H,W and --scheduler (a diffusers scheduler class, "
+                           "scheduler_config.json or JSON)")
+    out = Path(args.out or f"bundles/{Path(spec.file).stem}")
+    verify = import_module(spec, out, args.scheduler, args.shape, args.weights, args.num_classes or 0, args.null_label,
+                           args.sampler, args.steps, args.prediction_type, formats, args.trust_code,
+                           progress=not args.quiet)
     return _print_verify(verify, out)
 
 
@@ -305,9 +332,25 @@ def build_parser(full_train: bool = True) -> Parser:
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_export)
 
-    im = sub.add_parser("import", help="import a diffusers pipeline folder (save_pretrained) as a bundle "
-                        "(with parity gate)")
-    im.add_argument("path", help="folder with model_index.json (DDPMPipeline, DDIMPipeline, StableDiffusionPipeline)")
+    im = sub.add_parser("import", help="import a diffusers pipeline folder (save_pretrained), or your own "
+                        "nn.Module (--module), as a bundle (with parity gate)")
+    im.add_argument("path", nargs="?", default=None,
+                    help="folder with model_index.json (DDPMPipeline, DDIMPipeline, StableDiffusionPipeline)")
+    im.add_argument("--module", default=None, help="FILE.py:CLASS, your own denoiser: forward(x, t[, y]) -> a "
+                    "tensor shaped like x (instead of PATH)")
+    im.add_argument("--weights", default=None, help="with --module: its state dict, safetensors (default: random)")
+    im.add_argument("--scheduler", default=None, help="with --module: a diffusers scheduler class name, "
+                    "scheduler_config.json or JSON object (prediction type, betas, spacing)")
+    im.add_argument("--shape", default=None, help="with --module: the sample shape C,H,W")
+    im.add_argument("--num-classes", type=int, default=None, help="with --module: class labels y in [0, K)")
+    im.add_argument("--null-label", action="store_true", help="with --module: label K means unconditional "
+                    "(classifier-free guidance)")
+    im.add_argument("--kwargs", default=None, help="with --module: the class's constructor arguments, JSON")
+    im.add_argument("--prediction-type", default=None, choices=("epsilon", "v_prediction", "sample"),
+                    help="with --module: overrides the scheduler config's")
+    im.add_argument("--steps", type=int, default=None, help="with --module: the bundle's default steps")
+    im.add_argument("--trust-code", action="store_true", help="with --module: read --weights saved by torch.save "
+                    "(a pickle) with torch.load(weights_only=True)")
     im.add_argument("--format", default="onnx,openvino", help="comma list of export formats, as for export")
     im.add_argument("--out", default=None, help="bundle folder (default bundles/FOLDER_NAME)")
     im.add_argument("--sampler", default=None, help="the bundle's default sampler (default: the one equivalent to "

@@ -5,6 +5,12 @@ diffusers' ``save_pretrained`` and writes a bundle whose ``training.config`` is 
 (the pipeline class and each component's diffusers config). ``build(cfg)`` recreates the role
 modules from it (random weights; the torch backend then loads the bundle's safetensors), which
 is how ``--backend torch`` runs an imported bundle.
+
+A user's own network (``edgegen import --module FILE.py:CLASS``, train/module_import.py) is
+pipeline ``"module"``: its component holds the Python source of the file that defines the class.
+Rebuilding it runs that code, so ``build`` does it only when the source's sha256 is on this
+machine's allow-list (edgegen/trust.py; the importer adds it); the ONNX, OpenVINO and native
+backends never need it.
 """
 from __future__ import annotations
 
@@ -113,6 +119,85 @@ class VaeEncoder(torch.nn.Module):
         return h[:, : h.shape[1] // 2]
 
 
+class OwnDenoiser(torch.nn.Module):
+    """A user's own denoiser as the role: forward(x, t[, y]) -> the model output, shaped like x.
+
+    t (B,) float32 is the scheduler's timestep (what diffusers passes a UNet); y (B,) int64 labels
+    when the model is class-conditional, clamped to its classes unless it has a null label (index
+    ``num_classes``, for classifier-free guidance) since the parity gate's inputs include that slot.
+    A tuple/list output or a diffusers-style output object gives its first tensor / ``.sample``."""
+
+    def __init__(self, net: torch.nn.Module, num_classes: int = 0, null_label: bool = False):
+        super().__init__()
+        self.net = net
+        self.num_classes, self.null_label = int(num_classes), bool(null_label)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if y is None or self.num_classes == 0:
+            out = self.net(x, t)
+        else:
+            out = self.net(x, t, y if self.null_label else y.clamp(0, self.num_classes - 1))
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        return out.sample if hasattr(out, "sample") else out
+
+
+def own_class(source: str, name: str, filename: str) -> type:
+    """The class ``name`` defined by the Python ``source`` (run as a module of its own, registered
+    in sys.modules under its sha256 so dataclasses, pickling-free tracing and tracebacks work).
+    The caller decides whether running the source is trusted."""
+    import hashlib
+    import linecache
+    import sys
+    import types
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    modname = f"edgegen_own_module_{digest[:16]}"
+    mod = sys.modules.get(modname)
+    if mod is None:
+        mod = types.ModuleType(modname)
+        mod.__file__ = filename
+        sys.modules[modname] = mod
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        try:
+            exec(compile(source, filename, "exec"), mod.__dict__)  # noqa: S102 (the user's own code, see build)
+        except Exception as e:  # any error of the user's file: one line naming it
+            del sys.modules[modname]
+            raise EdgegenError(f"running {filename} failed: {type(e).__name__}: "
+                               f"{(str(e).strip().splitlines() or [''])[0]}") from None
+    cls = getattr(mod, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        found = sorted(k for k, v in vars(mod).items() if isinstance(v, type) and issubclass(v, torch.nn.Module)
+                       and v.__module__ == modname)
+        raise EdgegenError(f"{filename} defines no torch.nn.Module class {name!r} (its classes: "
+                           f"{', '.join(found) or 'none'})")
+    return cls
+
+
+def own_module(spec: dict, trusted: bool = False) -> torch.nn.Module:
+    """The user's network from a stored ``module`` component (random weights, seed 0).
+
+    ``trusted``: the caller vouches for the source (the importer, given the user's own file);
+    otherwise its sha256 must be on this machine's allow-list (edgegen/trust.py)."""
+    import hashlib
+    from edgegen.trust import allow_list_path, trusted_hashes
+    source, digest = spec["source"], spec["sha256"]
+    if hashlib.sha256(source.encode()).hexdigest() != digest:
+        raise EdgegenError(f"the stored source of {spec['class']} does not match its sha256 (edited bundle?)")
+    if not trusted and digest not in trusted_hashes():
+        raise EdgegenError(f"refusing to run the Python source of {spec['class']} ({spec['file']}) stored in this "
+                           f"bundle: code this machine did not import (sha256 {digest[:16]}...); add its sha256 to "
+                           f"{allow_list_path()} if you trust the bundle's author, or use the onnxruntime, openvino "
+                           f"or native backend, which do not need it")
+    cls = own_class(source, spec["class"], spec["file"])
+    torch.manual_seed(0)
+    try:
+        net = cls(**spec.get("kwargs", {}))
+    except Exception as e:  # the user's constructor: one line
+        raise EdgegenError(f"{spec['class']}(**{spec.get('kwargs', {})}) failed: {type(e).__name__}: "
+                           f"{(str(e).strip().splitlines() or [''])[0]}") from None
+    return net.eval()
+
+
 def _diffusers():
     try:
         import diffusers
@@ -139,7 +224,11 @@ def component(cfg: DiffusersConfig, name: str) -> torch.nn.Module:
     return model.eval()
 
 
-def build(cfg: DiffusersConfig) -> dict[str, torch.nn.Module]:
+def build(cfg: DiffusersConfig, trusted: bool = False) -> dict[str, torch.nn.Module]:
+    if cfg.pipeline == "module":  # a user's own network (train/module_import.py)
+        spec = cfg.components["module"]
+        net = own_module(spec, trusted)
+        return {"denoiser": OwnDenoiser(net, spec.get("num_classes", 0), spec.get("null_label", False)).eval()}
     if cfg.pipeline in ("DDPMPipeline", "DDIMPipeline"):
         return {"denoiser": PixelDenoiser(component(cfg, "unet")).eval()}
     if cfg.pipeline == "StableDiffusionPipeline":
@@ -149,10 +238,14 @@ def build(cfg: DiffusersConfig) -> dict[str, torch.nn.Module]:
                 "vae_decoder": VaeDecoder(vae).eval(), "vae_encoder": VaeEncoder(vae).eval(),
                 "denoiser": ContextDenoiser(component(cfg, "unet")).eval()}
     raise EdgegenError(f"unsupported imported pipeline {cfg.pipeline!r} (supported: DDPMPipeline, DDIMPipeline, "
-                       f"StableDiffusionPipeline)")
+                       f"StableDiffusionPipeline, module)")
 
 
 def roles(cfg: DiffusersConfig):
+    if cfg.pipeline == "module":
+        from edgegen.train.module_import import own_roles
+        spec = cfg.components["module"]
+        return own_roles(spec["shape"], spec.get("num_classes", 0))
     from edgegen.train.diffusers_import import pixel_roles
     return pixel_roles(cfg.components["unet"]["config"])
 

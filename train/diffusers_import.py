@@ -114,7 +114,14 @@ def load_weights(module: torch.nn.Module, folder: Path, name: str, weights: str 
         raise EdgegenError(f"component {name}: no {weights} in {folder}" + (
             f" (found {', '.join(found)}: edgegen reads safetensors only; save with safe_serialization=True)"
             if found else ""))
+    load_checked(module, state, f"component {name}", "its config")
+
+
+def load_checked(module: torch.nn.Module, state: dict, what: str, against: str = "its config") -> None:
+    """``state`` into ``module`` after checking every name and shape (one line naming the first
+    missing, unexpected and reshaped tensor)."""
     own = module.state_dict()
+    ref = "the " + against[4:] if against.startswith("its ") else against  # "the config", "the class"
     # buffers a module does not save (CLIP's position_ids) may still be in older files: not weights
     transient = {n for n, _ in module.named_buffers()} - set(own)
     state = _legacy_names(state, set(own) | transient)
@@ -127,13 +134,13 @@ def load_weights(module: torch.nn.Module, folder: Path, name: str, weights: str 
         if wrong:
             k = wrong[0]
             parts.append(f"{len(wrong)} with another shape (e.g. {k}: {list(state[k].shape)} in the file, "
-                         f"{list(own[k].shape)} from the config)")
+                         f"{list(own[k].shape)} from {ref})")
         if missing:
             parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
         if extra:
-            parts.append(f"{len(extra)} not in the config (e.g. {extra[0]})")
-        raise EdgegenError(f"component {name}: weights do not match its config: {'; '.join(parts)}")
-    module.load_state_dict({k: v.float() for k, v in state.items()})
+            parts.append(f"{len(extra)} not in {ref} (e.g. {extra[0]})")
+        raise EdgegenError(f"{what}: weights do not match {against}: {'; '.join(parts)}")
+    module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
 
 
 # Attention weights of checkpoints saved before diffusers renamed them (many published VAEs).
