@@ -15,6 +15,7 @@ False stops the run with ``edgegen.errors.Cancelled``. Not thread-safe: one per 
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional, Union
 
@@ -108,6 +109,7 @@ class Pipeline:
         inpainting (strength default 1), the unmasked pixels of every sample equal the image's."""
         options = {k: v for k, v in options.items() if v is not None}
         check_request(n, seed, batch_size)
+        check_output_size(n, self.manifest.sample_shape)
         self.generator.check_options(options)
         edit = self._edit_inputs(n, init_image, mask, strength, batch_size)
         edit_kw = {} if edit is None else {"inputs": edit[0], "strength": edit[1]}
@@ -178,6 +180,18 @@ class Pipeline:
         elif strength is None:
             strength = 0.6
         return inputs, float(strength), pixel_mask, img
+
+
+# n x sample size above this is refused before anything is allocated (issue 20): the native
+# library's bound (MAX_OUTPUT_FLOATS in runtimes/native/src/c_api.cpp, edgegen_sample_count)
+MAX_OUTPUT_FLOATS = 1 << 32  # 16 GiB of float32
+
+
+def check_output_size(n: int, shape) -> None:
+    elems = math.prod(int(d) for d in shape)
+    if elems and int(n) > MAX_OUTPUT_FLOATS // elems:
+        raise EdgegenError(f"{n} samples of {elems} values are more than the 16 GiB one call may return "
+                           "(ask for fewer)")
 
 
 def _dims(shape) -> str:
