@@ -246,10 +246,12 @@ def cmd_calibrate(args) -> int:
     from edgegen.calibration.gate import Budget, GateSettings
     from edgegen.train.evaluate import gate_scorer
     scorer, no_scorer_reason = gate_scorer(_open(args.bundle, verify=False), progress=not args.quiet)
+    if args.precision != "int8":
+        return _calibrate_float(args, scorer, no_scorer_reason)
     req = CalibrateRequest(
         scorer=scorer, no_scorer_reason=no_scorer_reason or "",
         bundle=Path(args.bundle), formats=parse_formats(args.formats), calls=args.calls,
-        budget=Budget(args.max_accuracy_drop, args.max_fid_rise, args.max_drift),
+        budget=_budget(args, Budget()),
         gate=GateSettings(n=args.n, drift_n=args.drift_n, seed=args.seed, speed_batch=args.speed_batch,
                           threads=args.threads),
         mixed_precision=not args.no_mixed_precision, naive_baseline=not args.no_naive,
@@ -274,6 +276,45 @@ def cmd_calibrate(args) -> int:
                 print(f"{fmt:9s} {v:8s} {c['summary']}")
     state = "passed" if report["passed"] else "over budget"
     print(f"wrote {args.bundle}/calibration/report.json and the int8 models ({state})")
+    return 0
+
+
+def _budget(args, default):
+    """The gate budget: the flags given, else ``default``'s (int8's, or the float precision's)."""
+    from edgegen.calibration.gate import Budget
+    return Budget(default.max_accuracy_drop_points if args.max_accuracy_drop is None else args.max_accuracy_drop,
+                  default.max_fid_rise if args.max_fid_rise is None else args.max_fid_rise,
+                  default.max_drift_mean_abs if args.max_drift is None else args.max_drift)
+
+
+def _calibrate_float(args, scorer, no_scorer_reason) -> int:
+    """--precision bf16 / fp16: a gated reduced-precision variant (calibration/precision_gate.py)."""
+    from edgegen.calibration.gate import GateSettings
+    from edgegen.calibration.precision_gate import BUDGETS, PrecisionRequest, add_precision
+    from edgegen.config import parse_choices
+    from edgegen.errors import EdgegenError
+    if args.precision not in BUDGETS:
+        raise EdgegenError(f"unknown precision '{args.precision}' (choose int8, {', '.join(BUDGETS)})")
+    given = args.formats if args.formats != "onnx,openvino" else None  # the int8 default: every format here
+    report = add_precision(PrecisionRequest(
+        Path(args.bundle), args.precision,
+        formats=parse_choices(given, ["onnx", "openvino"], "format") if given else None,
+        budget=_budget(args, BUDGETS[args.precision]),
+        gate=GateSettings(n=args.n, drift_n=args.drift_n, seed=args.seed, speed_batch=args.speed_batch,
+                          threads=args.threads),
+        allow_over_budget=args.allow_over_budget, progress=not args.quiet, scorer=scorer,
+        no_scorer_reason=no_scorer_reason or ""))
+    p = args.precision
+    for fmt, r in report["formats"].items():
+        line = f"drift {r['drift']['mean_abs']:.4f} mean abs"
+        if "fid" in r:
+            line += f", FID {r['fid']['fp32']:.2f} -> {r['fid'][p]:.2f} ({100 * r['fid']['rise']:+.1f}%)"
+        if "accuracy" in r:
+            line += f", accuracy {-r['accuracy']['drop_points']:+.1f} points"
+        line += f", {r['speed']['speedup']:.2f}x at batch {r['speed']['batch']}, ran {r['ran'].get('ran')}"
+        print(f"{fmt:9s} {p}  {line}  {'PASS' if r['passed'] else 'OVER BUDGET'}")
+    print(f"wrote {args.bundle}/calibration/precision-{p}.json and the {p} entries "
+          f"({'passed' if report['passed'] else 'over budget'})")
     return 0
 
 
@@ -444,9 +485,14 @@ def build_parser(full_train: bool = True) -> Parser:
     c.add_argument("--formats", default="onnx,openvino", help="comma list of onnx, openvino, tensorrt, coreml")
     c.add_argument("--n", type=int, default=500, help="samples for the gate's digit-FID and accuracy")
     c.add_argument("--drift-n", type=int, default=16, help="trajectories for the gate's drift")
-    c.add_argument("--max-accuracy-drop", type=float, default=2.0, help="budget: class accuracy drop in points")
-    c.add_argument("--max-fid-rise", type=float, default=0.15, help="budget: relative digit-FID rise (0.15 = 15%%)")
-    c.add_argument("--max-drift", type=float, default=0.1, help="budget: mean abs trajectory drift")
+    c.add_argument("--precision", default="int8", help="int8 (quantize), or bf16 / fp16: a gated float variant "
+                   "(OpenVINO precision hint, ORT fp16 model) with its own budget")
+    c.add_argument("--max-accuracy-drop", type=float, default=None,
+                   help="budget: class accuracy drop in points (default 2; bf16/fp16: 1)")
+    c.add_argument("--max-fid-rise", type=float, default=None,
+                   help="budget: relative digit-FID rise (0.15 = 15%%; default 0.15, bf16/fp16: 0.10)")
+    c.add_argument("--max-drift", type=float, default=None,
+                   help="budget: mean abs trajectory drift (default 0.1; bf16: 0.05, fp16: 0.02)")
     c.add_argument("--ranges", default="minmax", choices=["minmax", "percentile"], help="activation ranges")
     c.add_argument("--no-mixed-precision", action="store_true", help="do not keep sensitive layers in float")
     c.add_argument("--no-naive", action="store_true", help="skip the naive-calibration baseline")
