@@ -34,6 +34,7 @@ FORMATS = {
     "coreml": "edgegen.export.coreml_export",
     "tensorrt": "edgegen.export.tensorrt_export",
     "npu": "edgegen.export.npu_export",
+    "executorch": "edgegen.export.executorch_export",  # after onnx: calibration's artifact reads ONNX
 }
 
 

@@ -22,8 +22,10 @@ BACKENDS = {
     "torch-aoti": ("edgegen.runtimes.backends.aoti_backend", "AOTIBackend"),
     "coreml": ("edgegen.runtimes.backends.coreml_backend", "CoreMLBackend"),
     "tensorrt": ("edgegen.runtimes.backends.tensorrt_backend", "TensorRTBackend"),
+    "executorch": ("edgegen.runtimes.backends.executorch_backend", "ExecuTorchBackend"),
 }
-ALIASES = {"ort": "onnxruntime", "ov": "openvino", "pytorch": "torch", "aoti": "torch-aoti", "trt": "tensorrt"}
+ALIASES = {"ort": "onnxruntime", "ov": "openvino", "pytorch": "torch", "aoti": "torch-aoti", "trt": "tensorrt",
+           "et": "executorch"}
 ENTRY_POINTS = "edgegen.backends"
 _registered: dict[str, type] = {}
 
@@ -37,7 +39,8 @@ def _entry_points() -> dict:
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINTS)}
 
 
-ORDER = ("torch", "onnxruntime", "openvino", "native", "torch-aoti", "coreml", "tensorrt")  # reports list them so
+# reports list them so
+ORDER = ("torch", "onnxruntime", "openvino", "native", "torch-aoti", "executorch", "coreml", "tensorrt")
 
 
 def backend_names() -> list[str]:
