@@ -22,11 +22,13 @@ function fail(err) {
 window.addEventListener('unhandledrejection', (e) => fail(e.reason));
 window.addEventListener('error', (e) => fail(e.error || e.message));
 
-async function loadOrt() {
+// wasm only: ort.wasm.min.mjs (the plain wasm build, half the size to compile); with WebGPU:
+// ort.min.mjs (its JSEP build runs both execution providers).
+async function loadOrt(providers) {
   const dist = new URL('../node_modules/onnxruntime-web/dist/', import.meta.url).href;
   let ort;
   try {
-    ort = await import(`${dist}ort.min.mjs`);
+    ort = await import(`${dist}${providers.includes('webgpu') ? 'ort.min.mjs' : 'ort.wasm.min.mjs'}`);
   } catch (e) {
     throw new Error('onnxruntime-web is not installed beside the page (web/node_modules): run `make web-deps`');
   }
@@ -35,7 +37,7 @@ async function loadOrt() {
   return ort;
 }
 
-async function providers(ep) {
+async function chooseProviders(ep) {
   if (ep === 'wasm') return ['wasm'];
   const adapter = navigator.gpu ? await navigator.gpu.requestAdapter().catch(() => null) : null;
   if (ep === 'webgpu' && !adapter) throw new Error('this browser has no WebGPU adapter: open the page with ?ep=wasm');
@@ -99,8 +101,8 @@ function readControls() {
 async function main() {
   const params = new URLSearchParams(location.search);
   const base = new URL(params.get('bundle') || 'bundle/', location.href);
-  const ort = await loadOrt();
-  api.pipeline = await WebPipeline.open(ort, base, await providers(params.get('ep') || 'auto'));
+  const providers = await chooseProviders(params.get('ep') || 'auto');
+  api.pipeline = await WebPipeline.open(await loadOrt(providers), base, providers);
   fillControls(api.pipeline);
   api.generate = generate;
   $('generate').disabled = false;

@@ -1,0 +1,208 @@
+"""The web page (web/) in a real browser: Debian's headless Chromium driven by Playwright.
+
+The page's plan interpreter and Philox4x32-10 + Box-Muller generator (JavaScript, float32) run
+the tiny DDPM and flow bundles on onnxruntime-web (wasm) and must give Python's onnxruntime
+samples for the same seed and plan; the RNG must match the committed vectors bit for bit; bad
+bundles get a message in the page. The server (edgegen.web_serve) binds 127.0.0.1 only and is
+stopped by each test.
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+ORT_WEB = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist" / "ort.min.mjs"
+VECTORS = ROOT / "runtimes" / "testdata" / "rng_vectors.json"
+# The flags this machine's Chromium needs (no network beyond 127.0.0.1, no background services);
+# Playwright adds --headless and a fresh temporary --user-data-dir itself.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 120_000
+
+_missing = [what for what, ok in (
+    ("Debian chromium (/usr/bin/chromium: make apt-deps)", CHROMIUM.exists()),
+    ("web/node_modules/onnxruntime-web (make web-deps)", ORT_WEB.exists()),
+    ("the Python package playwright (pip install 'edgegen[test]')", importlib.util.find_spec("playwright") is not None),
+) if not ok]
+pytestmark = pytest.mark.skipif(bool(_missing), reason="browser tests need " + ", ".join(_missing))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def serve():
+    """serve(bundle) -> a started WebServer; every one is stopped when the test ends."""
+    from edgegen.web_serve import WebServer
+    started = []
+
+    def start(bundle):
+        srv = WebServer(bundle, quiet=True).start()
+        started.append(srv)
+        return srv
+    yield start
+    for srv in started:
+        srv.close()
+        with pytest.raises(OSError):  # stopped: nothing listens on its port any more
+            urllib.request.urlopen(srv.url, timeout=5)
+
+
+def open_page(browser, url: str):
+    page = browser.new_page()
+    page.goto(url + "?ep=wasm")
+    page.wait_for_function("window.edgegen && window.edgegen.state !== 'loading'", timeout=TIMEOUT_MS)
+    return page
+
+
+def generate_in_page(page, n: int, seed: int, plan: str, label=None) -> dict:
+    """Fill the form, click Generate, wait; the samples and what the page shows."""
+    assert page.evaluate("window.edgegen.state") == "ready", page.evaluate("window.edgegen.error")
+    page.fill("#n", str(n))
+    page.fill("#seed", str(seed))
+    page.select_option("#plan", plan)
+    page.select_option("#label", "" if label is None else str(label))
+    page.click("#generate")
+    page.wait_for_function("['done', 'error'].includes(window.edgegen.state)", timeout=TIMEOUT_MS)
+    state = page.evaluate("[window.edgegen.state, window.edgegen.error]")
+    assert state[0] == "done", state[1]
+    return {"samples": np.array(page.evaluate("Array.from(window.edgegen.last.samples)"), dtype=np.float32),
+            "dims": page.evaluate("window.edgegen.last.dims"),
+            "latency": page.text_content("#latency"), "progress": page.evaluate("document.getElementById('progress').value")}
+
+
+def python_samples(bundle: Path, n: int, seed: int, plan: str, label=None) -> np.ndarray:
+    from edgegen.runtimes.pipeline import open_pipeline
+    pipe = open_pipeline(bundle, "onnxruntime")
+    p = pipe.manifest.data["plans"][plan]
+    opts = {k: v for k, v in p["params"].items() if k in ("eta", "clip_x0", "variance")}
+    assert pipe.plan(p["sampler"], p["params"]["steps"], **opts).key == plan
+    return pipe.sample(n, seed=seed, labels=label, sampler=p["sampler"], steps=p["params"]["steps"], **opts)
+
+
+def check_same_as_python(browser, serve, bundle: Path, plan: str, n: int, seed: int, label=None):
+    page = open_page(browser, serve(bundle).url)
+    got = generate_in_page(page, n, seed, plan, label)
+    ref = python_samples(bundle, n, seed, plan, label)
+    assert got["dims"] == list(ref.shape[1:])
+    err = float(np.abs(got["samples"].reshape(ref.shape) - ref).max())
+    assert err <= 1e-4, f"page vs Python onnxruntime: max abs difference {err:.3g}"
+    assert float(ref.std()) > 0.05  # real samples, not a constant the two could agree on by accident
+    assert got["progress"] == 1 and "network calls" in got["latency"]
+    return page
+
+
+def test_rng_vectors_bit_for_bit(browser, serve, tiny_bundle):
+    """Philox4x32-10 words and Box-Muller float32 bits from web/src/rng.js equal the committed vectors."""
+    vectors = json.loads(VECTORS.read_text())
+    page = browser.new_page()
+    page.goto(serve(tiny_bundle).url + "?ep=wasm")
+    got = page.evaluate("""async (v) => {
+        const rng = await import('./src/rng.js');
+        const philox = v.philox4x32_10.map((c) => Array.from(rng.philox4x32(c.counter, c.key)));
+        const gauss = v.gaussian.map((c) => {
+            const e = c.shape.slice(1).reduce((a, b) => a * b, 1);
+            const z = rng.gaussian(BigInt(c.seed), c.shape[0], e, c.draw, c.stream, c.first_sample);
+            return Array.from(new Uint32Array(z.buffer));
+        });
+        return {philox, gauss};
+    }""", vectors)
+    assert got["philox"] == [c["out"] for c in vectors["philox4x32_10"]]
+    assert got["gauss"] == [c["float32_bits"] for c in vectors["gaussian"]]
+    assert sum(len(g) for g in got["gauss"]) > 50
+
+
+def test_tiny_ddpm_page_equals_python(browser, serve, tiny_bundle, tmp_path):
+    """DDIM-50 on the tiny DDPM: the page's samples are Python's within 1e-4; the grid is drawn."""
+    page = check_same_as_python(browser, serve, tiny_bundle, "ddim-50", n=4, seed=7)
+    from PIL import Image
+    grid = np.asarray(Image.open(io.BytesIO(page.locator("#grid").screenshot())).convert("L"), dtype=np.float32)
+    assert grid.shape[0] >= 64 and grid.shape[1] >= 64  # 2x2 tiles of 16 px, upscaled 4x
+    assert grid.std() > 20 and len(np.unique(grid)) > 16  # digits drawn, not a blank canvas
+    page.screenshot(path=str(tmp_path / "web-page.png"), full_page=True)
+
+
+def test_tiny_flow_page_equals_python(browser, serve, family_bundle):
+    """RK4-20 (80 network calls) on the tiny flow model, one class label: the page equals Python."""
+    check_same_as_python(browser, serve, family_bundle("flow"), "rk4-20", n=3, seed=11, label=3)
+
+
+def test_unknown_plan_op_is_a_message(browser, serve, tiny_bundle):
+    """A plan op the page does not know (a newer bundle, a static server) is one message, no crash."""
+    srv = serve(tiny_bundle)
+    data = json.loads((tiny_bundle / "manifest.json").read_text())
+    data["plans"]["ddim-50"]["steps"][3]["ops"][1] = {"op": "warp", "dst": "x0", "factor": 2.0}
+    page = browser.new_page()
+    page.route(f"{srv.url}bundle/manifest.json",
+               lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(data)))
+    page.goto(srv.url + "?ep=wasm")
+    page.wait_for_function("window.edgegen && window.edgegen.state !== 'loading'", timeout=TIMEOUT_MS)
+    assert page.evaluate("window.edgegen.state") == "error"
+    msg = page.text_content("#error")
+    assert page.is_visible("#error")
+    assert "'ddim-50'" in msg and "steps[3].ops[1]" in msg and '"warp"' in msg and "does not know" in msg, msg
+    assert "\n" not in msg.strip()
+
+
+def test_bundle_without_onnx_is_a_message(browser, serve, tiny_bundle, tmp_path):
+    """A bundle with OpenVINO and torch files but no ONNX: the page says so and what to run."""
+    bundle = tmp_path / "no-onnx"
+    shutil.copytree(tiny_bundle, bundle, ignore=shutil.ignore_patterns("onnx"))
+    data = json.loads((bundle / "manifest.json").read_text())
+    for role in data["roles"].values():
+        role["files"].pop("onnx")
+    (bundle / "manifest.json").write_text(json.dumps(data))
+    page = open_page(browser, serve(bundle).url)
+    assert page.evaluate("window.edgegen.state") == "error"
+    msg = page.text_content("#error")
+    assert "no ONNX files" in msg and "openvino" in msg and "--format onnx" in msg, msg
+    assert page.is_disabled("#generate")
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_server_is_local_read_only_and_contained(serve, tiny_bundle, tmp_path):
+    """127.0.0.1 only; the bundle's manifest-listed files only; nothing outside web/ or the bundle."""
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    (bundle / "secret.txt").write_text("not listed in the manifest")
+    srv = serve(bundle)
+    assert srv.httpd.server_address[0] == "127.0.0.1"
+    u = srv.url
+    assert _status(u) == 200 and _status(u + "bundle/manifest.json") == 200
+    assert _status(u + "bundle/onnx/denoiser.onnx") == 200
+    assert _status(u + "node_modules/onnxruntime-web/dist/ort.min.mjs") == 200
+    for bad in ("bundle/../pyproject.toml", "bundle/%2e%2e/pyproject.toml", "../pyproject.toml",
+                "%2e%2e/Makefile", "bundle/", "bundle/onnx/", "bundle/secret.txt", "src/"):
+        assert _status(u + bad) == 404, bad
+    req = urllib.request.Request(u + "bundle/manifest.json", data=b"x", method="POST")
+    assert _status_req(req) in (405, 501)
+
+
+def _status_req(req) -> int:
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
