@@ -1,4 +1,4 @@
-"""``edgegen`` command line: train, export, sample, eval, info, demo, profile, calibrate.
+"""``edgegen`` command line: train, export, sample, eval, info, serve-web, demo, profile, calibrate.
 
 Bad input ends with one line ``edgegen: error: ...`` on stderr and exit code 2.
 """
@@ -200,6 +200,19 @@ def cmd_info(args) -> int:
     if "samplers" in m.generator:
         print(f"  samplers: {', '.join(m.generator['samplers'])}")
     print(f"  defaults: {json.dumps(m.generator.get('defaults', {}))}")
+    return 0
+
+
+def cmd_serve_web(args) -> int:
+    from edgegen.web_serve import WebServer
+    srv = WebServer(args.bundle, port=args.port, web_dir=args.web_dir, quiet=args.quiet)
+    print(f"serving the web page for {srv.manifest.root} at {srv.url} (127.0.0.1 only; Ctrl-C stops)", flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        print("edgegen: serve-web stopped", file=sys.stderr)
+    finally:
+        srv.close()
     return 0
 
 
@@ -450,6 +463,13 @@ def build_parser(full_train: bool = True) -> Parser:
     i = sub.add_parser("info", help="describe a bundle")
     i.add_argument("bundle")
     i.set_defaults(func=cmd_info)
+
+    w = sub.add_parser("serve-web", help="serve the web page (onnxruntime-web in the browser) and a bundle on 127.0.0.1")
+    w.add_argument("bundle")
+    w.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free one)")
+    w.add_argument("--web-dir", default=None, help="the page's folder (default: web/ of this checkout)")
+    w.add_argument("--quiet", action="store_true", help="do not log requests")
+    w.set_defaults(func=cmd_serve_web)
 
     d = sub.add_parser("demo", help="train, export, sample on every backend, score, report")
     d.add_argument("--model", default="ddpm", type=_trainable_family, metavar="{" + ",".join(_families()) + "}")
