@@ -86,9 +86,14 @@ def _check(req: CalibrateRequest, manifest: Manifest) -> str:
     return role
 
 
-def _pipe(manifest: Manifest, backend: str, precision: str, threads: int):
+def _pipe(manifest: Manifest, backend: str, precision: str, threads: int, generator_from: Optional[Manifest] = None):
+    """The pipeline whose generator role runs at ``precision`` (read from ``generator_from``, default
+    ``manifest``); every other role (text encoder, VAE decoder) stays fp32: only the generator is
+    calibrated, and its int8 model is what the gate measures."""
     from edgegen.runtimes.api import Pipeline
-    return Pipeline(manifest, backend, precision, threads=threads)
+    from edgegen.runtimes.backends import create_backend
+    gen = create_backend(backend, generator_from or manifest, manifest.generator["role"], precision, threads=threads)
+    return Pipeline(manifest, gen, threads=threads)
 
 
 class _Search:
@@ -158,7 +163,8 @@ def _naive(req: CalibrateRequest, m: Manifest, role: str, ref: gate.Reference, s
     shutil.copyfile(m.file(role, "onnx"), scratch / "fp32.onnx")
     ort_quant.quantize(m.file(role, "onnx"), scratch / "naive.int8.onnx", art, spec, [], req.range_method)
     naive_m.data["roles"][role]["files"]["onnx"] = {"fp32": {"path": "fp32.onnx"}, "int8": {"path": "naive.int8.onnx"}}
-    result = gate.measure(_pipe(naive_m, "onnxruntime", "int8", req.gate.threads), ref, req.budget, req.progress)
+    result = gate.measure(_pipe(m, "onnxruntime", "int8", req.gate.threads, generator_from=naive_m), ref, req.budget,
+                          req.progress)
     return {"calibration": calib.provenance, "backend": "onnxruntime", **result}
 
 

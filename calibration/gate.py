@@ -5,6 +5,10 @@
 - Sample quality: FID and class accuracy of ``n`` samples, fp32 and quantized from the same seed,
   measured by a ``Scorer`` the caller passes in (the CLI passes edgegen.train.evaluate's; this layer
   never imports training code). Without a scorer (moons, or no evaluator) drift is the gate.
+  Prompt models (latent text-to-image) are prompted by the scorer with held-out caption templates,
+  so the accuracy is prompt accuracy and the FID the data set's (fashion-FID, digit-FID); the
+  scorer's ``metrics`` names and ``prompts`` are carried into the result. The drift trajectory
+  prompts with the bundle's stored label prompts (labels cycled), as calibration recorded.
 - Speed: the median time of one network call at a fixed batch (``speed_batch``), fp32 and
   quantized, in this process (the `edgegen profile` command gives the full picture).
 
@@ -86,7 +90,9 @@ def _quality(pipe: Pipeline, s: GateSettings, scorer: Optional[Scorer], progress
     kw = _plan_kw(pipe.manifest)
     scores = scorer(pipe, n=s.n, seed=s.seed, sampler=kw["sampler"], steps=kw.get("steps"),
                     batch_size=s.batch_size, progress=progress)
-    return {"fid": scores["fid"], "accuracy": scores["accuracy"]}, None
+    out = {"fid": scores["fid"], "accuracy": scores["accuracy"]}
+    out.update({k: scores[k] for k in ("metrics", "prompts") if scores.get(k) is not None})
+    return out, None
 
 
 def measure(pipe: Pipeline, ref: Reference, budget: Budget, progress: bool = False, quality: bool = True) -> dict:
@@ -103,9 +109,14 @@ def measure(pipe: Pipeline, ref: Reference, budget: Budget, progress: bool = Fal
     if quality and ref.scores is not None:
         q, _ = _quality(pipe, s, ref.scorer, progress)
         f0, a0 = ref.scores["fid"], ref.scores["accuracy"]
-        out["fid"] = {"fp32": f0, "int8": q["fid"], "rise": (q["fid"] - f0) / f0 if f0 > 0 else None, "n": s.n}
+        names = ref.scores.get("metrics", {})
+        out["fid"] = {"fp32": f0, "int8": q["fid"], "rise": (q["fid"] - f0) / f0 if f0 > 0 else None, "n": s.n,
+                      **({"metric": names["fid"]} if "fid" in names else {})}
         if a0 is not None:
-            out["accuracy"] = {"fp32": a0, "int8": q["accuracy"], "drop_points": 100.0 * (a0 - q["accuracy"])}
+            out["accuracy"] = {"fp32": a0, "int8": q["accuracy"], "drop_points": 100.0 * (a0 - q["accuracy"]),
+                               **({"metric": names["accuracy"]} if "accuracy" in names else {})}
+            if "prompts" in ref.scores:
+                out["accuracy"]["prompts"] = ref.scores["prompts"]
         if budget.max_fid_rise is not None and out["fid"]["rise"] is not None:
             checks.append(out["fid"]["rise"] <= budget.max_fid_rise)
         if budget.max_accuracy_drop_points is not None and "accuracy" in out:
