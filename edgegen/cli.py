@@ -218,7 +218,8 @@ def cmd_serve_web(args) -> int:
 
 def cmd_demo(args) -> int:
     from edgegen.demo import run_demo
-    run_demo(model=args.model, out=Path(args.out), n=args.n, progress=not args.quiet, preset=args.preset)
+    run_demo(model=args.model, out=Path(args.out), n=args.n, progress=not args.quiet, preset=args.preset,
+             bundle=Path(args.bundle) if args.bundle else None)
     return 0
 
 
@@ -475,6 +476,8 @@ def build_parser(full_train: bool = True) -> Parser:
     d.add_argument("--model", default="ddpm", type=_trainable_family, metavar="{" + ",".join(_families()) + "}")
     d.add_argument("--preset", default="small", help="model preset (tiny is for tests: its samples are noise)")
     d.add_argument("--out", default="demo")
+    d.add_argument("--bundle", default=None, help="score this exported bundle as it is (of --model's family): "
+                   "nothing is trained, exported or written there")
     d.add_argument("--n", type=int, default=500, help="samples per backend for scoring")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
@@ -503,7 +506,7 @@ def build_parser(full_train: bool = True) -> Parser:
     c.add_argument("bundle")
     c.add_argument("--calls", type=int, default=256, help="network calls in the calibration set")
     c.add_argument("--formats", default="onnx,openvino", help="comma list of onnx, openvino, tensorrt, coreml")
-    c.add_argument("--n", type=int, default=500, help="samples for the gate's digit-FID and accuracy")
+    c.add_argument("--n", type=int, default=500, help="samples for the gate's FID and (prompt) accuracy")
     c.add_argument("--drift-n", type=int, default=16, help="trajectories for the gate's drift")
     c.add_argument("--precision", default="int8", help="int8 (quantize), or bf16 / fp16: a gated float variant "
                    "(OpenVINO precision hint, ORT fp16 model) with its own budget")
