@@ -70,13 +70,15 @@ def open_page(browser, url: str):
     return page
 
 
-def generate_in_page(page, n: int, seed: int, plan: str, label=None) -> dict:
+def generate_in_page(page, n: int, seed: int, plan: str, label=None, prompt=None) -> dict:
     """Fill the form, click Generate, wait; the samples and what the page shows."""
     assert page.evaluate("window.edgegen.state") == "ready", page.evaluate("window.edgegen.error")
     page.fill("#n", str(n))
     page.fill("#seed", str(seed))
     page.select_option("#plan", plan)
     page.select_option("#label", "" if label is None else str(label))
+    if prompt is not None:
+        page.fill("#prompt", prompt)
     page.click("#generate")
     page.wait_for_function("['done', 'error'].includes(window.edgegen.state)", timeout=TIMEOUT_MS)
     state = page.evaluate("[window.edgegen.state, window.edgegen.error]")
@@ -86,19 +88,19 @@ def generate_in_page(page, n: int, seed: int, plan: str, label=None) -> dict:
             "latency": page.text_content("#latency"), "progress": page.evaluate("document.getElementById('progress').value")}
 
 
-def python_samples(bundle: Path, n: int, seed: int, plan: str, label=None) -> np.ndarray:
+def python_samples(bundle: Path, n: int, seed: int, plan: str, label=None, prompt=None) -> np.ndarray:
     from edgegen.runtimes.pipeline import open_pipeline
     pipe = open_pipeline(bundle, "onnxruntime")
     p = pipe.manifest.data["plans"][plan]
     opts = {k: v for k, v in p["params"].items() if k in ("eta", "clip_x0", "variance")}
     assert pipe.plan(p["sampler"], p["params"]["steps"], **opts).key == plan
-    return pipe.sample(n, seed=seed, labels=label, sampler=p["sampler"], steps=p["params"]["steps"], **opts)
+    return pipe.sample(n, seed=seed, labels=label, prompt=prompt, sampler=p["sampler"], steps=p["params"]["steps"], **opts)
 
 
-def check_same_as_python(browser, serve, bundle: Path, plan: str, n: int, seed: int, label=None):
+def check_same_as_python(browser, serve, bundle: Path, plan: str, n: int, seed: int, label=None, prompt=None):
     page = open_page(browser, serve(bundle).url)
-    got = generate_in_page(page, n, seed, plan, label)
-    ref = python_samples(bundle, n, seed, plan, label)
+    got = generate_in_page(page, n, seed, plan, label, prompt)
+    ref = python_samples(bundle, n, seed, plan, label, prompt)
     assert got["dims"] == list(ref.shape[1:])
     err = float(np.abs(got["samples"].reshape(ref.shape) - ref).max())
     assert err <= 1e-4, f"page vs Python onnxruntime: max abs difference {err:.3g}"

@@ -48,7 +48,8 @@ function fillControls(pipe) {
   const m = pipe.manifest;
   const k = pipe.numClasses;
   const label = $('label');
-  for (let y = 0; y < k; y++) label.add(new Option(String(y), String(y)));
+  for (let y = 0; y < k; y++) label.add(new Option(pipe.labelName(y), String(y)));
+  $('prompt-box').hidden = !pipe.takesPrompt;
   label.disabled = k === 0;
   const plan = $('plan');
   for (const key of pipe.plans) {
@@ -56,7 +57,7 @@ function fillControls(pipe) {
     plan.add(new Option(`${p.sampler}, ${p.steps.length} network calls (${key})`, key, false, key === pipe.defaultPlan));
   }
   $('bundle-info').textContent = `${m.family} bundle, ${m.data.shape.join('×')} samples, ` +
-    `${k > 0 ? `${k} classes` : 'unconditional'}, onnxruntime-web on ${pipe.backend}`;
+    `${pipe.takesPrompt ? 'prompts' : k > 0 ? `${k} classes` : 'unconditional'}, onnxruntime-web on ${pipe.backend}`;
 }
 
 async function generate(opts) {
@@ -76,7 +77,8 @@ async function generate(opts) {
       },
     });
     drawGrid($('grid'), res.samples, opts.n, res.dims, pipe.range);
-    $('status').textContent = `${opts.n} samples, plan ${res.plan}, seed ${opts.seed}`;
+    $('status').textContent = `${opts.n} samples, plan ${res.plan}, seed ${opts.seed}` +
+      (opts.prompt ? `, prompt "${opts.prompt}"` : '');
     $('latency').textContent = `${(res.seconds * 1000).toFixed(0)} ms in all, ` +
       `${(res.networkSeconds * 1000).toFixed(0)} ms in ${res.calls} network calls ` +
       `(${(res.networkSeconds * 1000 / Math.max(res.calls, 1)).toFixed(1)} ms each), ${pipe.backend}`;
@@ -95,7 +97,9 @@ function readControls() {
   const n = Number($('n').value);
   const seed = $('seed').value.trim();
   if (!/^\d+$/.test(seed)) throw new Error(`seed must be a whole number in [0, 2**64), got '${seed}'`);
-  return { n, seed: BigInt(seed), label: $('label').value === '' ? null : Number($('label').value), plan: $('plan').value };
+  const prompt = $('prompt').value.trim() ? $('prompt').value : null; // a prompt replaces the labels' prompts
+  const label = prompt || $('label').value === '' ? null : Number($('label').value);
+  return { n, seed: BigInt(seed), label, prompt, plan: $('plan').value };
 }
 
 async function main() {

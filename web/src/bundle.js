@@ -55,21 +55,26 @@ export function checkSupported(manifest) {
     throw new BundleError(`this bundle's generator is ${JSON.stringify(gen.kind)} (a token loop for 'tokens'); ` +
                           'the page runs sampler plans (DDPM, score SDE, flow, GAN families)');
   }
-  const cond = (p.condition || { kind: 'none' }).kind;
-  if (!['none', 'label'].includes(cond)) {
-    throw new BundleError(`this bundle is conditioned on ${JSON.stringify(cond)}; the page takes class labels ` +
-                          '(or nothing) and does not tokenize prompts yet: use `edgegen sample --prompt`');
+  const condition = p.condition || { kind: 'none' };
+  if (!['none', 'label', 'prompt'].includes(condition.kind)) {
+    throw new BundleError(`this bundle is conditioned on ${JSON.stringify(condition.kind)}; the page takes class labels, ` +
+                          'prompts, or nothing');
   }
   if (!manifest.plans || Object.keys(manifest.plans).length === 0) {
     throw new BundleError('this bundle stores no sampler plans (re-export it with this edgegen)');
   }
-  const roles = [gen.role, p.decoder && p.decoder.role].filter(Boolean);
+  const roles = [gen.role, p.decoder && p.decoder.role, condition.encoder && condition.encoder.role].filter(Boolean);
   roles.forEach((r) => onnxEntry(manifest, r));
   return roles;
 }
 
 function hex(buf) {
   return [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The manifest's entry ({path, sha256}) for a side file such as tokenizer.json, else {path}. */
+export function sideEntry(manifest, path) {
+  return Object.values(manifest.files || {}).find((e) => e && e.path === path) || { path };
 }
 
 /** Fetch a bundle file and check its sha256 (crypto.subtle: the page is on 127.0.0.1, a secure context). */

@@ -1,8 +1,10 @@
-// One bundle sampled in the page: labels -> the plan (plan.js) over the generator role on
-// onnxruntime-web -> optional decoder role, the steps of runtimes/pipeline.py for plan bundles.
+// One bundle sampled in the page, the steps of runtimes/pipeline.py for plan bundles:
+// condition (labels, or prompts -> tokenizer -> text encoder role) -> the plan (plan.js) over the
+// generator role on onnxruntime-web -> optional decoder role.
 
-import { BundleError, checkSupported, fetchFile, fetchManifest, onnxEntry } from './bundle.js';
+import { BundleError, checkSupported, fetchFile, fetchManifest, onnxEntry, sideEntry } from './bundle.js';
 import { checkPlan, runPlan } from './plan.js';
+import { PromptTokenizer } from './text.js';
 
 export const BATCH_SIZE = 64; // as Python's default: noise depends on the sample index, not the batch
 
@@ -10,11 +12,13 @@ const prod = (dims) => dims.reduce((a, b) => a * b, 1);
 
 /** One role as an onnxruntime-web session, fed by the names in the manifest's role spec. */
 class RoleSession {
-  constructor(ort, session, spec) {
+  constructor(ort, session, name, spec) {
     this.ort = ort;
     this.session = session;
+    this.name = name;
     this.spec = spec;
     this.meta = spec.meta || {};
+    this.table = null; // text contexts of the running request: rows of contextRow floats, the null context last
     this.seconds = 0;
     this.calls = 0;
   }
@@ -22,28 +26,37 @@ class RoleSession {
   static async open(ort, base, manifest, role, providers) {
     const bytes = await fetchFile(base, onnxEntry(manifest, role));
     const session = await ort.InferenceSession.create(bytes, { executionProviders: providers, graphOptimizationLevel: 'all' });
-    return new RoleSession(ort, session, manifest.roles[role]);
+    return new RoleSession(ort, session, role, manifest.roles[role]);
   }
 
-  labelTensor(name, dtype, labels) {
-    if (dtype === 'int64') return new this.ort.Tensor('int64', BigInt64Array.from(labels, (v) => BigInt(v)), [labels.length]);
-    if (dtype === 'int32') return new this.ort.Tensor('int32', Int32Array.from(labels), [labels.length]);
-    return new this.ort.Tensor('float32', Float32Array.from(labels), [labels.length]);
+  tensor(dtype, values, dims) {
+    if (dtype === 'int64') return new this.ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+    if (dtype === 'int32') return new this.ort.Tensor('int32', Int32Array.from(values), dims);
+    return new this.ort.Tensor('float32', values instanceof Float32Array ? values : Float32Array.from(values), dims);
   }
 
-  /** The network on x (batch, ...dims) at time t with labels: the role's first output, flat. */
+  /** context[y] per sample (executors.InterpreterExecutor.net): y = -1 is the null context, the last row. */
+  contexts(inp, labels) {
+    if (!this.table) throw new BundleError(`role '${this.name}' needs a text context: give a prompt`);
+    const row = prod(inp.shape.slice(1)), rows = this.table.length / row;
+    const out = new Float32Array(labels.length * row);
+    labels.forEach((y, i) => out.set(this.table.subarray((y < 0 ? rows + y : y) * row, (y < 0 ? rows + y + 1 : y + 1) * row), i * row));
+    return this.tensor('float32', out, [labels.length, ...inp.shape.slice(1)]);
+  }
+
+  /** The network on x (batch, ...dims) at time t with labels: the named (default: first) output, flat. */
   async call(x, dims, t, labels, batch, outputName = null) {
     const feeds = {};
     for (const inp of this.spec.inputs) {
       if (inp.name === this.meta.time_input) {
-        if (t === null || t === undefined) throw new BundleError(`role input '${inp.name}' needs a time but the plan step has none`);
-        feeds[inp.name] = new this.ort.Tensor('float32', new Float32Array(batch).fill(t), [batch]);
+        if (t === null || t === undefined) throw new BundleError(`the plan calls role '${this.name}' without a time, but it needs one`);
+        feeds[inp.name] = this.tensor('float32', new Float32Array(batch).fill(t), [batch]);
       } else if (inp.name === this.meta.label_input) {
-        feeds[inp.name] = this.labelTensor(inp.name, inp.dtype, labels);
+        feeds[inp.name] = this.tensor(inp.dtype, labels, [batch]);
       } else if (inp.name === this.meta.context_input) {
-        throw new BundleError(`role input '${inp.name}' is a text context: the page does not run text encoders yet`);
+        feeds[inp.name] = this.contexts(inp, labels);
       } else {
-        feeds[inp.name] = new this.ort.Tensor('float32', x, [batch, ...dims]);
+        feeds[inp.name] = this.tensor(inp.dtype, x, [batch, ...dims]);
       }
     }
     const name = outputName || this.spec.outputs[0].name;
@@ -54,34 +67,60 @@ class RoleSession {
     const data = out[name].data;
     return data instanceof Float32Array ? data : Float32Array.from(data);
   }
+
+  /** A role run once over n items in batches (stages.RoleStage): x (n, ...dims) -> (n, ...output dims). */
+  async map(x, dims, n, outputName) {
+    const per = prod(dims), chunks = [];
+    for (let start = 0; start < n; start += BATCH_SIZE) {
+      const stop = Math.min(n, start + BATCH_SIZE);
+      chunks.push(await this.call(x.subarray(start * per, stop * per), dims, null, [], stop - start, outputName));
+    }
+    const out = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
+    let at = 0;
+    for (const c of chunks) { out.set(c, at); at += c.length; }
+    return out;
+  }
 }
 
 export class WebPipeline {
-  constructor(manifest, base, generator, decoder, backend) {
+  constructor(manifest, base, backend, roles, tokenizer) {
     this.manifest = manifest;
     this.base = base;
-    this.generatorRole = generator;
-    this.decoderRole = decoder;
     this.backend = backend;
+    this.roles = roles; // role name -> RoleSession
+    this.tokenizer = tokenizer; // PromptTokenizer for prompt bundles, else null
   }
 
   /** Fetch and check the manifest, then open the ONNX sessions (providers: onnxruntime-web EPs). */
   static async open(ort, base, providers = ['wasm']) {
     const manifest = await fetchManifest(base);
-    checkSupported(manifest);
+    const names = checkSupported(manifest);
     for (const [key, plan] of Object.entries(manifest.plans)) checkPlan(plan, `plan '${key}'`);
-    const p = manifest.pipeline;
-    const gen = await RoleSession.open(ort, base, manifest, p.generator.role, providers);
-    const dec = p.decoder ? await RoleSession.open(ort, base, manifest, p.decoder.role, providers) : null;
-    return new WebPipeline(manifest, base, gen, dec, providers[0]);
+    let tokenizer = null;
+    const cond = manifest.pipeline.condition || {};
+    if (cond.kind === 'prompt') {
+      const bytes = await fetchFile(base, sideEntry(manifest, cond.tokenizer.file));
+      tokenizer = new PromptTokenizer(JSON.parse(new TextDecoder().decode(bytes)), cond.tokenizer.text_length);
+    }
+    const roles = {};
+    for (const name of names) roles[name] = await RoleSession.open(ort, base, manifest, name, providers);
+    return new WebPipeline(manifest, base, providers[0], roles, tokenizer);
   }
 
   get generator() { return this.manifest.pipeline.generator; }
+  get condition() { return this.manifest.pipeline.condition || { kind: 'none' }; }
+  get takesPrompt() { return this.condition.kind === 'prompt'; }
   get numClasses() { return (this.manifest.data.num_classes) || 0; }
   get nullLabel() { return this.manifest.data.null_label ?? null; }
   get plans() { return Object.keys(this.manifest.plans); }
   get shape() { return this.generator.latent_shape || this.manifest.data.shape; }
   get range() { return this.manifest.data.range || [-1, 1]; }
+
+  /** What a label means: its stored prompt for prompt models, else the number. */
+  labelName(y) {
+    const prompts = this.condition.label_prompts;
+    return this.takesPrompt && prompts && prompts[y] ? `${y}: ${prompts[y]}` : String(y);
+  }
 
   /** The stored plan matching the bundle's default sampler and steps, else the first one. */
   get defaultPlan() {
@@ -104,10 +143,36 @@ export class WebPipeline {
   }
 
   /**
+   * stages.PromptCondition.prepare: the n prompts (the given one, else each label's stored prompt),
+   * run through the text encoder once per distinct prompt plus the null prompt; each sample's label
+   * becomes its prompt's row of that table. Returns the labels the generator sees.
+   */
+  async prepareContext(n, label, prompt) {
+    const gen = this.roles[this.generator.role];
+    gen.table = null;
+    if (!this.takesPrompt) {
+      if (prompt) throw new BundleError(this.numClasses ? 'this model is class-conditional: it takes a label, not a prompt' : 'this model takes no prompt');
+      return { labels: this.labels(n, label), context: false };
+    }
+    if (prompt && label !== null && label !== undefined && label !== '') throw new BundleError('give a prompt or a label, not both');
+    const prompts = prompt ? new Array(n).fill(prompt) : this.labels(n, label).map((y) => this.condition.label_prompts[y]);
+    const distinct = [...new Set(prompts)];
+    const tokens = distinct.flatMap((p) => this.tokenizer.encode(p));
+    const nullPrompt = this.condition.null_prompt || '';
+    const nullTokens = nullPrompt.trim() ? this.tokenizer.encode(nullPrompt) : new Array(this.tokenizer.textLength).fill(this.tokenizer.padId);
+    const enc = this.condition.encoder;
+    if (!enc) throw new BundleError('this prompt model has no text encoder role: the page runs prompt models with one');
+    const rows = distinct.length + 1, L = this.tokenizer.textLength;
+    const all = Int32Array.from([...tokens, ...nullTokens]);
+    gen.table = await this.roles[enc.role].map(all, [L], rows, enc.output);
+    return { labels: prompts.map((p) => distinct.indexOf(p)), context: true };
+  }
+
+  /**
    * n samples for the seed: {samples: Float32Array (n, ...dims), dims, seconds, networkSeconds, calls}.
    * onStep(done, total) is awaited after every network step (the progress bar).
    */
-  async sample({ n, seed = 0, label = null, plan = null, guidance = null, onStep = null }) {
+  async sample({ n, seed = 0, label = null, prompt = null, plan = null, guidance = null, onStep = null }) {
     if (!Number.isInteger(n) || n <= 0 || n > 4096) throw new BundleError(`n must be an integer in 1..4096, got ${n}`);
     const s = BigInt(seed);
     if (s < 0n || s >= 2n ** 64n) throw new BundleError(`seed must be in [0, 2**64), got ${seed}`);
@@ -115,15 +180,16 @@ export class WebPipeline {
     const p = this.manifest.plans[key];
     if (!p) throw new BundleError(`the bundle stores no plan '${key}' (it has: ${this.plans.join(', ')})`);
     const w = guidance ?? (this.generator.defaults || {}).guidance ?? 1.0;
-    const nullLabel = this.numClasses > 0 ? this.nullLabel : null;
-    const labels = this.labels(n, label);
+    const gen = this.roles[this.generator.role];
+    Object.values(this.roles).forEach((r) => { r.seconds = 0; r.calls = 0; });
+    const t0 = performance.now();
+    const { labels, context } = await this.prepareContext(n, label, prompt);
+    const nullLabel = context ? -1 : this.numClasses > 0 ? this.nullLabel : null;
     const outDims = (p.shapes || {})[p.output] || this.shape;
     const per = prod(outDims);
     const out = new Float32Array(n * per);
     const total = Math.ceil(n / BATCH_SIZE) * p.steps.length;
-    this.generatorRole.seconds = 0; this.generatorRole.calls = 0;
-    const t0 = performance.now();
-    const net = (x, dims, t, y, b) => this.generatorRole.call(x, dims, t, y, b);
+    const net = (x, dims, t, y, b) => gen.call(x, dims, t, y, b);
     for (let start = 0; start < n; start += BATCH_SIZE) {
       const stop = Math.min(n, start + BATCH_SIZE);
       const done0 = (start / BATCH_SIZE) * p.steps.length;
@@ -139,15 +205,9 @@ export class WebPipeline {
       const z = dec.scale != null ? out.map((v) => v * Math.fround(1.0 / dec.scale)) : out;
       const spec = this.manifest.roles[dec.role].outputs.find((o) => o.name === (dec.output || 'x'));
       dims = spec.shape.slice(1);
-      const chunks = [];
-      for (let start = 0; start < n; start += BATCH_SIZE) {
-        const stop = Math.min(n, start + BATCH_SIZE);
-        chunks.push(await this.decoderRole.call(z.subarray(start * per, stop * per), outDims, null, [], stop - start, dec.output || 'x'));
-      }
-      samples = new Float32Array(n * prod(dims));
-      chunks.forEach((c, i) => samples.set(c, i * BATCH_SIZE * prod(dims)));
+      samples = await this.roles[dec.role].map(z, outDims, n, dec.output || 'x');
     }
     const seconds = (performance.now() - t0) / 1000;
-    return { samples, dims, plan: key, labels, seconds, networkSeconds: this.generatorRole.seconds, calls: this.generatorRole.calls };
+    return { samples, dims, plan: key, labels, seconds, networkSeconds: gen.seconds, calls: gen.calls };
   }
 }
