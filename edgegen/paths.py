@@ -210,8 +210,7 @@ def atomic_dir(final: Path, wait: float = 0):
             replace_dir(tmp, final)
         except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(e, DiskFull) or (isinstance(e, Exception) and not isinstance(e, EdgegenError)
-                                           and is_disk_full(e)):
+            if isinstance(e, Exception) and is_disk_full(e):  # also when a library wrapped the OSError
                 raise disk_full_error(final, e) from None
             raise
 
