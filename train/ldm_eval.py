@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgegen.paths import atomic_write_text
 from edgegen.runtimes.api import open_pipeline
 from edgegen.train.evaluator import evaluator_for
 from edgegen.train.ldm_captions import caption_set
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
     text = json.dumps(figures, indent=2)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        atomic_write_text(Path(args.out), text + "\n")
     return 0
 
 
