@@ -64,6 +64,14 @@ def _openvino(ctx: QuantContext, keep: list[str]) -> tuple[dict, dict]:
     return entry, info
 
 
+def _executorch(ctx: QuantContext, keep: list[str]) -> tuple[dict, dict]:
+    """ExecuTorch XNNPACK int8 .pte from XNNPACK's PT2E quantizer (executorch_quant.py)."""
+    from edgegen.calibration import executorch_quant
+    from edgegen.runtimes.backends import create_backend
+    module = create_backend("torch", ctx.m, ctx.role).module.eval()  # rebuilt from the bundle's torch weights
+    return executorch_quant.quantize(module, ctx, keep)
+
+
 def _tensorrt(ctx: QuantContext) -> dict:
     """The TensorRT calibration cache from the artifact; the int8 engine is built where it runs."""
     import onnx
@@ -114,6 +122,7 @@ def _conditioning_tensors(m: Manifest, role: str) -> list[str]:
 QUANTIZERS = {
     "onnx": Quantizer("onnx", backend="onnxruntime", quantize=_ort),
     "openvino": Quantizer("openvino", backend="openvino", quantize=_openvino),
+    "executorch": Quantizer("executorch", backend="executorch", quantize=_executorch),
     "tensorrt": Quantizer("tensorrt", write=_tensorrt),
     "coreml": Quantizer("coreml", write=_coreml),
 }
