@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgegen.paths import atomic_write_text
 from edgegen.runtimes import rng
 
 OUT = Path(__file__).parent / "testdata" / "rng_vectors.json"
@@ -41,5 +42,5 @@ def build() -> dict:
 
 
 if __name__ == "__main__":
-    OUT.write_text(json.dumps(build(), indent=1))
+    atomic_write_text(OUT, json.dumps(build(), indent=1))
     print(f"wrote {OUT}")
