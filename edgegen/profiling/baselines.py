@@ -2,8 +2,11 @@
 
 * ``torch-eager``: the PyTorch loop a researcher writes: the trained module, a DDIM
   update written in torch ops under inference_mode, one module call per step.
+* ``torch-compile``: the same loop with the module compiled by ``torch.compile`` (inductor).
 * ``diffusers-ort``: the loop written by hand around an onnxruntime session, with
-  diffusers' DDIMScheduler doing the update (torch tensors, as diffusers requires).
+  diffusers' DDIMScheduler doing the update (torch tensors, as diffusers requires); with sampler
+  ``dpmpp_2m`` diffusers' DPMSolverMultistepScheduler (DPM-Solver++(2M), its defaults: no x0
+  clipping, so it matches edgegen's ``dpmpp_2m`` with ``clip_x0=False``).
 
 Both start from the same x_T as edgegen (Philox draw 0), so the runner can check that
 they compute the same samples. Each returns (pipe, first_call, run) like the worker's
@@ -17,15 +20,16 @@ import numpy as np
 
 from edgegen.errors import EdgegenError
 
-BASELINES = ("torch-eager", "diffusers-ort")
+BASELINES = ("torch-eager", "torch-compile", "diffusers-ort")
+DIFFUSERS_SAMPLERS = {"ddim": "DDIMScheduler", "dpmpp_2m": "DPMSolverMultistepScheduler"}  # diffusers-ort
 
 
-def unsupported(manifest, sampler: str) -> str | None:
-    """Why a baseline cannot run on this bundle, or None."""
+def unsupported(manifest, sampler: str, kind: str = "diffusers-ort") -> str | None:
+    """Why baseline ``kind`` cannot run on this bundle and sampler, or None."""
     if manifest.generator.get("process") != "ddpm":
         return "the baselines are DDPM loops; this bundle's sampling is not the ddpm process"
-    if sampler != "ddim":
-        return "the baselines implement DDIM only"
+    if sampler not in DIFFUSERS_SAMPLERS or (kind != "diffusers-ort" and sampler != "ddim"):
+        return "the baselines implement DDIM (and DPM-Solver++(2M) in the diffusers loop) only"
     return None
 
 
@@ -35,7 +39,7 @@ def _setup(job: dict):
     from edgegen.runtimes.plans import respaced_timesteps
     from edgegen.runtimes.schedules import betas
     manifest = open_manifest(job["bundle"])
-    reason = unsupported(manifest, job["sampler"])
+    reason = unsupported(manifest, job["sampler"], job["kind"])
     if reason:
         raise EdgegenError(reason)
     b = job["batch"]
@@ -49,13 +53,15 @@ def _setup(job: dict):
     return manifest, beta, x_T, labels, ts
 
 
-def torch_eager(job: dict):
+def torch_eager(job: dict, compile: bool = False):
     import torch
 
     from edgegen.runtimes.backends import create_backend
     manifest, beta, x_T, labels, ts = _setup(job)
     # the eager torch network, through the backend registry (the torch backend rebuilds it)
     net = create_backend("torch", manifest, manifest.generator["role"]).module.eval()
+    if compile:  # inductor; compiled on the first call of each batch size (first_call)
+        net = torch.compile(net)
     ab = torch.cumprod(1 - torch.tensor(beta, dtype=torch.float32), 0)
     y = torch.from_numpy(labels)
     state = {}
@@ -95,9 +101,15 @@ def diffusers_ort(job: dict):
         so.intra_op_num_threads = job["threads"]
     session = ort.InferenceSession(str(manifest.file(manifest.sampling["role"], "onnx", job["precision"])), so,
                                    providers=["CPUExecutionProvider"])
-    sched = DDIMScheduler(num_train_timesteps=len(beta), trained_betas=beta.tolist(), clip_sample=True,
-                          clip_sample_range=1.0, set_alpha_to_one=True, timestep_spacing="linspace",
-                          prediction_type="epsilon")
+    if job["sampler"] == "dpmpp_2m":
+        from diffusers import DPMSolverMultistepScheduler
+        sched = DPMSolverMultistepScheduler(num_train_timesteps=len(beta), trained_betas=beta.tolist(),
+                                            timestep_spacing="linspace", prediction_type="epsilon",
+                                            algorithm_type="dpmsolver++", solver_order=2)
+    else:
+        sched = DDIMScheduler(num_train_timesteps=len(beta), trained_betas=beta.tolist(), clip_sample=True,
+                              clip_sample_range=1.0, set_alpha_to_one=True, timestep_spacing="linspace",
+                              prediction_type="epsilon")
     sched.set_timesteps(job["steps"])
     state = {}
 
@@ -106,6 +118,7 @@ def diffusers_ort(job: dict):
 
     def run():
         start, net_s = time.perf_counter(), 0.0
+        sched.set_timesteps(job["steps"])  # multistep schedulers keep their step index and history
         latents = torch.from_numpy(x_T.copy())
         for t in sched.timesteps:
             t0 = time.perf_counter()
@@ -122,6 +135,8 @@ def diffusers_ort(job: dict):
 def make(job: dict):
     if job["kind"] == "torch-eager":
         return torch_eager(job)
+    if job["kind"] == "torch-compile":
+        return torch_eager(job, compile=True)
     if job["kind"] == "diffusers-ort":
         return diffusers_ort(job)
     raise EdgegenError(f"unknown baseline '{job['kind']}' (choose {', '.join(BASELINES)})")

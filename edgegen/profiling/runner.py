@@ -88,7 +88,7 @@ def _configs(req: ProfileRequest, manifest) -> list[dict]:
                         "format": cls.format, "skip": reason})
     if req.baselines:
         for kind, fmt, module in (("torch-eager", "torch", "torch"), ("diffusers-ort", "onnx", "diffusers")):
-            reason = baselines.unsupported(manifest, req.sampler)
+            reason = baselines.unsupported(manifest, req.sampler, kind)
             if reason is None:
                 import importlib.util
                 if importlib.util.find_spec(module) is None:
