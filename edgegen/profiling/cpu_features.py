@@ -14,7 +14,6 @@ the model's weights (initializers).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 # our name -> the kernel's flag (x86); AMX has three flags, tile support is the one that matters
 FEATURES = {"avx2": "avx2", "avx512f": "avx512f", "avx512_vnni": "avx512_vnni", "avx_vnni": "avx_vnni",
