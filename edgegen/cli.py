@@ -551,6 +551,12 @@ def main(argv=None) -> int:
         print(f"edgegen: error: this command needs the Python package '{top}': "
               f"pip install 'edgegen[{EXTRAS[top]}]'", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk outside the atomic writers (edgegen.paths), e.g. in a scratch folder
+        from edgegen.paths import is_disk_full
+        if not is_disk_full(e):
+            raise
+        print(f"edgegen: error: {e} (the disk is full or a file-size limit was hit)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("edgegen: interrupted", file=sys.stderr)
         return 130
