@@ -106,14 +106,15 @@ def clean_leftovers(final: Path, locked: bool) -> list[str]:
 
 @contextlib.contextmanager
 def write_lock(final: Path, wait: float = 0):
-    """Hold the write lock of ``final`` (an flock on ``.NAME.lock`` beside it). A second writer
+    """Hold the write lock of ``final`` (an flock on ``.NAME.lock`` beside it, removed afterwards). A second writer
     gets a one-line error at once, or after ``wait`` seconds (for caches several processes may
     fill at the same time).
 
     filelock (a maintained library, already a dependency of tokenizers' huggingface_hub and of
     torch) takes an flock: the kernel drops it when its holder dies, even by SIGKILL, so a killed
-    export never leaves a stale lock (an O_EXCL lock file would). The lock file stays (deleting it
-    races with a writer that has just opened it)."""
+    export never leaves a stale lock (an O_EXCL lock file would). The lock file is removed before
+    the lock is released; filelock >= 4.3 notices an unlinked lock file after taking it and takes
+    the path's new one instead, so two writers never both hold it."""
     from filelock import FileLock, Timeout
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +128,8 @@ def write_lock(final: Path, wait: float = 0):
     try:
         yield
     finally:
+        with contextlib.suppress(OSError):
+            lock_path.unlink()  # while held: a writer waiting on this inode re-opens the path (filelock >= 4.3)
         lock.release()
 
 

@@ -141,7 +141,7 @@ def test_folder_killed_at_each_write_point(point, tmp_path):
     r = folder(final, "again")
     assert r.returncode == 0, r.stderr
     assert ("restored the previous one" if point == "gap" else "leftover") in r.stderr
-    assert folder_is(final, "again") and leftovers(final) == []
+    assert folder_is(final, "again") and [p.name for p in tmp_path.iterdir()] == ["bundle"]  # no lock file either
 
 
 def test_second_writer_gets_a_one_line_locked_error(tmp_path):
@@ -163,7 +163,33 @@ def test_second_writer_gets_a_one_line_locked_error(tmp_path):
     assert "leftover" in r.stderr and folder_is(final, "third") and leftovers(final) == []
 
 
-def test_single_file_disk_full_and_kill(tmp_path):
+def test_lock_file_removed_and_a_waiter_stays_exclusive(tmp_path):
+    """The holder removes .NAME.lock before releasing it; a writer that waited on the removed file
+    takes the path's new one, so a third writer is still refused while the waiter writes."""
+    import threading
+    from edgegen.errors import EdgegenError
+    from edgegen.paths import write_lock
+    final = tmp_path / "bundle"
+    took, release = threading.Event(), threading.Event()
+
+    def waiter():
+        with write_lock(final, wait=30):
+            took.set()
+            release.wait(30)
+    with write_lock(final):
+        t = threading.Thread(target=waiter)
+        t.start()
+        time.sleep(0.3)  # the waiter has opened the lock file and polls it
+    assert took.wait(30)
+    with pytest.raises(EdgegenError, match="is locked"):
+        with write_lock(final):
+            pass
+    release.set()
+    t.join()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_single_file_disk_full(tmp_path):
     from edgegen.paths import atomic_write_bytes
     target = tmp_path / "x.bin"
     atomic_write_bytes(target, b"old")
