@@ -14,6 +14,10 @@ from edgegen.roles import RoleSpec
 
 OPSET = 20
 MAX_BATCH = 4096
+# Weights above this many bytes go to external data, ``<role>.onnx.data`` beside the model (protobuf
+# cannot hold 2 GB; the exporter switches by itself above that): the entry lists it as a companion,
+# so the manifest's sha256 covers it. Tests lower it to force the path on a tiny model.
+EXTERNAL_DATA_BYTES = 2 ** 31 - 2 ** 26
 
 
 def export_onnx(module: torch.nn.Module, spec: RoleSpec, example: dict, path: Path) -> None:
@@ -35,10 +39,21 @@ def export_onnx(module: torch.nn.Module, spec: RoleSpec, example: dict, path: Pa
                                         output_names=[t.name for t in spec.outputs],
                                         dynamic_shapes=dynamic, opset_version=OPSET, dynamo=True,
                                         external_data=False, verbose=False)
-            program.save(str(path), external_data=False)
+            program.save(str(path), external_data=weight_bytes(module) > EXTERNAL_DATA_BYTES)
     except Exception as e:  # the exporter raises many types; keep its first line
         raise EdgegenError(f"ONNX export failed: {str(e).strip().splitlines()[0]}") from e
     onnx.checker.check_model(str(path))
+
+
+def weight_bytes(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+def external_data(path: Path) -> list[Path]:
+    """The external data files an ONNX model names (paths beside it), without loading the weights."""
+    model = onnx.load(str(path), load_external_data=False)
+    names = {e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"}
+    return [path.parent / n for n in sorted(names)]
 
 
 def write(ctx) -> tuple[dict, dict]:
@@ -47,4 +62,8 @@ def write(ctx) -> tuple[dict, dict]:
     from edgegen.manifest import file_entry
     rel = f"onnx/{ctx.role}.onnx"
     export_onnx(ctx.module, ctx.spec, ctx.example, ctx.path(rel))
-    return gated_entry(ctx, "onnx", "onnxruntime", file_entry(ctx.root, rel))
+    entry = file_entry(ctx.root, rel)
+    data = [p.relative_to(ctx.root).as_posix() for p in external_data(ctx.path(rel))]
+    if data:  # weights in external data: sha256-checked with the model (manifest.verify_files, native)
+        entry["companions"] = [file_entry(ctx.root, d) for d in data]
+    return gated_entry(ctx, "onnx", "onnxruntime", entry)

@@ -2,7 +2,7 @@
 
 The only contract edgegen needs (``edgegen import --module tiny_unet.py:TinyUNet``):
 forward(x, t, y) with x (B, C, H, W) float32, t (B,) float32 the scheduler's timestep, y (B,)
-int64 labels (index ``num_classes`` = no label, for classifier-free guidance), returning the
+int64 labels (optional) (index ``num_classes`` = no label, for classifier-free guidance), returning the
 prediction the scheduler config declares (here eps), shaped like x. The file is self-contained
 (torch only), so edgegen can store its source in the bundle for the torch backend.
 """
@@ -51,8 +51,10 @@ class TinyUNet(nn.Module):
         self.dec = Block(2 * width, width, emb)
         self.out = nn.Sequential(nn.GroupNorm(min(8, width), width), nn.SiLU(), nn.Conv2d(width, in_channels, 3, padding=1))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        e = self.time(timestep_embedding(t, self.emb)) + self.label(y)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        e = self.time(timestep_embedding(t, self.emb))
+        if y is not None:  # imported without --num-classes, edgegen calls forward(x, t)
+            e = e + self.label(y)
         h0 = self.down(self.inc(x), e)  # (B, w, H, W)
         h = self.mid(self.pool(h0), e)  # (B, 2w, H/2, W/2)
         h = self.dec(torch.cat([self.up(h), h0], dim=1), e)  # (B, w, H, W)
