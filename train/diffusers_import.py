@@ -190,12 +190,14 @@ def pixel_roles(config: dict) -> dict[str, RoleSpec]:
 
 
 def scheduler_stage(pipeline: str, scheduler: dict, default_steps: int, sampler: str | None = None,
-                    **defaults) -> dict:
+                    gate_steps: int | None = None, **defaults) -> dict:
     """The generator stage of process ``diffusers``: the pipeline's scheduler and its defaults.
 
     ``sampler``: the bundle's default sampler instead of the one equivalent to the scheduler's class
     (needed for classes edgegen has no sampler for, PNDMScheduler and LMSDiscreteScheduler, whose
-    configs still give the betas, prediction type and spacing every other sampler uses)."""
+    configs still give the betas, prediction type and spacing every other sampler uses).
+    ``gate_steps``: the parity gate's trajectory length (default min(default steps, 50); a
+    Stable-Diffusion-sized import on a CPU gates a couple of steps)."""
     from edgegen.runtimes.diffusers_plans import default_sampler
     from edgegen.runtimes.diffusers_schedules import FLOW_CLASSES
     from edgegen.runtimes.samplers import compile_plan, samplers
@@ -210,12 +212,12 @@ def scheduler_stage(pipeline: str, scheduler: dict, default_steps: int, sampler:
     stage = {"kind": "plan", "role": "denoiser", "process": "diffusers", "scheduler": scheduler,
              "defaults": {"sampler": sampler, "steps": steps, **defaults}, "samplers": names,
              # the parity gate's trajectory: the default sampler, at most 50 steps
-             "gate": {"sampler": sampler, "steps": min(steps, 50)}}
+             "gate": {"sampler": sampler, "steps": min(steps, int(gate_steps or 50))}}
     compile_plan(stage)  # every scheduler option is checked now: refused in one line before anything is written
     return stage
 
 
-def _pixel_source(path: Path, index: dict, sampler: str | None = None):
+def _pixel_source(path: Path, index: dict, sampler: str | None = None, gate_steps: int | None = None):
     pipeline = index["_class_name"]
     unet_cls, unet_cfg = _component(path, index, "unet", ("UNet2DModel",), "config.json")
     check_model_config(unet_cls, unet_cfg, UNET_CHOICES)
@@ -228,7 +230,7 @@ def _pixel_source(path: Path, index: dict, sampler: str | None = None):
     extra = {"eta": 0.0} if pipeline == "DDIMPipeline" else {}
     if sampler not in (None, "ddim"):
         extra = {}
-    stage = scheduler_stage(pipeline, sched_cfg, PIXEL_PIPELINES[pipeline], sampler, **extra)
+    stage = scheduler_stage(pipeline, sched_cfg, PIXEL_PIPELINES[pipeline], sampler, gate_steps, **extra)
     k = int(unet_cfg.get("num_class_embeds") or 0)
     cfg = DiffusersConfig(pipeline=pipeline, source=str(path),
                           components={"unet": {"class": unet_cls, "config": unet_cfg}})
@@ -290,7 +292,8 @@ def convert_tokenizer(folder: Path, out: Path) -> dict:
     return {"ids": ids, "model_max_length": int(min(tok.model_max_length, 10 ** 6))}
 
 
-def _latent_source(path: Path, index: dict, scratch: Path, sampler: str | None = None):
+def _latent_source(path: Path, index: dict, scratch: Path, sampler: str | None = None,
+                   gate_steps: int | None = None):
     pipeline = index["_class_name"]
     unet_cls, unet_cfg = _component(path, index, "unet", ("UNet2DConditionModel",), "config.json")
     check_model_config(unet_cls, unet_cfg, COND_UNET_CHOICES)
@@ -301,7 +304,7 @@ def _latent_source(path: Path, index: dict, scratch: Path, sampler: str | None =
     if not (isinstance(entry, list) and len(entry) == 2 and entry[1] in TOKENIZER_CLASSES):
         raise EdgegenError(f"unsupported tokenizer {entry!r} (supported: {', '.join(TOKENIZER_CLASSES)})")
     sched_cls, sched_cfg = _component(path, index, "scheduler", _scheduler_classes(), "scheduler_config.json")
-    stage = scheduler_stage(pipeline, {**sched_cfg, "_class_name": sched_cls}, SD_STEPS, sampler,
+    stage = scheduler_stage(pipeline, {**sched_cfg, "_class_name": sched_cls}, SD_STEPS, sampler, gate_steps,
                             guidance=SD_GUIDANCE)
     tok_file = scratch / "tokenizer.json"
     tok = convert_tokenizer(path / "tokenizer", tok_file)
@@ -366,24 +369,24 @@ def _scheduler_classes() -> tuple[str, ...]:
     return tuple(SOURCE_CLASSES)
 
 
-def import_source(path, scratch=None, sampler: str | None = None) -> ExportSource:
+def import_source(path, scratch=None, sampler: str | None = None, gate_steps: int | None = None) -> ExportSource:
     """A diffusers pipeline folder as the exporter's input; one-line EdgegenError for anything
     edgegen does not support (nothing is written)."""
     path = Path(path)
     index = read_index(path)
     with torch.no_grad():
         if index["_class_name"] in PIXEL_PIPELINES:
-            return _pixel_source(path, index, sampler)
+            return _pixel_source(path, index, sampler, gate_steps)
         if scratch is None:
             raise EdgegenError("importing a text-to-image pipeline needs a scratch folder for its tokenizer.json")
-        return _latent_source(path, index, Path(scratch), sampler)
+        return _latent_source(path, index, Path(scratch), sampler, gate_steps)
 
 
 def import_pipeline(path, out, formats=("onnx", "openvino"), progress: bool = True, recipe=None,
-                    sampler: str | None = None) -> dict:
+                    sampler: str | None = None, gate_steps: int | None = None) -> dict:
     """Import a diffusers pipeline folder and export it to the bundle ``out``; returns verify.json."""
     import tempfile
     from edgegen.export.bundle import export_bundle
     with tempfile.TemporaryDirectory() as scratch:
-        source = import_source(path, scratch, sampler)
+        source = import_source(path, scratch, sampler, gate_steps)
         return export_bundle(source, list(formats), Path(out), progress=progress, recipe=recipe)
