@@ -123,3 +123,12 @@ durability: $(STAMP) native-testdata
 .PHONY: bench-frontier
 bench-frontier: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/frontier.py
+
+# Stable-Diffusion-1.5-shaped import (issue 16): random weights from SD 1.5's published configs
+# (860 M-parameter UNet: ONNX external data), import + parity gate + a few sampling steps, import
+# time and peak memory. Needs ~16 GB RAM and ~15 GB disk; SD15_ARGS="--width-scale 0.25" shrinks
+# it. Writes benchmarks/sd15_import.md.
+SD15_ARGS ?=
+.PHONY: bench-sd15
+bench-sd15: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/sd15_import.py $(SD15_ARGS) --out benchmarks/sd15_import.md
