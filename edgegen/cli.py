@@ -55,14 +55,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from edgegen.export.bundle import export_bundle, parse_formats
+    from edgegen.export.bundle import export_bundle, parse_formats, parse_plan_specs
     from edgegen.export.recipe import ExportRecipe, parse_batches
     from edgegen.train.runs import export_source
     formats = parse_formats(args.format)
     run = Path(args.run)
     out = Path(args.out or f"bundles/{run.name}")
     recipe = ExportRecipe(**({"static_batches": parse_batches(args.static_batches)} if args.static_batches else {}))
-    verify = export_bundle(export_source(run), formats, out, progress=not args.quiet, recipe=recipe)
+    plans = parse_plan_specs(args.plans) if args.plans else None
+    verify = export_bundle(export_source(run), formats, out, progress=not args.quiet, recipe=recipe, plans=plans)
     return _print_verify(verify, out)
 
 
@@ -200,6 +201,16 @@ def cmd_info(args) -> int:
     if "samplers" in m.generator:
         print(f"  samplers: {', '.join(m.generator['samplers'])}")
     print(f"  defaults: {json.dumps(m.generator.get('defaults', {}))}")
+    return 0
+
+
+def cmd_tokenize(args) -> int:
+    """A prompt's token ids, comma-separated: the native runtime takes ids (edgegen-run --prompt-tokens)."""
+    from edgegen.runtimes.stages import make_condition
+    cond = make_condition(_open(args.bundle))
+    if not cond.takes_prompt:
+        raise EdgegenError("this model takes no prompt (it is conditioned on labels)")
+    print(",".join(str(int(i)) for i in cond.text.encode(args.prompt)))
     return 0
 
 
@@ -383,6 +394,9 @@ def build_parser(full_train: bool = True) -> Parser:
                    help="comma list of onnx, openvino, aoti, coreml, tensorrt, npu")
     e.add_argument("--static-batches", default=None,
                    help="batch sizes of the static-shape targets (coreml, npu), e.g. 1,8,64 (the default)")
+    e.add_argument("--plans", default=None,
+                   help="sampler plans to store, e.g. ddim-10,ddim-25,ddim-50,ddpm (default: the family's set); "
+                        "the native runtime runs only stored plans (edgegen-run --list-plans)")
     e.add_argument("--out", default=None, help="bundle folder (default bundles/RUN_NAME)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_export)
@@ -464,6 +478,11 @@ def build_parser(full_train: bool = True) -> Parser:
     i = sub.add_parser("info", help="describe a bundle")
     i.add_argument("bundle")
     i.set_defaults(func=cmd_info)
+
+    tk = sub.add_parser("tokenize", help="a prompt's token ids for the native runtime (edgegen-run --prompt-tokens)")
+    tk.add_argument("bundle")
+    tk.add_argument("prompt")
+    tk.set_defaults(func=cmd_tokenize)
 
     w = sub.add_parser("serve-web", help="serve the web page (onnxruntime-web in the browser) and a bundle on 127.0.0.1")
     w.add_argument("bundle")

@@ -28,9 +28,34 @@ from edgegen.runtimes.backends import create_backend
 from edgegen.runtimes.stages import generator_class
 
 
-def default_plans(manifest: Manifest) -> dict:
-    """Plans every runtime can execute from the bundle alone (the generator stage chooses them)."""
-    return generator_class(manifest).bundle_plans(manifest.generator)
+def default_plans(manifest: Manifest, wanted: list[dict] | None = None) -> dict:
+    """Plans every runtime can execute from the bundle alone: ``wanted`` (parse_plan_specs), else
+    the generator stage's default set (the family's ``bundle_plans``)."""
+    cls = generator_class(manifest)
+    if wanted is None:
+        return cls.bundle_plans(manifest.generator)
+    if not cls.has_plans:
+        raise EdgegenError("this model samples with the token loop: it stores no sampler plans (drop --plans)")
+    return cls.bundle_plans(dict(manifest.generator, bundle_plans=wanted))
+
+
+def parse_plan_specs(text: str) -> list[dict]:
+    """'ddim-10,ddim-25,ddpm' -> [{"sampler": "ddim", "steps": 10}, ..., {"sampler": "ddpm"}]
+    (a sampler without steps: its default steps)."""
+    specs = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        name, _, steps = item.rpartition("-")
+        if name and steps.isdigit():
+            if int(steps) == 0:
+                raise EdgegenError(f"plan '{item}': the steps must be a positive integer, e.g. ddim-25")
+            specs.append({"sampler": name, "steps": int(steps)})
+        else:  # a sampler name alone (it may contain dashes)
+            specs.append({"sampler": item})
+    if not specs:
+        raise EdgegenError("--plans needs a comma list of plans, e.g. ddim-10,ddim-25,ddim-50")
+    return specs
 
 
 def role_tensors(modules: dict) -> dict:
@@ -40,8 +65,9 @@ def role_tensors(modules: dict) -> dict:
 
 
 def export_bundle(source: ExportSource, formats: list[str], out: Path, progress: bool = True,
-                  recipe: ExportRecipe | None = None) -> dict:
-    """Export every role of ``source`` to ``formats``; returns the verify.json content."""
+                  recipe: ExportRecipe | None = None, plans: list[dict] | None = None) -> dict:
+    """Export every role of ``source`` to ``formats``; returns the verify.json content. ``plans``:
+    the plans to store (parse_plan_specs), None: the family's default set."""
     recipe = recipe or ExportRecipe()
     order = sorted(dict.fromkeys(formats), key=list(FORMATS).index)  # onnx before openvino (converted from it)
     with atomic_dir(Path(out)) as root, tempfile.TemporaryDirectory() as scratch:
@@ -51,7 +77,7 @@ def export_bundle(source: ExportSource, formats: list[str], out: Path, progress:
         data["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         data["verify"] = VERIFY
         manifest = Manifest(root, data)
-        manifest.set_plans(default_plans(manifest))
+        manifest.set_plans(default_plans(manifest, plans))
         if any(f in TARGETS for f in order):
             data["export"] = {"recipe": recipe.to_json()}
         (root / "torch").mkdir()

@@ -234,9 +234,10 @@ class TokenGenerator:
     has_plans = False
 
     def __init__(self, manifest: Manifest, stage: dict, backend):
-        if not backend.single_calls:
+        self.executor = backend.token_executor()  # None: the Python loop over backend.run
+        if self.executor is None and not backend.single_calls:
             raise EdgegenError(f"backend '{backend.name}' runs whole sampler plans; token models run on "
-                               "torch, onnxruntime or openvino")
+                               "torch, onnxruntime, openvino or native")
         self.stage, self.backend = stage, backend
         self.reset_counters()
 
@@ -284,6 +285,11 @@ class TokenGenerator:
         cfg = self.token_sampling(temperature, top_k, top_p)
         s, n = self.stage, len(cond.labels)
         n_tok, (h, w) = s["image_tokens"], s["grid"]
+        if self.executor is not None:  # the whole loop in the executor (the native library)
+            codes, stats = self.executor.generate_tokens(cond, int(seed), batch_size, cfg, callback)
+            self.network_seconds += stats["network_seconds"]
+            self.network_calls += stats["network_calls"]
+            return codes.reshape(n, h, w)
         codes = np.zeros((n, n_tok), dtype=np.int64)
         progress = Progress(-(-n // batch_size) * n_tok, callback)
         for start in range(0, n, batch_size):

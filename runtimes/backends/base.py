@@ -44,6 +44,11 @@ class Backend:
         plan interpreter over ``run``."""
         return None
 
+    def token_executor(self):
+        """The executor that runs the whole token loop over this backend (``generate_tokens``, see
+        backends/native_backend.py); None: the Python loop (tokens.py) over ``run``."""
+        return None
+
     def prepare(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Check names, ranks and dtypes against the role spec; return contiguous arrays."""
         out = {}

@@ -2,7 +2,10 @@
 
 Unlike the other adapters it runs whole plans itself - that is its point: it is its own plan
 executor (executors.py): the Pipeline hands it the plan and it returns the samples plus its own
-timing of the network calls. The request's ``callback(done, total)`` is called from inside the
+timing of the network calls. For token models (ABI 3) it is the token executor too: the whole
+token loop (prefill, KV-cache decode steps, sampling from the Philox stream) runs in C++, and on
+the decoder role it runs the bundle's decoder (``edgegen_decode``). Prompts are tokenized in
+Python (the C API takes token ids). The request's ``callback(done, total)`` is called from inside the
 C++ loop after every network step (a ctypes progress callback, ABI 2); returning False cancels
 the call (EDGEGEN_ERR_CANCELLED -> ``edgegen.errors.Cancelled``). The library is found at $EDGEGEN_NATIVE_LIB, else at
 ``build/native/libedgegen.so`` in the source tree (``make native`` builds it).
@@ -23,7 +26,7 @@ from edgegen.runtimes.backends.base import Backend
 
 LIB_ENV = "EDGEGEN_NATIVE_LIB"
 DEFAULT_LIB = Path(__file__).resolve().parents[2] / "build" / "native" / "libedgegen.so"
-ABI_VERSION = 2
+ABI_VERSION = 3
 OK = 0
 CANCELLED = 9  # EDGEGEN_ERR_CANCELLED
 # edgegen_progress_fn: int (*)(uint64_t done, uint64_t total, void *user); non-zero cancels
@@ -42,7 +45,18 @@ class SampleParams(ctypes.Structure):  # mirrors edgegen_sample_params
                 ("plan_json", ctypes.c_char_p), ("n", ctypes.c_uint32), ("seed", ctypes.c_uint64),
                 ("labels", ctypes.POINTER(ctypes.c_int64)), ("label", ctypes.c_int64),
                 ("guidance", ctypes.c_double), ("batch_size", ctypes.c_uint32),
-                ("progress", ProgressFn), ("progress_user", ctypes.c_void_p)]
+                ("progress", ProgressFn), ("progress_user", ctypes.c_void_p),
+                # ABI 3: token models
+                ("temperature", ctypes.c_double), ("top_k", ctypes.c_int64), ("top_p", ctypes.c_double),
+                ("prompt_tokens", ctypes.POINTER(ctypes.c_int64)), ("prompt_len", ctypes.c_size_t),
+                ("prompt_count", ctypes.c_uint32), ("codes_out", ctypes.POINTER(ctypes.c_int64)),
+                ("codes_count", ctypes.c_size_t)]
+
+
+class StageInfo(ctypes.Structure):  # mirrors edgegen_stage_info (ABI 3)
+    _fields_ = [("condition", ctypes.c_char * 16), ("generator", ctypes.c_char * 16), ("has_decoder", ctypes.c_int),
+                ("image_tokens", ctypes.c_int64), ("grid", ctypes.c_int64 * 2), ("prompt_length", ctypes.c_int64),
+                ("text_vocab", ctypes.c_int64), ("pad_id", ctypes.c_int64)]
 
 
 class Stats(ctypes.Structure):  # mirrors edgegen_stats
@@ -50,7 +64,10 @@ class Stats(ctypes.Structure):  # mirrors edgegen_stats
                 ("network_calls", ctypes.c_uint64)]
 
 
-STRUCTS = {"edgegen_load_params": LoadParams, "edgegen_sample_params": SampleParams, "edgegen_stats": Stats}
+STRUCTS = {"edgegen_load_params": LoadParams, "edgegen_sample_params": SampleParams, "edgegen_stats": Stats,
+           "edgegen_stage_info": StageInfo}
+I64P = ctypes.POINTER(ctypes.c_int64)
+F32P = ctypes.POINTER(ctypes.c_float)
 _lib: Optional[ctypes.CDLL] = None
 
 
@@ -82,6 +99,11 @@ def _load() -> ctypes.CDLL:
     lib.edgegen_sample.argtypes = [ctypes.c_void_p, ctypes.POINTER(SampleParams), ctypes.POINTER(ctypes.c_float),
                                    ctypes.c_size_t, ctypes.POINTER(Stats)]
     lib.edgegen_cancel.argtypes = [ctypes.c_void_p]
+    lib.edgegen_bundle_stages.argtypes = [ctypes.c_void_p, ctypes.POINTER(StageInfo)]
+    lib.edgegen_decode.argtypes = [ctypes.c_void_p, I64P, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_uint32, F32P,
+                                   ctypes.c_size_t]
+    lib.edgegen_next_tokens.argtypes = [F32P, ctypes.c_uint32, ctypes.c_size_t, ctypes.POINTER(ctypes.c_double),
+                                        ctypes.c_double, ctypes.c_int64, ctypes.c_double, I64P]
     if lib.edgegen_abi_version() != ABI_VERSION:
         raise EdgegenError(f"{path} has ABI version {lib.edgegen_abi_version()}, this binding expects {ABI_VERSION}")
     for name, cls in STRUCTS.items():
@@ -89,6 +111,18 @@ def _load() -> ctypes.CDLL:
             raise EdgegenError(f"{path}: struct {name} does not match the ctypes mirror (rebuild: make native)")
     _lib = lib
     return lib
+
+
+def next_tokens(logits: np.ndarray, u: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:
+    """The library's token sampling (edgegen_next_tokens): logits (B, V), u (B,) -> tokens (B,)."""
+    lib = _load()
+    z = np.ascontiguousarray(logits, dtype=np.float32)
+    uu = np.ascontiguousarray(u, dtype=np.float64)
+    out = np.empty(len(z), dtype=np.int64)
+    _check(lib.edgegen_next_tokens(z.ctypes.data_as(F32P), len(z), z.shape[1],
+                                   uu.ctypes.data_as(ctypes.POINTER(ctypes.c_double)), float(temperature),
+                                   int(top_k), float(top_p), out.ctypes.data_as(I64P)))
+    return out
 
 
 def _check(status: int) -> None:
@@ -105,14 +139,12 @@ class NativeBackend(Backend):
     def __init__(self, manifest, role, precision="fp32", device: str = "CPU", engine: str = "openvino",
                  cache_dir: Optional[str] = None, threads: int = 0, **opts):
         super().__init__(manifest, role, precision, **opts)
-        from edgegen.runtimes.stages import generator_class
-        if not generator_class(manifest).has_plans:
-            raise EdgegenError("backend 'native' runs whole sampler plans; token models run on torch, onnxruntime "
-                               "or openvino")
         lib = _load()
-        if role != manifest.sampling.get("role"):
-            raise EdgegenError(f"the native runtime runs the sampling role '{manifest.sampling.get('role')}', "
-                               f"not '{role}'")
+        decoder = (manifest.stage("decoder") or {}).get("role")
+        if role not in (manifest.generator.get("role"), decoder):
+            raise EdgegenError(f"the native runtime runs the generator role '{manifest.generator.get('role')}'"
+                               + (f" and the decoder role '{decoder}'" if decoder else "") + f", not '{role}'")
+        self.is_decoder = role != manifest.generator.get("role")
         lp = LoadParams()
         lib.edgegen_load_params_init(ctypes.byref(lp))
         self._keep = [s.encode() for s in (engine, device, precision, cache_dir or "")]
@@ -135,10 +167,49 @@ class NativeBackend(Backend):
         return None
 
     def run(self, inputs):
-        raise EdgegenError("the native backend runs whole plans (Pipeline.sample), not single network calls")
+        """Only on the decoder role: the bundle's decoder on codes (edgegen_decode)."""
+        if not self.is_decoder:
+            raise EdgegenError("the native backend runs whole plans (Pipeline.sample), not single network calls")
+        stage = self.manifest.stage("decoder")
+        codes = np.ascontiguousarray(inputs[stage.get("input", "codes")], dtype=np.int64)
+        n = len(codes)
+        per_out = int(np.prod(self.spec.outputs[0].shape[1:]))
+        out = np.empty(n * per_out, dtype=np.float32)
+        _check(self._lib.edgegen_decode(self._handle, codes.ctypes.data_as(I64P), codes.size, n, n,
+                                        out.ctypes.data_as(F32P), out.size))
+        return {stage.get("output", "x"): out.reshape(n, *self.spec.outputs[0].shape[1:])}
 
     def plan_executor(self):
-        return self
+        return None if self.is_decoder else self
+
+    def token_executor(self):
+        return None if self.is_decoder else self
+
+    def generate_tokens(self, cond, seed: int, batch_size: int, sampling, callback=None) -> tuple[np.ndarray, dict]:
+        """The token executor protocol (stages.TokenGenerator): the whole token loop in C++.
+
+        ``cond``: the stages.Conditioning (labels for label-token models, prompt token ids for
+        prompt models); ``sampling``: a tokens.TokenSampling. Returns codes (n, image_tokens) and
+        the library's timing; callback(done, total) after every token, False cancels."""
+        n = len(cond.labels)
+        sp = self._params(n, seed, batch_size, callback)
+        sp.temperature, sp.top_p = float(sampling.temperature), float(sampling.top_p)
+        sp.top_k = int(sampling.top_k or 0)
+        keep = []
+        if self.manifest.stage("condition")["kind"] == "prompt":
+            tokens = np.ascontiguousarray(cond.tokens, dtype=np.int64)
+            keep.append(tokens)
+            sp.prompt_tokens, sp.prompt_len, sp.prompt_count = tokens.ctypes.data_as(I64P), tokens.shape[1], n
+        else:
+            y = np.ascontiguousarray(cond.labels, dtype=np.int64)
+            keep.append(y)
+            sp.labels = y.ctypes.data_as(I64P)
+        codes = np.empty((n, int(self.manifest.generator["image_tokens"])), dtype=np.int64)
+        sp.codes_out, sp.codes_count = codes.ctypes.data_as(I64P), codes.size
+        stats = self._call(sp, None, 0, callback)
+        self.network_seconds += stats["network_seconds"]
+        self.network_calls += stats["network_calls"]
+        return codes, stats
 
     def execute(self, plan, req) -> np.ndarray:
         """The executor protocol: the whole plan in C++, req.callback called after every step."""
@@ -160,41 +231,51 @@ class NativeBackend(Backend):
         callback(done, total) is called after every network step (across batches); returning
         False cancels (edgegen.errors.Cancelled); an exception it raises stops the run and is
         re-raised here."""
-        sp = SampleParams()
-        self._lib.edgegen_sample_params_init(ctypes.byref(sp))
+        sp = self._params(len(labels), seed, batch_size, callback)
         plan_text = json.dumps(plan).encode()
         sp.plan_json = plan_text
-        sp.n, sp.seed, sp.batch_size = len(labels), int(seed), int(batch_size)
         sp.guidance = float(guidance) if guidance is not None else math.nan
         y = np.ascontiguousarray(labels, dtype=np.int64)
         if self.manifest.num_classes > 0:  # unconditional models take the library's default (null) labels
-            sp.labels = y.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
-        raised: list[BaseException] = []
+            sp.labels = y.ctypes.data_as(I64P)
+        count = ctypes.c_size_t()
+        _check(self._lib.edgegen_sample_count(self._handle, ctypes.byref(sp), ctypes.byref(count)))
+        out = np.empty(count.value, dtype=np.float32)
+        stats = self._call(sp, out, out.size, callback)
+        shape = (len(labels), *(plan.get("shapes", {}).get(plan["output"], sample_shape)))
+        return out.reshape(shape), stats
+
+    def _params(self, n: int, seed: int, batch_size: int, callback) -> SampleParams:
+        sp = SampleParams()
+        self._lib.edgegen_sample_params_init(ctypes.byref(sp))
+        sp.n, sp.seed, sp.batch_size = n, int(seed), int(batch_size)
+        self._raised: list[BaseException] = []
         if callback is not None:
+            raised = self._raised
+
             def trampoline(done, total, _user):  # never lets an exception cross into C
                 try:
                     return 1 if callback(int(done), int(total)) is False else 0
                 except BaseException as e:  # noqa: BLE001 - re-raised after the call returns
                     raised.append(e)
                     return 1
-            keep_alive = ProgressFn(trampoline)  # referenced until the call returns
-            sp.progress = keep_alive
-        count = ctypes.c_size_t()
-        _check(self._lib.edgegen_sample_count(self._handle, ctypes.byref(sp), ctypes.byref(count)))
-        out = np.empty(count.value, dtype=np.float32)
+            self._progress_fn = ProgressFn(trampoline)  # referenced until the next call
+            sp.progress = self._progress_fn
+        return sp
+
+    def _call(self, sp: SampleParams, out: Optional[np.ndarray], count: int, callback) -> dict:
+        """edgegen_sample; a callback's exception is re-raised, a cancel raises Cancelled."""
         stats = Stats()
-        status = self._lib.edgegen_sample(self._handle, ctypes.byref(sp),
-                                          out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), out.size,
-                                          ctypes.byref(stats))
-        if raised:
-            raise raised[0]
+        ptr = out.ctypes.data_as(F32P) if out is not None else None
+        status = self._lib.edgegen_sample(self._handle, ctypes.byref(sp), ptr, count, ctypes.byref(stats))
+        if self._raised:
+            raise self._raised[0]
         if status == CANCELLED:
             raise Cancelled(self._lib.edgegen_last_error().decode(errors="replace"))
         _check(status)
-        shape = (len(labels), *(plan.get("shapes", {}).get(plan["output"], sample_shape)))
         self.last_stats = {"total_seconds": stats.total_seconds, "network_seconds": stats.network_seconds,
                            "network_calls": int(stats.network_calls)}  # as timed inside the library
-        return out.reshape(shape), dict(self.last_stats)
+        return dict(self.last_stats)
 
     def close(self) -> None:
         if getattr(self, "_handle", None):

@@ -23,9 +23,9 @@ def pipe(tiny_bundle):
     p.backend.close()
 
 
-def test_abi_2_and_mirrors():
+def test_abi_and_mirrors():
     lib = native_backend._load()
-    assert lib.edgegen_abi_version() == native_backend.ABI_VERSION == 2
+    assert lib.edgegen_abi_version() == native_backend.ABI_VERSION == 3
     assert lib.edgegen_status_name(native_backend.CANCELLED) == b"EDGEGEN_ERR_CANCELLED"
 
 

@@ -1,9 +1,10 @@
 /*
  * edgegen.h - the C API of the edgegen native runtime.
  *
- * Opens an exported bundle (manifest.json + the files it lists), runs the sampler
- * plans stored in it (or a plan the caller passes as JSON) on a network backend
- * (OpenVINO; TensorRT where the library was built with it), and returns samples.
+ * Opens an exported bundle (manifest.json + the files it lists), runs its pipeline on a
+ * network backend (OpenVINO; TensorRT where the library was built with it) and returns
+ * samples: the sampler plans stored in it (or a plan the caller passes as JSON), or the
+ * token loop of token models (VQ-VAE prior, DALL-E style; ABI 3), then the bundle's decoder.
  *
  *   edgegen_load_params lp;  edgegen_load_params_init(&lp);
  *   edgegen_bundle *b = NULL;
@@ -60,7 +61,11 @@ extern "C" {
 #define EDGEGEN_API __attribute__((visibility("default")))
 #endif
 
-#define EDGEGEN_ABI_VERSION 2 /* 2: progress callback + edgegen_cancel + EDGEGEN_ERR_CANCELLED */
+/* 2: progress callback + edgegen_cancel + EDGEGEN_ERR_CANCELLED.
+   3: token models (sampling options, prompt token ids, codes out), decoders, edgegen_decode,
+      edgegen_bundle_stages, edgegen_next_tokens. edgegen_sample_params grew: programs built
+      against ABI 2 must be rebuilt (the library's SONAME follows the ABI version). */
+#define EDGEGEN_ABI_VERSION 3
 #define EDGEGEN_MAX_SAMPLES 1000000 /* n above this is rejected (same limit as Python) */
 
 typedef enum edgegen_status {
@@ -114,6 +119,24 @@ typedef struct edgegen_sample_params {
     /* ABI 2 */
     edgegen_progress_fn progress; /* optional (default NULL): see edgegen_progress_fn */
     void *progress_user;          /* passed to progress as `user` (default NULL) */
+    /* ABI 3: token models (edgegen_bundle_stages: generator "tokens"). Each token is drawn as
+       runtimes/tokens.py specifies (Philox stream 2, sample index = global sample index), so a
+       seed gives the same tokens as Python for any batch size. */
+    double temperature;           /* NaN (default) = the bundle's default; 0 = greedy */
+    int64_t top_k;                /* -1 (default) = the bundle's default; 0 = off */
+    double top_p;                 /* NaN (default) = the bundle's default; 1 = off */
+    /* Prompt models (condition "prompt"): token ids of the bundle's tokenizer, prompt_count rows of
+       prompt_len ids, each right-padded with the pad id to the model's text length (trailing pad ids
+       are padding). Tokenizing text stays in Python for now: `edgegen tokenize BUNDLE "text"`. An
+       empty prompt, one longer than the text length, or an id outside the text vocabulary is
+       EDGEGEN_ERR_INVALID_ARGUMENT. Label-token models take labels instead. */
+    const int64_t *prompt_tokens; /* default NULL */
+    size_t prompt_len;            /* ids per row (default 0) */
+    uint32_t prompt_count;        /* 1 (or 0): one prompt for all n samples; n: one per sample */
+    /* Optional: the generated codes, n x image_tokens (row-major, grid order). With codes_out set,
+       edgegen_sample may be called with out = NULL and out_count = 0: it then skips the decoder. */
+    int64_t *codes_out;           /* default NULL */
+    size_t codes_count;           /* n * image_tokens when codes_out is set */
 } edgegen_sample_params;
 
 typedef struct edgegen_stats {
@@ -134,6 +157,18 @@ typedef struct edgegen_bundle_info {
     char precision[8];
 } edgegen_bundle_info;
 
+/* The stages of a bundle (ABI 3): what edgegen_sample runs and what it needs. */
+typedef struct edgegen_stage_info {
+    char condition[16];     /* "none", "label", "label_token" or "prompt" */
+    char generator[16];     /* "plan" or "tokens" */
+    int has_decoder;        /* 1: edgegen_sample returns the decoder's images */
+    int64_t image_tokens;   /* token models: codes per sample (codes_out size / n); 0 otherwise */
+    int64_t grid[2];        /* their layout (rows, columns) */
+    int64_t prompt_length;  /* prompt models: the text length; label-token models: 1; else 0 */
+    int64_t text_vocab;     /* prompt models: token ids must be in [0, text_vocab) */
+    int64_t pad_id;         /* prompt models: the tokenizer's pad id; -1 otherwise */
+} edgegen_stage_info;
+
 /* Defaults and names. */
 EDGEGEN_API void edgegen_load_params_init(edgegen_load_params *params);
 EDGEGEN_API void edgegen_sample_params_init(edgegen_sample_params *params);
@@ -151,16 +186,19 @@ EDGEGEN_API edgegen_status edgegen_bundle_load(const char *path, const edgegen_l
                                                edgegen_bundle **out);
 EDGEGEN_API edgegen_status edgegen_bundle_free(edgegen_bundle *bundle);
 EDGEGEN_API edgegen_status edgegen_bundle_get_info(edgegen_bundle *bundle, edgegen_bundle_info *out);
+EDGEGEN_API edgegen_status edgegen_bundle_stages(edgegen_bundle *bundle, edgegen_stage_info *out);
 /* Comma-separated keys of the plans stored in the bundle ("ddim-50,ddpm-1000"), copied into
    buf (always NUL-terminated); *needed gets the full length + 1. */
 EDGEGEN_API edgegen_status edgegen_bundle_plan_keys(edgegen_bundle *bundle, char *buf, size_t buf_size,
                                                     size_t *needed);
 
-/* How many floats edgegen_sample writes for these params (n * prod(sample shape)). */
+/* How many floats edgegen_sample writes for these params (n * prod(sample shape)); with a decoder,
+   the decoder's output. Token models without a decoder write none (0): ask for codes_out. */
 EDGEGEN_API edgegen_status edgegen_sample_count(edgegen_bundle *bundle, const edgegen_sample_params *params,
                                                 size_t *out_count);
-/* Run the plan; out receives n samples (n, C, H, W) float32; out_count must equal
-   edgegen_sample_count. stats may be NULL.
+/* Run the pipeline (condition, plan or token loop, decoder); out receives n samples (n, C, H, W)
+   float32; out_count must equal edgegen_sample_count. stats may be NULL. Progress counts the
+   generator's steps: plan steps, or generated tokens (n_batches x image_tokens).
    Cancellation: when params->progress returns non-zero, or edgegen_cancel(bundle) is called while
    this call runs, it returns EDGEGEN_ERR_CANCELLED within one network step, with
    edgegen_last_error() "cancelled by the callback after D of T steps" (or "... by edgegen_cancel
@@ -176,6 +214,18 @@ EDGEGEN_API edgegen_status edgegen_sample(edgegen_bundle *bundle, const edgegen_
    Cancelling when nothing runs, or twice, is a no-op that returns EDGEGEN_OK.
    A freed or foreign handle gives EDGEGEN_ERR_INVALID_HANDLE. */
 EDGEGEN_API edgegen_status edgegen_cancel(edgegen_bundle *bundle);
+
+/* The bundle's decoder on codes (ABI 3; token models): codes n x image_tokens -> out, n x
+   prod(sample shape) float32, in batches of batch_size (0 = 64). Serialized with edgegen_sample. */
+EDGEGEN_API edgegen_status edgegen_decode(edgegen_bundle *bundle, const int64_t *codes, size_t codes_count, uint32_t n,
+                                          uint32_t batch_size, float *out, size_t out_count);
+
+/* Token sampling from logits (ABI 3), exactly runtimes/tokens.py next_tokens: logits (batch,
+   vocab) float32 and one uniform in (0, 1) per row -> tokens (batch). temperature 0 = greedy,
+   top_k 0 = off, top_p 1 = off. For apps with their own step network, and to check the two
+   languages against each other. */
+EDGEGEN_API edgegen_status edgegen_next_tokens(const float *logits, uint32_t batch, size_t vocab, const double *uniforms,
+                                               double temperature, int64_t top_k, double top_p, int64_t *out);
 
 /* The portable RNG (runtimes/rng.py is the specification), for apps that need the same
    noise as Python. Philox4x32-10 of one counter under one key: */

@@ -88,6 +88,22 @@ class Bundle {
     return out;
   }
 
+  // The bundle's stages (ABI 3): generator "plan" or "tokens", condition, decoder, token counts.
+  edgegen_stage_info stages() const {
+    edgegen_stage_info out;
+    check(edgegen_bundle_stages(handle_, &out));
+    return out;
+  }
+
+  // Token models: the generated codes only (n x image_tokens), without decoding.
+  std::vector<int64_t> sample_codes(edgegen_sample_params params, edgegen_stats *stats = nullptr) const {
+    std::vector<int64_t> codes(size_t(params.n) * size_t(stages().image_tokens));
+    params.codes_out = codes.data();
+    params.codes_count = codes.size();
+    check(edgegen_sample(handle_, &params, nullptr, 0, stats));
+    return codes;
+  }
+
   // Stops the samples running on this bundle (from any thread); they throw Exception with
   // status EDGEGEN_ERR_CANCELLED.
   void cancel() const { check(edgegen_cancel(handle_)); }

@@ -17,6 +17,8 @@
 #include "paths.hpp"
 #include "plan.hpp"
 #include "rng.hpp"
+#include "stages.hpp"
+#include "tokens.hpp"
 
 #ifndef EDGEGEN_VERSION_STRING
 #define EDGEGEN_VERSION_STRING "0.1.0"
@@ -68,10 +70,16 @@ edgegen_status guarded(F &&f) {
 }
 
 struct Bundle {
-  Manifest manifest;  // declared first: the network and runner refer to it
+  Manifest manifest;  // declared first: the stages, networks and runners refer to it
   LoadOptions options;
-  std::unique_ptr<Network> network;
-  std::unique_ptr<RoleRunner> runner;
+  bool tokens = false;  // the generator: the token loop (else a sampler plan)
+  std::unique_ptr<ConditionStage> condition;
+  std::unique_ptr<Network> network;      // the generator's role
+  std::unique_ptr<RoleRunner> runner;    // plans
+  std::unique_ptr<StepRunner> steps;     // token models
+  std::unique_ptr<Network> decoder_net;  // the decoder stage's role, when the bundle has one
+  std::unique_ptr<DecoderStage> decoder;
+  std::vector<int64_t> plan_shape;  // the plan's sample shape: the generator's latent_shape, else data.shape
   std::mutex mu;  // serializes samples on this bundle (the compiled-model cache is shared)
   std::atomic<uint64_t> cancels{0};  // edgegen_cancel increments; a sample stops when it moved
 };
@@ -106,8 +114,58 @@ struct Resolved {
 
 Plan resolve_plan(const Bundle &b, const edgegen_sample_params &p) {
   const Manifest &m = b.manifest;
-  if (p.plan_json) return parse_plan_text(p.plan_json, m.sample_shape);
-  return parse_plan(select_stored_plan(m, p.sampler ? p.sampler : "", p.steps, p.eta), m.sample_shape);
+  if (b.tokens) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model samples with the token loop: it has no sampler plan");
+  if (p.plan_json) return parse_plan_text(p.plan_json, b.plan_shape);
+  return parse_plan(select_stored_plan(m, p.sampler ? p.sampler : "", p.steps, p.eta), b.plan_shape);
+}
+
+// Values each sample has in edgegen_sample's output: the decoder's output, else the plan's.
+size_t out_elems(const Bundle &b, const edgegen_sample_params &p) {
+  if (b.decoder) return b.decoder->out_elems();
+  if (b.tokens) return 0;
+  const Plan plan = resolve_plan(b, p);
+  return plan.elems[plan.output];
+}
+
+std::unique_ptr<Network> make_network(const Manifest &m, const std::string &role, const LoadOptions &o) {
+  if (o.backend == "openvino") return make_openvino_network(m, role, o);
+  if (o.backend == "tensorrt") {
+#ifdef EDGEGEN_WITH_TENSORRT
+    return make_tensorrt_network(m, role, o);
+#else
+    fail(EDGEGEN_ERR_UNSUPPORTED, "this edgegen library was built without TensorRT (EDGEGEN_WITH_TENSORRT=OFF)");
+#endif
+  }
+  if (o.backend == "aoti") {
+#ifdef EDGEGEN_WITH_AOTI
+    return make_aoti_network(m, role, o);
+#else
+    fail(EDGEGEN_ERR_UNSUPPORTED, "this edgegen library was built without AOTInductor (EDGEGEN_WITH_AOTI=OFF)");
+#endif
+  }
+  fail(EDGEGEN_ERR_UNSUPPORTED, "unknown backend '" + o.backend + "' (choose " + edgegen_backends() + ")");
+}
+
+// Token sampling settings: the caller's, else the bundle's defaults (TokenGenerator.token_sampling).
+TokenSampling token_sampling(const Manifest &m, const edgegen_sample_params &p) {
+  TokenSampling c;
+  const json d = m.sampling.value("defaults", json::object());
+  auto num = [&](const char *k, double dflt) { return d.contains(k) && d[k].is_number() ? d[k].get<double>() : dflt; };
+  c.temperature = std::isnan(p.temperature) ? num("temperature", 1.0) : p.temperature;
+  c.top_k = p.top_k == -1 ? int64_t(num("top_k", 0.0)) : p.top_k;
+  if (p.top_k < -1) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "top-k must be a positive integer (0 turns it off, -1 = the bundle's default), got " +
+                                                         std::to_string(p.top_k));
+  c.top_p = std::isnan(p.top_p) ? num("top_p", 1.0) : p.top_p;
+  check_token_sampling(c);
+  return c;
+}
+
+void check_plan_only_fields(const Bundle &b, const edgegen_sample_params &p) {
+  if (b.tokens) return;
+  if (p.codes_out || p.codes_count) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "codes_out is for token models; this one samples a plan");
+  if (p.prompt_tokens || p.prompt_len)
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model takes no prompt tokens (it samples a plan" +
+                                           std::string(b.manifest.num_classes ? "; give labels)" : ")"));
 }
 
 void check_n(uint32_t n) {
@@ -129,27 +187,10 @@ Resolved resolve(const Bundle &b, const edgegen_sample_params &p) {
   const Manifest &m = b.manifest;
   check_n(p.n);
   if (p.batch_size == 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "batch size must be positive, got 0");
+  check_plan_only_fields(b, p);
   Resolved r{resolve_plan(b, p), {}, 1.0, std::min(p.batch_size, p.n)};
   check_output_size(p.n, r.plan.elems[r.plan.output]);
-  const int64_t k = m.num_classes;
-  auto check_label = [&](int64_t y) {
-    if (k == 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model is unconditional: it takes no label");
-    if (y < 0 || y >= k)
-      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "label " + std::to_string(y) + " is out of range (this model has labels 0.." +
-                                             std::to_string(k - 1) + ")");
-  };
-  r.labels.resize(p.n);
-  if (p.labels) {
-    for (uint32_t i = 0; i < p.n; ++i) check_label(p.labels[i]);
-    r.labels.assign(p.labels, p.labels + p.n);
-  } else if (p.label >= 0) {
-    check_label(p.label);
-    std::fill(r.labels.begin(), r.labels.end(), p.label);
-  } else if (p.label == -1) {  // 0..K-1 cycled, or the null label (0 if none) for unconditional models
-    for (uint32_t i = 0; i < p.n; ++i) r.labels[i] = k > 0 ? int64_t(i) % k : m.null_label.value_or(0);
-  } else {
-    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "label must be >= 0, or -1 for the default labels");
-  }
+  r.labels = b.condition->labels(p.n, p.labels, p.label);
   if (std::isnan(p.guidance)) {
     const json d = m.sampling.value("defaults", json::object());
     r.guidance = d.contains("guidance") && d["guidance"].is_number() ? d["guidance"].get<double>() : 1.0;
@@ -182,6 +223,10 @@ void edgegen_sample_params_init(edgegen_sample_params *p) {
   p->label = -1;
   p->guidance = NAN;
   p->batch_size = 64;
+  p->temperature = NAN;  // ABI 3: the bundle's token sampling defaults
+  p->top_k = -1;
+  p->top_p = NAN;
+  p->prompt_count = 1;
 }
 
 const char *edgegen_status_name(edgegen_status s) {
@@ -211,6 +256,7 @@ size_t edgegen_struct_size(const char *name) {
   if (n == "edgegen_sample_params") return sizeof(edgegen_sample_params);
   if (n == "edgegen_stats") return sizeof(edgegen_stats);
   if (n == "edgegen_bundle_info") return sizeof(edgegen_bundle_info);
+  if (n == "edgegen_stage_info") return sizeof(edgegen_stage_info);
   return 0;
 }
 
@@ -248,27 +294,34 @@ edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *
     o.threads = p.num_threads;
     const Manifest &m = b->manifest;
     check_code_trust(m, m.sampling_role, o.backend, o.precision, p.trust_code != 0);  // SECURITY.md
-    if (m.sampling.value("kind", std::string()) != "plan")
-      fail(EDGEGEN_ERR_UNSUPPORTED, "sampling kind '" + m.sampling.value("kind", std::string()) +
-                                        "' is not supported by the native runtime (plans only)");
-    if (o.backend == "openvino") {
-      b->network = make_openvino_network(m, m.sampling_role, o);
-    } else if (o.backend == "tensorrt") {
-#ifdef EDGEGEN_WITH_TENSORRT
-      b->network = make_tensorrt_network(m, m.sampling_role, o);
-#else
-      fail(EDGEGEN_ERR_UNSUPPORTED, "this edgegen library was built without TensorRT (EDGEGEN_WITH_TENSORRT=OFF)");
-#endif
-    } else if (o.backend == "aoti") {
-#ifdef EDGEGEN_WITH_AOTI
-      b->network = make_aoti_network(m, m.sampling_role, o);
-#else
-      fail(EDGEGEN_ERR_UNSUPPORTED, "this edgegen library was built without AOTInductor (EDGEGEN_WITH_AOTI=OFF)");
-#endif
+    const std::string kind = m.sampling.value("kind", std::string());
+    if (kind != "plan" && kind != "tokens")
+      fail(EDGEGEN_ERR_UNSUPPORTED, "generator kind '" + kind + "' is not supported by the native runtime (plan, tokens)");
+    b->tokens = kind == "tokens";
+    b->condition = std::make_unique<ConditionStage>(m);
+    if (b->tokens != (b->condition->prompt_length() > 0))
+      fail(EDGEGEN_ERR_UNSUPPORTED, "condition '" + b->condition->kind() + "' cannot start a " + kind + " generator");
+    b->network = make_network(m, m.sampling_role, o);
+    if (b->tokens) {
+      b->steps = std::make_unique<StepRunner>(m.role(m.sampling_role), *b->network, m.sampling.value("cache", json::object()));
     } else {
-      fail(EDGEGEN_ERR_UNSUPPORTED, "unknown backend '" + o.backend + "' (choose " + edgegen_backends() + ")");
+      b->runner = std::make_unique<RoleRunner>(m.role(m.sampling_role), *b->network);
+      b->plan_shape = m.sampling.contains("latent_shape") ? m.sampling["latent_shape"].get<std::vector<int64_t>>()
+                                                          : m.sample_shape;
     }
-    b->runner = std::make_unique<RoleRunner>(m.role(m.sampling_role), *b->network);
+    if (!m.decoder.is_null()) {
+      const std::string role = m.decoder.at("role").get<std::string>();
+      check_code_trust(m, role, o.backend, o.precision, p.trust_code != 0);
+      b->decoder_net = make_network(m, role, o);
+      b->decoder = std::make_unique<DecoderStage>(m, *b->decoder_net);
+      const int64_t per = b->tokens ? m.sampling.value("image_tokens", int64_t{0}) : 0;
+      if (b->tokens && (!b->decoder->takes_codes() || int64_t(b->decoder->in_elems()) != per))
+        fail(EDGEGEN_ERR_MALFORMED, "the decoder's input does not match the generator's " + std::to_string(per) + " codes");
+    }
+    if (b->tokens) {
+      const int64_t n_tok = m.sampling.value("image_tokens", int64_t{0});
+      if (n_tok <= 0 || n_tok > MAX_DIM) fail(EDGEGEN_ERR_MALFORMED, "the generator's image_tokens must be positive");
+    }
     std::lock_guard<std::mutex> lock(g_registry_mu);
     const uintptr_t id = g_next_id;
     g_next_id += 16;
@@ -310,6 +363,32 @@ edgegen_status edgegen_bundle_get_info(edgegen_bundle *h, edgegen_bundle_info *o
   });
 }
 
+edgegen_status edgegen_bundle_stages(edgegen_bundle *h, edgegen_stage_info *out) {
+  return guarded([&] {
+    auto b = lookup(h);
+    require(out, "out");
+    const Manifest &m = b->manifest;
+    edgegen_stage_info info;
+    std::memset(&info, 0, sizeof(info));
+    copy_str(info.condition, sizeof(info.condition), b->condition->kind());
+    copy_str(info.generator, sizeof(info.generator), b->tokens ? "tokens" : "plan");
+    info.has_decoder = b->decoder ? 1 : 0;
+    info.pad_id = -1;
+    if (b->tokens) {
+      info.image_tokens = m.sampling.value("image_tokens", int64_t{0});
+      const json grid = m.sampling.value("grid", json::array());
+      if (grid.is_array() && grid.size() == 2) {
+        info.grid[0] = grid[0].get<int64_t>();
+        info.grid[1] = grid[1].get<int64_t>();
+      }
+      info.prompt_length = b->condition->prompt_length();
+      info.text_vocab = b->condition->text_vocab();
+      info.pad_id = b->condition->pad_id();
+    }
+    *out = info;
+  });
+}
+
 edgegen_status edgegen_bundle_plan_keys(edgegen_bundle *h, char *buf, size_t buf_size, size_t *needed) {
   return guarded([&] {
     auto b = lookup(h);
@@ -326,11 +405,70 @@ edgegen_status edgegen_sample_count(edgegen_bundle *h, const edgegen_sample_para
     require(params, "params");
     require(out_count, "out_count");
     check_n(params->n);
-    const Plan plan = resolve_plan(*b, *params);
-    check_output_size(params->n, plan.elems[plan.output]);
-    *out_count = size_t(params->n) * plan.elems[plan.output];
+    const size_t e = out_elems(*b, *params);
+    check_output_size(params->n, e);
+    *out_count = size_t(params->n) * e;
   });
 }
+
+namespace {
+
+// The token loop, then the decoder (out may be NULL when the caller asks only for codes_out).
+void sample_tokens(Bundle &b, const edgegen_sample_params &p, Progress &progress, float *out, size_t out_count,
+                   edgegen_stats &st) {
+  const Manifest &m = b.manifest;
+  check_n(p.n);
+  if (p.batch_size == 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "batch size must be positive, got 0");
+  if (p.plan_json || p.sampler || p.steps)
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model samples with the token loop: it has no sampler plan (sampler, steps, "
+                                       "plan_json do not apply)");
+  TokenRequest req{};
+  req.image_tokens = m.sampling.at("image_tokens").get<int64_t>();
+  req.code_offset = m.sampling.value("code_offset", int64_t{0});
+  req.sampling = token_sampling(m, p);
+  const size_t codes_n = size_t(p.n) * size_t(req.image_tokens);
+  if (p.codes_out && p.codes_count != codes_n)
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "codes_count is " + std::to_string(p.codes_count) + " but " + std::to_string(p.n) +
+                                           " samples have " + std::to_string(codes_n) + " codes");
+  if (!p.codes_out && p.codes_count) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "codes_out is NULL but codes_count is not 0");
+  const size_t want = b.decoder ? size_t(p.n) * b.decoder->out_elems() : 0;
+  if (!out) {
+    if (!p.codes_out) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "out is NULL (it may be only when codes_out is set)");
+    if (out_count != 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "out is NULL but out_count is " + std::to_string(out_count));
+  } else {
+    if (!b.decoder) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this token model has no decoder: pass out = NULL and ask for codes_out");
+    check_output_size(p.n, b.decoder->out_elems());
+    if (out_count != want)
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "out_count is " + std::to_string(out_count) + " but " + std::to_string(p.n) +
+                                             " samples need " + std::to_string(want) + " floats (edgegen_sample_count)");
+  }
+  const std::vector<int64_t> prompt = b.condition->prompt(p.n, p);
+  req.prompt = prompt.data();
+  req.prompt_len = b.condition->prompt_length();
+  if (req.prompt_len + req.image_tokens - 1 > b.steps->block_size())
+    fail(EDGEGEN_ERR_MALFORMED, "the prompt and image tokens do not fit the model's block size");
+  for (int64_t id : prompt)
+    if (id < 0 || id >= b.steps->vocab_in())
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "input token " + std::to_string(id) + " is outside the model's vocabulary");
+  req.n = p.n;
+  req.seed = p.seed;
+  req.batch_size = std::min(p.batch_size, p.n);
+  req.progress = &progress;
+  std::vector<int64_t> own;
+  int64_t *codes = p.codes_out;
+  if (!codes) {
+    own.resize(codes_n);
+    codes = own.data();
+  }
+  std::lock_guard<std::mutex> lock(b.mu);
+  run_tokens(req, *b.steps, codes, st);
+  if (out) {
+    progress.check();
+    b.decoder->decode_codes(codes, p.n, req.batch_size, out, st);
+  }
+}
+
+}  // namespace
 
 edgegen_status edgegen_sample(edgegen_bundle *h, const edgegen_sample_params *params, float *out, size_t out_count,
                               edgegen_stats *stats) {
@@ -341,11 +479,18 @@ edgegen_status edgegen_sample(edgegen_bundle *h, const edgegen_sample_params *pa
     progress.cancel = &b->cancels;
     progress.cancel_seen = b->cancels.load(std::memory_order_acquire);
     require(params, "params");
-    require(out, "out");
     progress.fn = params->progress;
     progress.user = params->progress_user;
+    edgegen_stats st{0.0, 0.0, 0};
+    if (b->tokens) {
+      sample_tokens(*b, *params, progress, out, out_count, st);
+      st.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (stats) *stats = st;
+      return;
+    }
+    require(out, "out");
     Resolved r = resolve(*b, *params);
-    const size_t want = size_t(params->n) * r.plan.elems[r.plan.output];
+    const size_t want = size_t(params->n) * (b->decoder ? b->decoder->out_elems() : r.plan.elems[r.plan.output]);
     if (out_count != want)
       fail(EDGEGEN_ERR_INVALID_ARGUMENT, "out_count is " + std::to_string(out_count) + " but " + std::to_string(params->n) +
                                              " samples need " + std::to_string(want) + " floats (edgegen_sample_count)");
@@ -353,13 +498,68 @@ edgegen_status edgegen_sample(edgegen_bundle *h, const edgegen_sample_params *pa
     std::optional<int64_t> null;
     if (m.num_classes > 0) null = m.null_label;
     RunRequest req{&r.plan, r.labels.data(), params->n, params->seed, r.batch, r.guidance, null, &progress};
-    edgegen_stats st{0.0, 0.0, 0};
     {
       std::lock_guard<std::mutex> lock(b->mu);
-      run_plan(req, *b->runner, out, st);
+      if (!b->decoder) {
+        run_plan(req, *b->runner, out, st);
+      } else {  // the plan's output (latents) goes through the decoder
+        if (r.plan.elems[r.plan.output] != b->decoder->in_elems() || b->decoder->takes_codes())
+          fail(EDGEGEN_ERR_MALFORMED, "the plan's output does not match the decoder's input");
+        std::vector<float> z(size_t(params->n) * r.plan.elems[r.plan.output]);
+        run_plan(req, *b->runner, z.data(), st);
+        progress.check();
+        b->decoder->decode_latents(z.data(), params->n, r.batch, out, st);
+      }
     }
     st.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (stats) *stats = st;
+  });
+}
+
+edgegen_status edgegen_decode(edgegen_bundle *h, const int64_t *codes, size_t codes_count, uint32_t n,
+                              uint32_t batch_size, float *out, size_t out_count) {
+  return guarded([&] {
+    auto b = lookup(h);
+    require(codes, "codes");
+    require(out, "out");
+    check_n(n);
+    if (!b->decoder) fail(EDGEGEN_ERR_UNSUPPORTED, "this bundle has no decoder stage");
+    if (!b->decoder->takes_codes()) fail(EDGEGEN_ERR_UNSUPPORTED, "this bundle's decoder takes latents, not codes");
+    const size_t per = b->decoder->in_elems();
+    if (codes_count != size_t(n) * per)
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "codes_count is " + std::to_string(codes_count) + " but " + std::to_string(n) +
+                                             " samples have " + std::to_string(size_t(n) * per) + " codes");
+    check_output_size(n, b->decoder->out_elems());
+    if (out_count != size_t(n) * b->decoder->out_elems())
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "out_count is " + std::to_string(out_count) + " but " + std::to_string(n) +
+                                             " decoded samples need " + std::to_string(size_t(n) * b->decoder->out_elems()) +
+                                             " floats");
+    const int64_t book = b->manifest.role(b->manifest.decoder.at("role").get<std::string>()).codebook_size;
+    for (size_t i = 0; i < codes_count; ++i)
+      if (codes[i] < 0 || (book > 0 && codes[i] >= book))
+        fail(EDGEGEN_ERR_INVALID_ARGUMENT, "code " + std::to_string(codes[i]) + " is outside the codebook (0.." +
+                                               std::to_string(book - 1) + ")");
+    edgegen_stats st{0.0, 0.0, 0};
+    std::lock_guard<std::mutex> lock(b->mu);
+    b->decoder->decode_codes(codes, n, batch_size == 0 ? 64u : std::min(batch_size, n), out, st);
+  });
+}
+
+edgegen_status edgegen_next_tokens(const float *logits, uint32_t batch, size_t vocab, const double *uniforms,
+                                   double temperature, int64_t top_k, double top_p, int64_t *out) {
+  return guarded([&] {
+    require(logits, "logits");
+    require(uniforms, "uniforms");
+    require(out, "out");
+    if (vocab == 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "vocab must be positive");
+    if (batch > 0 && vocab > SIZE_MAX / batch) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "batch * vocab overflows");
+    TokenSampling c{temperature, top_k, top_p};
+    check_token_sampling(c);
+    TokenScratch scratch;
+    for (uint32_t i = 0; i < batch; ++i) {
+      if (!(uniforms[i] > 0.0 && uniforms[i] < 1.0)) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "uniforms must be in (0, 1)");
+      out[i] = next_token(logits + size_t(i) * vocab, vocab, uniforms[i], c, scratch);
+    }
   });
 }
 

@@ -33,6 +33,9 @@ RoleRunner::RoleRunner(const RoleSpec &role, Network &net) : role_(role), net_(n
     else fail(EDGEGEN_ERR_UNSUPPORTED, "role input '" + in.name + "' is neither the sample, the time nor the label input");
   }
   if (x_idx_ < 0) fail(EDGEGEN_ERR_MALFORMED, "the sampling role has no sample input");
+  for (const auto *list : {&role.inputs, &role.outputs})
+    for (const TensorSpec &t : *list)
+      if (t.has_dynamic()) fail(EDGEGEN_ERR_MALFORMED, "a plan role's tensor '" + t.name + "' has a dynamic dim other than the batch");
   if (role.inputs[x_idx_].dtype != DType::F32) fail(EDGEGEN_ERR_UNSUPPORTED, "the sample input must be float32");
   if (role.outputs[0].dtype != DType::F32) fail(EDGEGEN_ERR_UNSUPPORTED, "the role's output must be float32");
   x_elems_ = size_t(role.inputs[x_idx_].per_sample_elems());

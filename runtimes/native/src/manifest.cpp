@@ -1,5 +1,6 @@
 #include "manifest.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -37,11 +38,16 @@ size_t dtype_size(DType d) {
 std::vector<int64_t> TensorSpec::concrete(int64_t batch) const {
   std::vector<int64_t> out(shape);
   for (auto &d : out)
-    if (d < 0) d = batch;
+    if (d == DIM_BATCH) d = batch;
   return out;
 }
 
+bool TensorSpec::has_dynamic() const {
+  return std::find(shape.begin(), shape.end(), DIM_DYNAMIC) != shape.end();
+}
+
 int64_t TensorSpec::per_sample_elems() const {
+  if (has_dynamic()) return -1;
   int64_t n = 1;
   for (size_t i = 1; i < shape.size(); ++i) n *= shape[i];
   return n;
@@ -53,9 +59,10 @@ TensorSpec parse_tensor(const json &j) {
   TensorSpec t;
   t.name = j.at("name").get<std::string>();
   for (const auto &d : j.at("shape")) {
-    if (d.is_string()) {
-      if (d.get<std::string>() != "batch") fail(EDGEGEN_ERR_MALFORMED, "tensor '" + t.name + "': unknown dim " + d.dump());
-      t.shape.push_back(-1);
+    if (d.is_string()) {  // "batch", or another named dynamic dim (roles.py: a KV cache's "seq", "past")
+      const std::string dim = d.get<std::string>();
+      if (dim.empty()) fail(EDGEGEN_ERR_MALFORMED, "tensor '" + t.name + "': empty dim name");
+      t.shape.push_back(dim == "batch" ? DIM_BATCH : DIM_DYNAMIC);
     } else {
       t.shape.push_back(d.get<int64_t>());
     }
@@ -81,6 +88,10 @@ RoleSpec parse_role(const json &j) {
   const json meta = j.value("meta", json::object());
   if (meta.contains("time_input") && !meta["time_input"].is_null()) r.time_input = meta["time_input"].get<std::string>();
   if (meta.contains("label_input") && !meta["label_input"].is_null()) r.label_input = meta["label_input"].get<std::string>();
+  if (meta.contains("token_input") && meta["token_input"].is_string()) r.token_input = meta["token_input"].get<std::string>();
+  for (auto [key, field] : {std::pair<const char *, int64_t *>{"vocab_in", &r.vocab_in}, {"block_size", &r.block_size},
+                            {"codebook_size", &r.codebook_size}})
+    if (meta.contains(key) && meta[key].is_number_integer()) *field = meta[key].get<int64_t>();
   for (const auto &[fmt, per_prec] : j.at("files").items())
     for (const auto &[prec, entry] : per_prec.items()) r.files[fmt][prec] = parse_file(entry);
   return r;
@@ -92,6 +103,23 @@ void verify_entry(const std::string &root, const FileEntry &e) {
   if (sha256_file(p) != e.sha256)
     fail(EDGEGEN_ERR_INTEGRITY, "sha256 mismatch for " + p + ": the file was changed or corrupted");
   for (const auto &c : e.companions) verify_entry(root, c);
+}
+
+// edgegen/manifest.py pipeline_from_sampling: version 1's one "sampling" section -> the stages.
+void migrate_v1(const json &sampling, Manifest &m) {
+  json s = sampling;
+  if (s.value("kind", std::string()) == "tokens") {
+    if (s.value("condition", std::string("label")) == "text")
+      m.condition = {{"kind", "prompt"}, {"tokenizer", s.at("tokenizer")},
+                     {"label_prompts", s.value("label_prompts", json::array())}};
+    else
+      m.condition = {{"kind", "label_token"}, {"offset", s.at("label_token_offset")}};
+    m.decoder = {{"role", s.at("decoder")}, {"input", "codes"}, {"output", "x"}};
+  } else {
+    m.condition = {{"kind", m.num_classes > 0 ? "label" : "none"}};
+    m.decoder = json();
+  }
+  m.sampling = s;
 }
 
 }  // namespace
@@ -117,6 +145,8 @@ void Manifest::verify_files() const {
   for (const auto &[name, r] : roles)
     for (const auto &[fmt, per_prec] : r.files)
       for (const auto &[prec, entry] : per_prec) verify_entry(root, entry);
+  for (const auto &[name, entry] : side_files.items())  // the tokenizer of prompt models
+    if (entry.is_object() && entry.contains("path") && entry.contains("sha256")) verify_entry(root, parse_file(entry));
 }
 
 Manifest read_manifest(const std::string &root, bool verify) {
@@ -157,7 +187,15 @@ Manifest read_manifest(const std::string &root, bool verify) {
     }
     if (d.contains("null_label") && !d["null_label"].is_null()) m.null_label = d["null_label"].get<int64_t>();
     for (const auto &[name, r] : data["roles"].items()) m.roles[name] = parse_role(r);
-    m.sampling = version == 1 ? data["sampling"] : data["pipeline"].at("generator");
+    if (version == 1) {
+      migrate_v1(data["sampling"], m);
+    } else {
+      const json &p = data["pipeline"];
+      m.sampling = p.at("generator");
+      m.condition = p.value("condition", json{{"kind", m.num_classes > 0 ? "label" : "none"}});
+      m.decoder = p.contains("decoder") ? p["decoder"] : json();
+    }
+    m.side_files = data.value("files", json::object());
     m.sampling_role = m.sampling.at("role").get<std::string>();
     m.plans = data.value("plans", json::object());
     m.role(m.sampling_role);  // must exist

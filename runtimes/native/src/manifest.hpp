@@ -15,12 +15,16 @@ enum class DType { F32, F16, I64, I32 };
 DType parse_dtype(const std::string &name);
 size_t dtype_size(DType d);
 
+constexpr int64_t DIM_BATCH = -1;    // the dynamic "batch" dimension
+constexpr int64_t DIM_DYNAMIC = -2;  // any other named dynamic dimension ("seq", "past" of a KV cache)
+
 struct TensorSpec {
   std::string name;
-  std::vector<int64_t> shape;  // -1 marks the dynamic "batch" dimension
+  std::vector<int64_t> shape;  // DIM_BATCH, DIM_DYNAMIC or a fixed size
   DType dtype;
-  std::vector<int64_t> concrete(int64_t batch) const;
-  int64_t per_sample_elems() const;  // product of the non-batch dims
+  std::vector<int64_t> concrete(int64_t batch) const;  // the batch filled in; DIM_DYNAMIC stays
+  bool has_dynamic() const;                            // a dim other than the batch is dynamic
+  int64_t per_sample_elems() const;  // product of the non-batch dims (-1 when one is dynamic)
 };
 
 struct FileEntry {
@@ -33,6 +37,10 @@ struct FileEntry {
 struct RoleSpec {
   std::vector<TensorSpec> inputs, outputs;
   std::string time_input, label_input;  // from meta; empty when the role has none
+  std::string token_input;              // token models' step role: meta.token_input
+  int64_t vocab_in = 0;                 // its input vocabulary (meta.vocab_in; 0 = unknown)
+  int64_t block_size = 0;               // its longest sequence (meta.block_size; 0 = unknown)
+  int64_t codebook_size = 0;            // a VQ decoder's codebook (meta.codebook_size; 0 = unknown)
   std::map<std::string, std::map<std::string, FileEntry>> files;  // format -> precision -> file
 };
 
@@ -45,8 +53,11 @@ struct Manifest {
   std::optional<int64_t> null_label;
   std::map<std::string, RoleSpec> roles;
   std::string sampling_role;
-  json sampling;  // process, schedule, defaults, samplers
-  json plans;     // key -> edgegen.plan/1
+  json sampling;  // the generator stage: kind (plan, tokens), role, process, schedule, defaults, ...
+  json condition;  // the condition stage: kind none, label, label_token (offset) or prompt (tokenizer)
+  json decoder;    // the decoder stage (role, input, output, optional scale); null when none
+  json plans;      // key -> edgegen.plan/1
+  json side_files;  // name -> {path, sha256} (the tokenizer); contained and hashed like role files
 
   const RoleSpec &role(const std::string &name) const;
   // Absolute path of a role's file in a format and precision; Error(UNSUPPORTED) when absent.

@@ -16,6 +16,12 @@ struct HostTensor {
   std::vector<int64_t> shape;
 };
 
+// An output of a network call whose shape is only known after the call (a KV cache grows).
+struct OutTensor {
+  std::vector<int64_t> shape;
+  std::vector<float> data;  // float32 outputs only
+};
+
 struct LoadOptions {
   std::string backend = "openvino";
   std::string device = "CPU";
@@ -32,6 +38,9 @@ class Network {
   // inputs: one per role input, in the role's order. Writes the role's first output,
   // float32, `out_elems` values (batch * per-sample size).
   virtual void run(const std::vector<HostTensor> &inputs, int64_t batch, float *out, size_t out_elems) = 0;
+  // Every output, in the role's order, with the shapes the call produced: roles with dynamic dims
+  // other than the batch (the token models' step network). Backends without it refuse.
+  virtual void run_all(const std::vector<HostTensor> &inputs, int64_t batch, std::vector<OutTensor> &outputs);
 };
 
 std::unique_ptr<Network> make_openvino_network(const Manifest &m, const std::string &role, const LoadOptions &o);

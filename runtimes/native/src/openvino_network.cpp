@@ -57,6 +57,29 @@ class OpenVINONetwork : public Network {
   }
 
   void run(const std::vector<HostTensor> &inputs, int64_t batch, float *out, size_t out_elems) override {
+    ov::InferRequest &req = infer(inputs, batch);
+    const ov::Tensor y = req.get_tensor(role_.outputs[0].name);
+    if (y.get_element_type() != ov::element::f32 || y.get_size() != out_elems)
+      fail(EDGEGEN_ERR_RUNTIME, "OpenVINO output '" + role_.outputs[0].name + "' has an unexpected type or size");
+    std::memcpy(out, y.data(), out_elems * sizeof(float));
+  }
+
+  void run_all(const std::vector<HostTensor> &inputs, int64_t batch, std::vector<OutTensor> &outputs) override {
+    ov::InferRequest &req = infer(inputs, batch);
+    outputs.resize(role_.outputs.size());
+    for (size_t i = 0; i < role_.outputs.size(); ++i) {
+      const ov::Tensor y = req.get_tensor(role_.outputs[i].name);
+      if (y.get_element_type() != ov::element::f32)
+        fail(EDGEGEN_ERR_RUNTIME, "OpenVINO output '" + role_.outputs[i].name + "' is not float32");
+      const ov::Shape s = y.get_shape();
+      outputs[i].shape.assign(s.begin(), s.end());
+      outputs[i].data.resize(y.get_size());  // copied: the request's buffer is reused by the next call
+      std::memcpy(outputs[i].data.data(), y.data(), y.get_size() * sizeof(float));
+    }
+  }
+
+ private:
+  ov::InferRequest &infer(const std::vector<HostTensor> &inputs, int64_t batch) {
     ov::InferRequest &req = request(batch);
     for (size_t i = 0; i < inputs.size(); ++i) {
       const HostTensor &h = inputs[i];
@@ -65,13 +88,11 @@ class OpenVINONetwork : public Network {
       req.set_tensor(role_.inputs[i].name, ov::Tensor(element(h.dtype), shape, const_cast<void *>(h.data)));
     }
     req.infer();
-    const ov::Tensor y = req.get_tensor(role_.outputs[0].name);
-    if (y.get_element_type() != ov::element::f32 || y.get_size() != out_elems)
-      fail(EDGEGEN_ERR_RUNTIME, "OpenVINO output '" + role_.outputs[0].name + "' has an unexpected type or size");
-    std::memcpy(out, y.data(), out_elems * sizeof(float));
+    return req;
   }
 
- private:
+  // Compiled once per batch size with the batch static (about 30% faster than dynamic); other
+  // named dims (a KV cache's sequence and past lengths) stay dynamic, as in openvino_backend.py.
   ov::InferRequest &request(int64_t batch) {
     auto it = cache_.find(batch);
     if (it != cache_.end()) return it->second.request;
@@ -79,7 +100,9 @@ class OpenVINONetwork : public Network {
     std::map<std::string, ov::PartialShape> shapes;
     for (const TensorSpec &t : role_.inputs) {
       const auto dims = t.concrete(batch);
-      shapes[t.name] = ov::PartialShape(std::vector<ov::Dimension>(dims.begin(), dims.end()));
+      std::vector<ov::Dimension> pdims;
+      for (int64_t d : dims) pdims.push_back(d == DIM_DYNAMIC ? ov::Dimension::dynamic() : ov::Dimension(d));
+      shapes[t.name] = ov::PartialShape(pdims);
     }
     model->reshape(shapes);
     Compiled c;

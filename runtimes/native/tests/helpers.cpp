@@ -17,6 +17,13 @@ std::string test_bundle() {
 
 bool have_test_bundle() { return fs::is_regular_file(fs::path(test_bundle()) / "manifest.json"); }
 
+std::string token_bundle() {
+  const char *env = std::getenv("EDGEGEN_TOKEN_TEST_BUNDLE");
+  return env && *env ? env : EDGEGEN_DEFAULT_TOKEN_BUNDLE;
+}
+
+bool have_token_bundle() { return fs::is_regular_file(fs::path(token_bundle()) / "manifest.json"); }
+
 TempDir::TempDir() {
   std::random_device rd;
   path = (fs::temp_directory_path() / ("edgegen-test-" + std::to_string(rd()) + std::to_string(rd()))).string();

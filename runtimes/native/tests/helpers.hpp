@@ -12,6 +12,10 @@ namespace testing_edgegen {
 // EDGEGEN_TEST_BUNDLE, else the CMake default (build/testdata/ddpm-tiny, `make native-testdata`).
 std::string test_bundle();
 bool have_test_bundle();
+// EDGEGEN_TOKEN_TEST_BUNDLE, else the CMake default (build/testdata/dalle-tiny: a token model with
+// a prompt condition and a VQ decoder, `make native-testdata`).
+std::string token_bundle();
+bool have_token_bundle();
 // A fresh copy of the test bundle in a temporary folder (removed by the caller's TempDir).
 struct TempDir {
   TempDir();
@@ -36,6 +40,13 @@ void expect_one_line_error();
     if (!testing_edgegen::have_test_bundle())                                                          \
       GTEST_SKIP() << "no test bundle at " << testing_edgegen::test_bundle()                          \
                    << " (run `make native-testdata` or set EDGEGEN_TEST_BUNDLE)";                      \
+  } while (0)
+
+#define REQUIRE_TOKEN_BUNDLE()                                                                         \
+  do {                                                                                                 \
+    if (!testing_edgegen::have_token_bundle())                                                         \
+      GTEST_SKIP() << "no token test bundle at " << testing_edgegen::token_bundle()                    \
+                   << " (run `make native-testdata` or set EDGEGEN_TOKEN_TEST_BUNDLE)";                \
   } while (0)
 
 #define EXPECT_STATUS(expr, status)                                          \

@@ -2,6 +2,7 @@
 // cancelling from the callback and from another thread, cancel as a no-op, bad handles.
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -49,8 +50,8 @@ class ProgressTest : public ::testing::Test {
 };
 
 TEST(ProgressAbi, VersionStatusAndDefaults) {
-  EXPECT_EQ(edgegen_abi_version(), 2);
-  EXPECT_EQ(EDGEGEN_ABI_VERSION, 2);
+  EXPECT_EQ(edgegen_abi_version(), 3);
+  EXPECT_EQ(EDGEGEN_ABI_VERSION, 3);
   EXPECT_STREQ(edgegen_status_name(EDGEGEN_ERR_CANCELLED), "EDGEGEN_ERR_CANCELLED");
   EXPECT_EQ(edgegen_struct_size("edgegen_sample_params"), sizeof(edgegen_sample_params));
   edgegen_sample_params p;
@@ -58,6 +59,14 @@ TEST(ProgressAbi, VersionStatusAndDefaults) {
   edgegen_sample_params_init(&p);
   EXPECT_EQ(p.progress, nullptr);
   EXPECT_EQ(p.progress_user, nullptr);
+  EXPECT_TRUE(std::isnan(p.temperature));  // ABI 3: the bundle's token sampling defaults
+  EXPECT_EQ(p.top_k, -1);
+  EXPECT_TRUE(std::isnan(p.top_p));
+  EXPECT_EQ(p.prompt_tokens, nullptr);
+  EXPECT_EQ(p.prompt_len, 0u);
+  EXPECT_EQ(p.prompt_count, 1u);
+  EXPECT_EQ(p.codes_out, nullptr);
+  EXPECT_EQ(p.codes_count, 0u);
 }
 
 TEST_F(ProgressTest, EveryStepAcrossBatchesAndSameSamples) {

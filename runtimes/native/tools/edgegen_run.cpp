@@ -3,7 +3,12 @@
 //   edgegen-run BUNDLE [--sampler ddim] [--steps 50] [--eta 0] [--plan PLAN.json] [--n 16]
 //               [--seed 0] [--label 3] [--guidance W] [--batch-size 64] [--device CPU]
 //               [--backend openvino] [--precision fp32] [--no-verify] [--raw OUT.f32] [--progress]
+//               [--temperature T] [--top-k K] [--top-p P] [--prompt-tokens 5,17,3] [--codes OUT.txt]
 //               --out samples.png
+//   edgegen-run BUNDLE --list-plans        the keys of the plans the bundle stores, one a line
+//
+// Token models (VQ-VAE prior, DALL-E): --label, or --prompt-tokens (ids of the bundle's tokenizer:
+// `edgegen tokenize BUNDLE "a handwritten seven"` prints them); --codes writes the generated codes.
 //
 // Progress: a `step D/T` line on stderr (when stderr is a terminal, or with --progress).
 // Ctrl-C cancels the run through the progress callback (exit code 130).
@@ -31,7 +36,10 @@ const char *USAGE =
     "usage: edgegen-run BUNDLE [--sampler NAME] [--steps N] [--eta E] [--plan PLAN.json] [--n N] [--seed S]\n"
     "                   [--label K] [--guidance W] [--batch-size B] [--device CPU|GPU|NPU|AUTO]\n"
     "                   [--backend openvino|tensorrt|aoti] [--precision fp32|fp16|int8] [--threads T]\n"
-    "                   [--no-verify] [--raw OUT.f32] [--progress] --out samples.png\n";
+    "                   [--no-verify] [--raw OUT.f32] [--progress]\n"
+    "                   [--temperature T] [--top-k K] [--top-p P] [--prompt-tokens ID,ID,...] [--codes OUT.txt]\n"
+    "                   --out samples.png\n"
+    "       edgegen-run BUNDLE --list-plans\n";
 
 volatile std::sig_atomic_t g_interrupted = 0;
 void on_sigint(int) { g_interrupted = 1; }
@@ -92,8 +100,10 @@ int run(int argc, char **argv) {
   edgegen_sample_params sp;
   edgegen_sample_params_init(&sp);
   sp.n = 16;
-  bool verify = true;
+  bool verify = true, list_plans = false;
   int threads = 0;
+  std::vector<int64_t> prompt;
+  std::string codes_file;
   ProgressLine progress;
   progress.show = isatty(STDERR_FILENO) != 0;
   for (int i = 1; i < argc; ++i) {
@@ -108,6 +118,10 @@ int run(int argc, char **argv) {
     }
     if (a == "--progress") {
       progress.show = true;
+      continue;
+    }
+    if (a == "--list-plans") {
+      list_plans = true;
       continue;
     }
     if (a.rfind("--", 0) == 0) {
@@ -128,6 +142,16 @@ int run(int argc, char **argv) {
       else if (a == "--threads") threads = int(parse_int(a, v, 0, 1024));
       else if (a == "--out") out = v;
       else if (a == "--raw") raw = v;
+      else if (a == "--temperature") sp.temperature = parse_double(a, v);
+      else if (a == "--top-k") sp.top_k = parse_int(a, v, 0, 1LL << 40);
+      else if (a == "--top-p") sp.top_p = parse_double(a, v);
+      else if (a == "--codes") codes_file = v;
+      else if (a == "--prompt-tokens") {
+        std::stringstream ids(v);
+        std::string id;
+        while (std::getline(ids, id, ',')) prompt.push_back(parse_int(a, id, 0, 1LL << 40));
+        if (prompt.empty()) throw UsageError{"--prompt-tokens needs comma-separated token ids"};
+      }
       else throw UsageError{"unknown option " + a};
     } else if (bundle_path.empty()) {
       bundle_path = a;
@@ -136,6 +160,15 @@ int run(int argc, char **argv) {
     }
   }
   if (bundle_path.empty()) throw UsageError{"missing BUNDLE (see --help)"};
+  if (list_plans) {
+    edgegen_load_params lp;
+    edgegen_load_params_init(&lp);
+    lp.backend = backend.c_str();
+    lp.verify_sha256 = verify ? 1 : 0;
+    edgegen::Bundle bundle(bundle_path, lp);
+    for (const std::string &k : bundle.plan_keys()) std::printf("%s\n", k.c_str());
+    return 0;
+  }
   if (out.empty()) throw UsageError{"missing --out samples.png"};
   if (out.size() < 4 || out.compare(out.size() - 4, 4, ".png") != 0) throw UsageError{"--out must end in .png, got " + out};
   std::string plan_json;
@@ -158,6 +191,17 @@ int run(int argc, char **argv) {
   sp.progress = progress_line;
   sp.progress_user = &progress;
   std::signal(SIGINT, on_sigint);
+  if (!prompt.empty()) {
+    sp.prompt_tokens = prompt.data();
+    sp.prompt_len = prompt.size();
+  }
+  const edgegen_stage_info stages = bundle.stages();
+  std::vector<int64_t> codes;
+  if (stages.image_tokens > 0) {
+    codes.resize(size_t(sp.n) * size_t(stages.image_tokens));
+    sp.codes_out = codes.data();
+    sp.codes_count = codes.size();
+  }
   std::vector<float> x;
   try {
     x = bundle.sample(sp, &st);
@@ -180,6 +224,14 @@ int run(int argc, char **argv) {
     std::ofstream f(raw, std::ios::binary);
     f.write(reinterpret_cast<const char *>(x.data()), std::streamsize(x.size() * sizeof(float)));
     if (!f) throw UsageError{"cannot write " + raw};
+  }
+  if (!codes_file.empty()) {  // one line per sample, codes separated by spaces
+    if (codes.empty()) throw UsageError{"--codes: this model generates no codes (it samples a plan)"};
+    std::ofstream f(codes_file);
+    for (uint32_t i = 0; i < sp.n; ++i)
+      for (int64_t k = 0; k < stages.image_tokens; ++k)
+        f << codes[size_t(i) * size_t(stages.image_tokens) + size_t(k)] << (k + 1 < stages.image_tokens ? ' ' : '\n');
+    if (!f) throw UsageError{"cannot write " + codes_file};
   }
   const double host = st.total_seconds - st.network_seconds;
   std::printf("wrote %s (%u samples, %s on %s %s)\n", out.c_str(), sp.n, info.family, backend.c_str(), device.c_str());
