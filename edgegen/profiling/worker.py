@@ -23,7 +23,7 @@ from edgegen.paths import atomic_write_text
 
 # backends that take a ``threads`` option; torch (and numpy) follow OMP_NUM_THREADS, which the
 # runner sets for this process
-THREADED = ("onnxruntime", "openvino", "native")
+THREADED = ("onnxruntime", "openvino", "native", "executorch")
 
 
 def _rss_mb() -> float:
