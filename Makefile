@@ -38,7 +38,9 @@ APT_PKGS := cmake ninja-build g++ pkg-config nlohmann-json3-dev libgtest-dev lib
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NATIVE := build/native
 NATIVE_ASAN := build/native-asan
+NATIVE_TSAN := build/native-tsan
 TEST_BUNDLE := build/testdata/ddpm-tiny
+TOKEN_BUNDLE := build/testdata/dalle-tiny
 OV_CMAKE = $$($(BIN)/python -c 'import openvino, os; print(os.path.dirname(openvino.__file__))')/cmake
 CMAKE_CONFIGURE = cmake -S . -G Ninja -DOpenVINO_DIR=$(OV_CMAKE) -Wno-dev --log-level=WARNING
 
@@ -58,15 +60,30 @@ native-asan: $(STAMP) apt-deps
 	@test -f $(NATIVE_ASAN)/build.ninja || $(CMAKE_CONFIGURE) -B $(NATIVE_ASAN) -DCMAKE_BUILD_TYPE=Debug -DEDGEGEN_SANITIZE=ON
 	cmake --build $(NATIVE_ASAN) -j2
 
-# The tiny DDPM bundle the C++ tests sample from (trained and exported in about 30 s, once;
-# `rm -rf build/testdata` makes the next run rebuild it, e.g. after a bundle format change).
-native-testdata: $(TEST_BUNDLE)/manifest.json
+# ThreadSanitizer build, then the concurrency and cancellation tests under it (Threads.*, Token*,
+# Progress*; about 10 min to build on 2 cores, so not part of `make test`; see docs/notes/issue-17-tokens.md).
+native-tsan: $(STAMP) apt-deps native-testdata
+	@test -f $(NATIVE_TSAN)/build.ninja || $(CMAKE_CONFIGURE) -B $(NATIVE_TSAN) -DCMAKE_BUILD_TYPE=Debug -DEDGEGEN_TSAN=ON
+	cmake --build $(NATIVE_TSAN) -j2
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/runtimes/native/tsan.supp \
+	    ctest --test-dir $(NATIVE_TSAN) -j1 --output-on-failure -R '^(Threads|Token|Progress)'
+
+# The tiny bundles the C++ tests sample from (trained and exported once: the DDPM in about 30 s,
+# the DALL-E token model in about 60 s; `rm -rf build/testdata` makes the next run rebuild them,
+# e.g. after a bundle format change).
+native-testdata: $(TEST_BUNDLE)/manifest.json $(TOKEN_BUNDLE)/manifest.json
 $(TEST_BUNDLE)/manifest.json: | $(STAMP)
 	rm -rf build/testdata/runs/ddpm-tiny
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/edgegen train ddpm --preset tiny --train.threads 1 --quiet \
 	    --out build/testdata/runs/ddpm-tiny
 	OMP_NUM_THREADS=1 $(BIN)/edgegen export build/testdata/runs/ddpm-tiny --format onnx,openvino --quiet \
 	    --out $(TEST_BUNDLE)
+$(TOKEN_BUNDLE)/manifest.json: | $(STAMP)
+	rm -rf build/testdata/runs/dalle-tiny
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/edgegen train dalle --preset tiny --train.threads 1 --quiet \
+	    --out build/testdata/runs/dalle-tiny
+	OMP_NUM_THREADS=1 $(BIN)/edgegen export build/testdata/runs/dalle-tiny --format onnx,openvino --quiet \
+	    --out $(TOKEN_BUNDLE)
 
 # ctest of both builds; leak checking stays on (ASan's default); UBSan aborts on the first finding.
 native-test: native native-asan native-testdata
