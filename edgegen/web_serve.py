@@ -110,13 +110,13 @@ class WebServer:
     manager, or ``serve_forever()``; ``close()`` stops it."""
 
     def __init__(self, bundle, port: int = 0, web_dir=None, quiet: bool = False):
+        if isinstance(port, bool) or not 0 <= int(port) < 65536:
+            raise EdgegenError(f"port must be in 0..65535, got {port}")
         m = read_manifest(Path(bundle), verify=True)  # one line for a bad bundle, before serving anything
         web = check_web_dir(Path(web_dir) if web_dir else WEB_DIR)
         files = frozenset([MANIFEST] + [rel for _, rel in manifest_paths(m.data)])
         handler = type("Handler", (_Handler,), {"web_root": os.path.realpath(web), "bundle_root": m.root,
                                                   "bundle_files": files, "quiet": quiet})
-        if not 0 <= int(port) < 65536:
-            raise EdgegenError(f"port must be in 0..65535, got {port}")
         try:
             self.httpd = ThreadingHTTPServer((HOST, int(port)), handler)
         except OSError as e:

@@ -75,6 +75,8 @@ def generate_in_page(page, n: int, seed: int, plan: str, label=None, prompt=None
     assert page.evaluate("window.edgegen.state") == "ready", page.evaluate("window.edgegen.error")
     page.fill("#n", str(n))
     page.fill("#seed", str(seed))
+    plans = page.evaluate("window.edgegen.pipeline.plans")
+    assert plan in plans, f"the page offers plans {plans}"
     page.select_option("#plan", plan)
     page.select_option("#label", "" if label is None else str(label))
     if prompt is not None:
@@ -142,6 +144,28 @@ def test_tiny_ddpm_page_equals_python(browser, serve, tiny_bundle, tmp_path):
 def test_tiny_flow_page_equals_python(browser, serve, family_bundle):
     """RK4-20 (80 network calls) on the tiny flow model, one class label: the page equals Python."""
     check_same_as_python(browser, serve, family_bundle("flow"), "rk4-20", n=3, seed=11, label=3)
+
+
+def test_tiny_ldm_prompt_page_equals_python(browser, serve, family_bundle):
+    """The latent text-to-image family: prompt -> JS tokenizer -> text encoder -> DDIM with CFG on
+    latents -> VAE decoder; the page equals Python, and a bad prompt is Python's one-line message."""
+    bundle = family_bundle("ldm")
+    page = check_same_as_python(browser, serve, bundle, "ddim-50-noclip", n=2, seed=3, prompt="a handwritten seven")
+    from edgegen.errors import EdgegenError
+    from edgegen.runtimes.text import TextEncoder
+    cond = json.loads((bundle / "manifest.json").read_text())["pipeline"]["condition"]
+    text = TextEncoder.from_file(bundle / cond["tokenizer"]["file"], cond["tokenizer"]["text_length"])
+    prompts = ["a handwritten seven", "A  Handwritten TWO", "ｓｅｖｅｎ", "zero one two three"]
+    ids = page.evaluate("(ps) => ps.map((p) => window.edgegen.pipeline.tokenizer.encode(p))", prompts)
+    assert ids == [text.encode(p).tolist() for p in prompts]
+    page.fill("#prompt", "a handwritten seven #")
+    page.click("#generate")
+    page.wait_for_function("window.edgegen.state === 'error'", timeout=TIMEOUT_MS)
+    msg = page.text_content("#error")
+    with pytest.raises(EdgegenError) as python_error:
+        text.encode("a handwritten seven #")
+    assert msg == str(python_error.value) and "'#'" in msg, msg
+    assert not page.is_disabled("#generate")  # the page stays usable after a bad prompt
 
 
 def test_unknown_plan_op_is_a_message(browser, serve, tiny_bundle):

@@ -32,9 +32,10 @@ export class PromptTokenizer {
     }
     const unknown = [...new Set([...this.normalize(prompt)].filter((c) => !this.alphabet.has(c) && !/\s/u.test(c)))].sort();
     if (unknown.length) {
-      const known = [...this.alphabet].sort().join('');
+      const chars = [...this.alphabet].sort().join('');
+      const known = chars.includes("'") && !chars.includes('"') ? `"${chars}"` : `'${chars}'`; // Python's repr
       throw new PromptError(`the prompt has characters the tokenizer does not know: ${unknown.slice(0, 10).map((c) => `'${c}'`).join(', ')} ` +
-                            `(known: '${known}' and spaces)`);
+                            `(known: ${known} and spaces)`);
     }
     const ids = this.tokenizer.encode(prompt).ids;
     if (ids.length > this.textLength) {
