@@ -356,17 +356,6 @@ def _train_parsers(t) -> None:
         fp.add_argument("--quiet", action="store_true", help="no progress bar")
         add_flags(fp, type(fam.preset(fam.PRESETS[0])))
         fp.set_defaults(func=cmd_train)
-    from edgegen.train.families import NOT_TRAINABLE
-    for name in NOT_TRAINABLE:  # not in the help list (no help=); refused in one line
-        fp = tsub.add_parser(name, add_help=False, prefix_chars="\x01")  # every later word (--preset ...) is "rest"
-        fp.add_argument("rest", nargs="*")
-        fp.set_defaults(func=cmd_train_imported)
-
-
-def cmd_train_imported(args) -> int:
-    from edgegen.train.families import check_trainable
-    check_trainable(args.model)
-    return 0
 
 
 def cmd_train_unavailable(args) -> int:
@@ -557,6 +546,11 @@ EXTRAS = {"torch": "train", "sklearn": "train", "scipy": "train", "openvino": "o
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"] and len(argv) > 1:  # imported-only families: not offered, pointed to `import`
+        from edgegen.train.families import NOT_TRAINABLE
+        if argv[1] in NOT_TRAINABLE:
+            print(f"edgegen: error: {NOT_TRAINABLE[argv[1]]}", file=sys.stderr)
+            return 2
     args = build_parser(full_train=not argv or argv[0] in ("train", "-h", "--help")).parse_args(argv)
     try:
         return args.func(args)

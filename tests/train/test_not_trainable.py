@@ -29,3 +29,7 @@ def test_help_lists_leave_imported_families_out(capsys):
             main(argv)
         out = capsys.readouterr().out
         assert "ddpm" in out and "diffusers" not in out
+    with pytest.raises(SystemExit):  # an unknown model's "choose from" list leaves it out too
+        main(["train", "vae"])
+    err = capsys.readouterr().err
+    assert "'ddpm'" in err and "diffusers" not in err
