@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -26,6 +28,26 @@ from edgegen.runtimes.backends.base import Backend
 from edgegen.runtimes.backends.targets import run_static, target_entry
 
 FORMAT = "executorch"
+
+
+@contextlib.contextmanager
+def native_quiet():
+    """Silence what ExecuTorch's C++ side prints straight to the stderr file descriptor (cpuinfo
+    probing on first use, thread-pool resets); errors still reach the caller as exceptions."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreters): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def import_executorch_runtime():
@@ -60,7 +82,8 @@ class ExecuTorchBackend(Backend):
         if reason:
             raise EdgegenError(f"'{role}' has no ExecuTorch program: the export refused it ({reason})")
         entry = target_entry(manifest, role, FORMAT, precision)
-        runtime = import_executorch_runtime().Runtime.get()
+        with native_quiet():
+            runtime = import_executorch_runtime().Runtime.get()
         missing = [d for d in entry.get("requires", {}).get("delegates", [])
                    if not runtime.backend_registry.is_available(d)]
         if missing:
@@ -68,8 +91,10 @@ class ExecuTorchBackend(Backend):
                                f"delegate, which this ExecuTorch runtime does not have (it has: "
                                f"{', '.join(runtime.backend_registry.registered_backend_names)})")
         if threads:
-            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-            _unsafe_reset_threadpool(int(threads))
+            from executorch.extension.pybindings import portable_lib
+            with native_quiet():  # the first thread-pool use probes the CPU, loudly
+                if portable_lib._threadpool_get_thread_count() != int(threads):
+                    portable_lib._unsafe_reset_threadpool(int(threads))
         root = manifest.root
         self.static = {int(b): self._load(runtime, root / rel) for b, rel in entry.get("static_batches", {}).items()}
         self.method = None if self.static else self._load(runtime, manifest.file(role, FORMAT, precision))
@@ -77,7 +102,8 @@ class ExecuTorchBackend(Backend):
 
     def _load(self, runtime, path):
         try:
-            method = runtime.load_program(str(path)).load_method("forward")
+            with native_quiet():
+                method = runtime.load_program(str(path)).load_method("forward")
         except Exception as e:  # the pybindings raise RuntimeError/ValueError: keep the first line
             raise EdgegenError(f"cannot load the ExecuTorch program {path.name}: "
                                f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from e
