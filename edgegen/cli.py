@@ -380,7 +380,7 @@ def build_parser(full_train: bool = True) -> Parser:
     e = sub.add_parser("export", help="export a training run to a bundle (with parity gate)")
     e.add_argument("run")
     e.add_argument("--format", default="onnx,openvino",
-                   help="comma list of onnx, openvino, aoti, coreml, tensorrt, npu")
+                   help="comma list of onnx, openvino, aoti, coreml, tensorrt, npu, executorch")
     e.add_argument("--static-batches", default=None,
                    help="batch sizes of the static-shape targets (coreml, npu), e.g. 1,8,64 (the default)")
     e.add_argument("--plans", default=None,
@@ -513,7 +513,7 @@ def build_parser(full_train: bool = True) -> Parser:
     c = sub.add_parser("calibrate", help="add int8 models to a bundle (trajectory calibration, quality gate)")
     c.add_argument("bundle")
     c.add_argument("--calls", type=int, default=256, help="network calls in the calibration set")
-    c.add_argument("--formats", default="onnx,openvino", help="comma list of onnx, openvino, tensorrt, coreml")
+    c.add_argument("--formats", default="onnx,openvino", help="comma list of onnx, openvino, executorch, tensorrt, coreml")
     c.add_argument("--n", type=int, default=500, help="samples for the gate's FID and (prompt) accuracy")
     c.add_argument("--drift-n", type=int, default=16, help="trajectories for the gate's drift")
     c.add_argument("--precision", default="int8", help="int8 (quantize), or bf16 / fp16: a gated float variant "
