@@ -513,7 +513,8 @@ def build_parser(full_train: bool = True) -> Parser:
     c = sub.add_parser("calibrate", help="add int8 models to a bundle (trajectory calibration, quality gate)")
     c.add_argument("bundle")
     c.add_argument("--calls", type=int, default=256, help="network calls in the calibration set")
-    c.add_argument("--formats", default="onnx,openvino", help="comma list of onnx, openvino, executorch, tensorrt, coreml")
+    c.add_argument("--formats", default="onnx,openvino",
+                   help="comma list of onnx, openvino, executorch, tensorrt, coreml")
     c.add_argument("--n", type=int, default=500, help="samples for the gate's FID and (prompt) accuracy")
     c.add_argument("--drift-n", type=int, default=16, help="trajectories for the gate's drift")
     c.add_argument("--precision", default="int8", help="int8 (quantize), or bf16 / fp16: a gated float variant "
