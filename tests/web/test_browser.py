@@ -200,6 +200,14 @@ def test_bundle_without_onnx_is_a_message(browser, serve, tiny_bundle, tmp_path)
     assert page.is_disabled("#generate")
 
 
+def test_token_bundle_is_a_message(browser, serve, vq_bundle):
+    """A token-loop bundle (VQ-VAE prior): the page says it runs sampler plans, and does not crash."""
+    page = open_page(browser, serve(vq_bundle).url)
+    assert page.evaluate("window.edgegen.state") == "error"
+    msg = page.text_content("#error")
+    assert '"tokens"' in msg and "sampler plans" in msg, msg
+
+
 def _status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=10) as r:
