@@ -1,7 +1,12 @@
 """edgegen import --module: a user's own nn.Module (examples/own_module/tiny_unet.py, random weights
 saved to safetensors here) + a diffusers scheduler config -> a bundle that passes the parity gate
 and samples the same on every runtime; against diffusers' own DDIM loop over the same module; and
-the one-line refusals (nothing written)."""
+the one-line refusals (nothing written).
+
+The bundle is exported with ONNX external data forced (onnx_export.EXTERNAL_DATA_BYTES lowered: what a
+> 2 GB network such as Stable Diffusion 1.5's UNet gets): the data file is a companion of the ONNX
+entry, so the manifest's sha256 covers it; every runtime reads it from beside the model; a changed or
+missing data file is refused. One export serves both (test time)."""
 from __future__ import annotations
 
 import json
@@ -14,8 +19,10 @@ torch = pytest.importorskip("torch")
 
 from edgegen.cli import main  # noqa: E402
 from edgegen.errors import EdgegenError  # noqa: E402
+from edgegen.export import onnx_export  # noqa: E402
+from edgegen.manifest import sha256_file  # noqa: E402
 from edgegen.runtimes import rng  # noqa: E402
-from edgegen.runtimes.api import open_pipeline  # noqa: E402
+from edgegen.runtimes.api import open_manifest, open_pipeline  # noqa: E402
 from edgegen.runtimes.backends.native_backend import NativeBackend  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +69,7 @@ def bundle(weights, tmp_path_factory):
     allow = tmp_path_factory.getbasetemp() / "trusted-code.sha256"
     mp = pytest.MonkeyPatch()
     mp.setenv("EDGEGEN_TRUSTED_CODE", str(allow))
+    mp.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 1024)  # every real network is over this
     try:
         assert main(["import", "--module", f"{FILE}:TinyUNet", "--weights", str(weights), "--kwargs",
                      json.dumps(KWARGS), "--scheduler", json.dumps(SCHEDULER), "--shape", "1,8,8", "--num-classes",
@@ -126,6 +134,7 @@ def test_torch_backend_runs_stored_source_only_when_allow_listed(bundle, tmp_pat
 
 def test_pickled_weights_need_trust_code(weights, tmp_path, capsys):
     from safetensors.torch import load_file
+    from edgegen.train.module_import import OwnModule, module_source
     pt = tmp_path / "w.pt"
     torch.save({"state_dict": load_file(str(weights))}, str(pt))
     out = tmp_path / "b"
@@ -135,7 +144,39 @@ def test_pickled_weights_need_trust_code(weights, tmp_path, capsys):
     assert main(argv) == 2 and not out.exists()
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "not a safetensors file" in err and "--trust-code" in err
-    assert main(argv + ["--trust-code"]) == 0 and (out / "manifest.json").is_file()
+    src = module_source(OwnModule(str(FILE), "TinyUNet", KWARGS), SCHEDULER, (1, 8, 8), pt, 3, trust_code=True)
+    got = src.modules["denoiser"].net.state_dict()
+    for k, v in load_file(str(weights)).items():
+        assert torch.equal(got[k], v), k
+
+
+# --- ONNX external data (forced on this bundle) ------------------------------------------------------
+
+def test_external_data_is_a_sha256_checked_companion(bundle):
+    entry = json.loads((bundle / "manifest.json").read_text())["roles"]["denoiser"]["files"]["onnx"]["fp32"]
+    assert [c["path"] for c in entry["companions"]] == ["onnx/denoiser.onnx.data"]
+    data = bundle / "onnx/denoiser.onnx.data"
+    assert entry["companions"][0]["sha256"] == sha256_file(data)
+    # the weights really are outside the model file (the torch safetensors holds the same tensors)
+    assert data.stat().st_size > 0.8 * (bundle / "torch/denoiser.safetensors").stat().st_size
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(bundle / "onnx/denoiser.onnx"), load_external_data=False)
+    assert any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+
+def test_changed_external_data_is_refused(bundle, tmp_path):
+    import shutil
+    copy = tmp_path / "b"
+    shutil.copytree(bundle, copy)
+    data = copy / "onnx/denoiser.onnx.data"
+    raw = bytearray(data.read_bytes())
+    raw[100] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    with pytest.raises(EdgegenError, match="sha256 mismatch.*denoiser.onnx.data"):
+        open_manifest(copy)
+    data.unlink()
+    with pytest.raises(EdgegenError, match="denoiser.onnx.data"):
+        open_manifest(copy)
 
 
 def _edit(src: Path, dst: Path, old: str, new: str) -> Path:
