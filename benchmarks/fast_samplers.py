@@ -8,6 +8,11 @@ every runtime executes; no export, so it runs while the exporters change), label
 as `edgegen eval` does, seed 0, and scores class accuracy and digit-FID with the digit evaluator.
 Writes the rows to /tmp/fast_samplers.json as they come and renders benchmarks/fast_samplers.md,
 which keeps the raw results in a comment at its end (``--render-only`` re-renders from there).
+
+Latency (``--latency``, one run for every row, so the rows compare): each (sampler, steps) of the
+table sampled from the exported bundle (default bundles/ddpm-small, opened read-only) on onnxruntime
+with one thread, ms per sample at batch 1 and batch 16, the median of ``--repeats`` timed runs after a
+warm-up; then benchmarks/fast_samplers.png plots FID against those latencies.
 """
 from __future__ import annotations
 
@@ -26,11 +31,94 @@ STEPS = (5, 8, 10, 12, 15, 20, 50)
 RAW = "<!-- raw results (fast_samplers.py --render-only reads them):"
 
 
+# CPU flags that matter for these kernels (the rest of /proc/cpuinfo's list is left out)
+FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8", "avx_vnni")
+
+
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return {"cpu": model, "cores": os.cpu_count(), "load_before": os.getloadavg(),
-            "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0)}
+    info = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                 platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+    return {"cpu": model, "flags": [f for f in FLAGS if f in flags], "cores": os.cpu_count(),
+            "load_before": os.getloadavg(), "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0)}
+
+
+def measure_latency(bundle: Path, res: dict, repeats: int, batches=(1, 16)) -> dict:
+    """ms per sample of every default-option row's (sampler, steps) on onnxruntime, one thread, at
+    each batch size: one warm-up call each, then ``repeats`` rounds that time every point once
+    (interleaved, so a change in the shared machine's load spreads over all rows alike). Both the
+    wall clock and the process's CPU time are kept (medians); on a machine shared with other jobs
+    the CPU time is what the network costs, the wall clock adds the time spent waiting for a core."""
+    import statistics
+    from edgegen.runtimes.api import Pipeline, open_manifest
+    pipe = Pipeline(open_manifest(bundle), "onnxruntime", threads=1)
+    lat = {"bundle": str(bundle), "backend": "onnxruntime", "threads": 1, "repeats": repeats,
+           "batches": list(batches), "machine": machine(), "rows": {}}
+    todo = list(dict.fromkeys((r["sampler"], r["steps"]) for r in res["rows"] if "seed" not in r))
+    points = [(sampler, k, b) for sampler, k in todo for b in batches]
+
+    def call(sampler, k, b):
+        pipe.sample(b, seed=0, labels=np.arange(b) % 10, batch_size=b, sampler=sampler, steps=k)
+    for p in points:  # warm-up
+        call(*p)
+    wall: dict = {p: [] for p in points}
+    cpu: dict = {p: [] for p in points}
+    for r in range(repeats):
+        for p in points:
+            t0, c0 = time.perf_counter(), time.process_time()
+            call(*p)
+            wall[p].append((time.perf_counter() - t0) * 1000 / p[2])
+            cpu[p].append((time.process_time() - c0) * 1000 / p[2])
+        print(f"round {r + 1}/{repeats} done, load {os.getloadavg()[0]:.1f}", flush=True)
+    for sampler, k in todo:
+        row = {}
+        for b in batches:
+            p = (sampler, k, b)
+            row.update({f"b{b}_ms": statistics.median(wall[p]), f"b{b}_cpu_ms": statistics.median(cpu[p]),
+                        f"b{b}_all_ms": [round(v, 3) for v in wall[p]],
+                        f"b{b}_cpu_all_ms": [round(v, 3) for v in cpu[p]]})
+        lat["rows"][f"{sampler}:{k}"] = row
+    lat["machine"]["load_after"] = os.getloadavg()
+    res["latency"] = lat
+    return res
+
+
+def plot(res: dict, png: Path) -> None:
+    """FID (clamped samples) against ms per sample, one line per sampler, steps at the points."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    lat = res["latency"]
+    rows = [r for r in res["rows"] if "seed" not in r and f"{r['sampler']}:{r['steps']}" in lat["rows"]]
+    cpu = all(f"b{b}_cpu_ms" in v for v in lat["rows"].values() for b in lat["batches"])
+    key, what = ("cpu_ms", "CPU time, median") if cpu else ("ms", "wall clock, median")
+    fig, axes = plt.subplots(1, len(lat["batches"]), figsize=(6 * len(lat["batches"]), 4.5), sharey=True)
+    for ax, b in zip(np.atleast_1d(axes), lat["batches"]):
+        for sampler in dict.fromkeys(r["sampler"] for r in rows):
+            pts = sorted((lat["rows"][f"{r['sampler']}:{r['steps']}"][f"b{b}_{key}"], r["fid"], r["steps"])
+                         for r in rows if r["sampler"] == sampler)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=sampler)
+            for x, y, k in pts:
+                ax.annotate(str(k), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):  # plain numbers on the log axes
+            axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            axis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.set_xlabel(f"ms per sample, batch {b} ({what}; onnxruntime, 1 thread)")
+        ax.grid(True, which="both", alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("digit-FID (lower is better)")
+    np.atleast_1d(axes)[0].legend()
+    m = lat["machine"]
+    fig.suptitle(f"Small DDPM (digits): FID vs latency, labels = steps. {m['cpu']}, {m['cores']} cores, "
+                 f"load {m['load_before'][0]:.1f}", fontsize=9)
+    fig.tight_layout()
+    tmp = png.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(png)
 
 
 def load(run: Path):
@@ -116,6 +204,36 @@ def seed_means(rows: list[dict]) -> list[str]:
     return out + [""]
 
 
+def latency_lines(res: dict, rows: list[dict]) -> list[str]:
+    lat = res.get("latency")
+    if not lat:
+        return []
+    m = lat["machine"]
+    cpu = all(f"b{b}_cpu_ms" in v for v in lat["rows"].values() for b in lat["batches"])
+    keys = [(f"b{b}_ms", f"ms/sample, batch {b}, wall") for b in lat["batches"]]
+    keys += [(f"b{b}_cpu_ms", f"ms/sample, batch {b}, CPU") for b in lat["batches"]] if cpu else []
+    cols = [c for _, c in keys]
+    out = ["## Quality against latency", "",
+           f"Latency: `--latency` ({lat['bundle']}, {lat['backend']}, {lat['threads']} thread, the whole pipeline "
+           f"through the plan interpreter; median of {lat['repeats']} timed runs after a warm-up, every row in the "
+           "same run, the rounds interleaved over the rows). Wall clock and the process's CPU time: on this shared "
+           "machine the wall clock includes waiting for a core, so the CPU time is the steadier measure of "
+           "what each sampler costs; the plot uses it.",
+           f"Machine: {m['cpu']}, flags {' '.join(m['flags']) or 'none of ' + ', '.join(FLAGS)}, {m['cores']} cores; "
+           f"load average {m['load_before'][0]:.1f} before, {m.get('load_after', m['load_before'])[0]:.1f} after "
+           "(shared machine: absolute times are pessimistic, ratios within the table hold).", "",
+           "![FID against latency](fast_samplers.png)", "",
+           "| sampler | steps | network calls | accuracy (%) | FID | " + " | ".join(cols) + " |",
+           "|---|---|---|---|---|" + "---|" * len(cols)]
+    for r in rows:
+        L = lat["rows"].get(f"{r['sampler']}:{r['steps']}")
+        if L is None:
+            continue
+        out.append(f"| {r['sampler']} | {r['steps']} | {r['network_calls']} | {100 * r['accuracy']:.1f} | "
+                   f"{r['fid']:.2f} | " + " | ".join(f"{L[k]:.2f}" for k, _ in keys) + " |")
+    return out + [""]
+
+
 def render(res: dict) -> str:
     extra = [r for r in res["rows"] if "seed" in r]
     rows = [r for r in res["rows"] if "seed" not in r]
@@ -169,6 +287,7 @@ def render(res: dict) -> str:
             lines.append(f"| {r['sampler']} | {r['steps']} | {r['seed']} | {r['options'] or ''} | "
                          f"{100 * r['accuracy']:.1f} | {r['fid']:.2f} | {r['fid_raw']:.2f} | {100 * r['out_of_range']:.2f} |")
         lines.append("")
+    lines += latency_lines(res, rows)
     lines += seed_means(rows + [r for r in extra if not r["options"]])
     real = next((r["fid_real_same_n"] for r in rows if r.get("fid_real_same_n") is not None), None)
     if real is not None:
@@ -190,14 +309,26 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="with --add: another noise seed")
     p.add_argument("--no-clip", action="store_true", help="with --add: clip_x0=False")
     p.add_argument("--add", default="", help="SAMPLER:STEPS,... rows to add to the existing results")
+    p.add_argument("--latency", action="store_true", help="time every row's (sampler, steps) on the exported "
+                   "bundle (onnxruntime, batch 1 and 16) and plot FID against it")
+    p.add_argument("--bundle", type=Path, default=Path("bundles/ddpm-small"), help="with --latency")
+    p.add_argument("--repeats", type=int, default=5, help="with --latency: timed runs per point (median)")
     a = p.parse_args(argv)
     md = HERE / "fast_samplers.md"
+    if a.latency:
+        res = json.loads(md.read_text().split(RAW, 1)[1].rsplit("-->", 1)[0])
+        res = measure_latency(a.bundle, res, a.repeats)
+        write_md(md, res)
+        plot(res, HERE / "fast_samplers.png")
+        return 0
     if a.render_only or a.add:
         res = json.loads(md.read_text().split(RAW, 1)[1].rsplit("-->", 1)[0])
         if a.add:
             todo = [(j.split(":")[0], int(j.split(":")[1])) for j in a.add.split(",")]
             res = measure(Path(res["run"]), res["n"], Path("/tmp/fast_samplers.json"), todo, md, a.seed,
                           {"clip_x0": False} if a.no_clip else None, res)
+        if res.get("latency"):
+            plot(res, HERE / "fast_samplers.png")  # the FID column may have changed
     else:
         todo = jobs(a.samplers.split(","), [int(k) for k in a.steps.split(",")])
         res = measure(a.run, a.n, Path("/tmp/fast_samplers.json"), todo, md)
