@@ -4,8 +4,8 @@ Nothing is ever left half-written under its final name, even after SIGKILL or a 
 write into a temporary sibling (``.NAME.tmp-PID-XXXX``), then rename it into place. A folder
 that already exists is swapped with its replacement in one ``renameat2(RENAME_EXCHANGE)``, so
 ``NAME`` always holds either the old or the new content. One process writes a folder at a time
-(a lock file ``.NAME.lock`` beside it); the next writer removes what a killed one left behind and
-says so on stderr.
+(a lock file ``.NAME.lock`` beside it while it writes); the next writer removes what a killed one
+left behind and says so on stderr.
 """
 from __future__ import annotations
 
@@ -106,9 +106,9 @@ def clean_leftovers(final: Path, locked: bool) -> list[str]:
 
 @contextlib.contextmanager
 def write_lock(final: Path, wait: float = 0):
-    """Hold the write lock of ``final`` (an flock on ``.NAME.lock`` beside it, removed afterwards). A second writer
-    gets a one-line error at once, or after ``wait`` seconds (for caches several processes may
-    fill at the same time).
+    """Hold the write lock of ``final`` (an flock on ``.NAME.lock`` beside it, removed afterwards).
+    A second writer gets a one-line error at once, or after ``wait`` seconds (for caches several
+    processes may fill at the same time).
 
     filelock (a maintained library, already a dependency of tokenizers' huggingface_hub and of
     torch) takes an flock: the kernel drops it when its holder dies, even by SIGKILL, so a killed
