@@ -86,7 +86,7 @@ def quantize(module, ctx, keep_float: list[str]) -> tuple[dict, dict]:
     keep_modules = set(onnx_layer_modules(m.file(role, "onnx"), list(keep_float)).values()) if keep_float else set()
     tctx = target_context(m, role, module)
     max_batch = max(tctx.recipe.static_batches)
-    args = et.example_args(tctx, 2)
+    args = et.example_args(tctx, max_batch)  # traced on max_batch rows: see executorch_export.build
     with et.quiet():
         gm = torch.export.export(module, args, dynamic_shapes=et.dynamic_shapes(spec, max_batch)).module()
     on_x = sample_path(gm, spec)

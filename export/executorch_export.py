@@ -73,12 +73,13 @@ def partitioner(name: str):
                            f"(missing Python package '{e.name}')") from None
 
 
-def dynamic_shapes(spec, max_batch: int) -> dict:
-    """torch.export dynamic shapes with the bounds ExecuTorch plans memory for."""
+def dynamic_shapes(spec, max_batch: int) -> tuple:
+    """torch.export dynamic shapes with the bounds ExecuTorch plans memory for, in input order (a
+    module's forward() may name its arguments otherwise than the role does)."""
     shapes = torch_dynamic_shapes(spec, OTHER_DIM_MAX)
     batch = torch.export.Dim("batch", min=1, max=max_batch)
-    return {name: {i: (batch if d.__name__ == "batch" else d) for i, d in dims.items()}
-            for name, dims in shapes.items()}
+    return tuple({i: (batch if d.__name__ == "batch" else d) for i, d in shapes[t.name].items()}
+                 for t in spec.inputs)
 
 
 def first_line(e: BaseException) -> str:
@@ -108,11 +109,14 @@ def example_args(ctx: TargetContext, batch: int) -> tuple:
 def build(module: torch.nn.Module, ctx: TargetContext, delegate: str, batch: Optional[int],
           max_batch: int) -> bytes:
     """One .pte of ``module``: dynamic batch up to ``max_batch`` when ``batch`` is None, else static."""
-    args = example_args(ctx, batch or min(2, max_batch))
+    # the example has max_batch rows: XNNPACK lowering of a convolution traced on 2 (or 5) rows
+    # bounds the planned batch at 15 whatever Dim's max says (measured with executorch 1.5.1;
+    # traced on 16 or more rows the bound is max_batch)
+    args = example_args(ctx, batch or max_batch)
     shapes = dynamic_shapes(ctx.spec, max_batch) if batch is None else None
     if batch is not None and other_dims(ctx.spec):
-        shapes = {n: {i: d for i, d in dims.items() if d.__name__ != "batch"}
-                  for n, dims in dynamic_shapes(ctx.spec, max_batch).items()}
+        shapes = tuple({i: d for i, d in dims.items() if d.__name__ != "batch"}
+                       for dims in dynamic_shapes(ctx.spec, max_batch))
     return lower(export_program(module, args, shapes), delegate)
 
 
@@ -162,13 +166,14 @@ def write_pte(ctx: TargetContext, module: torch.nn.Module, delegate: str, stem: 
     max_batch = max(ctx.recipe.static_batches)
     needs = {"python": ["executorch"], "executorch": _version(), "delegates": [DELEGATES[delegate][2]]}
     try:
+        if max_batch < 2:
+            raise ValueError("the recipe's largest batch is 1: nothing to make dynamic")
         data = build(module, ctx, delegate, None, max_batch)
         rel = f"{FORMAT}/{stem}.pte"
         atomic_write_bytes(ctx.path(rel), data)
         entry = file_entry(ctx.root, rel)
-        # Memory planning may bound the batch below the requested maximum (the tiny and small DDPM
-        # UNets come out at 15 rows after XNNPACK lowering, for a requested 64): the runtime chunks
-        # batches at the bound the program really has.
+        # the bound the program really has (memory planning may set it below the requested maximum,
+        # see build): the runtime runs bigger batches in chunks of it
         planned = program_summary(data)["planned_batch"] or max_batch
         entry.update({"partitioner": delegate, "dynamic": True, "max_batch": min(planned, max_batch),
                       "max_batch_requested": max_batch, "requires": needs})

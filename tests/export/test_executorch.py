@@ -115,18 +115,41 @@ class DataDependent:
         return Net().eval()
 
 
-def test_a_role_that_cannot_be_lowered_is_refused_and_recorded(tmp_path):
-    from edgegen.export import executorch_export
+def toy_context(tmp_path, module, shape: list, batches: tuple):
+    """A one-role bundle being written, for a module that is not a family's."""
     from edgegen.export.recipe import ExportRecipe
     from edgegen.export.targets import TargetContext
     from edgegen.manifest import Manifest
-    from edgegen.runtimes.backends import create_backend
-    role = {"inputs": [{"name": "x", "shape": ["batch", 3], "dtype": "float32"}],
-            "outputs": [{"name": "y", "shape": ["batch", 3], "dtype": "float32"}], "files": {}}
-    m = Manifest(tmp_path, {"family": "toy", "data": {"shape": [3], "num_classes": 0},
+    role = {"inputs": [{"name": "x", "shape": ["batch", *shape], "dtype": "float32"}],
+            "outputs": [{"name": "y", "shape": ["batch", *shape], "dtype": "float32"}], "files": {}}
+    m = Manifest(tmp_path, {"family": "toy", "data": {"shape": shape, "num_classes": 0},
                             "roles": {"net": copy.deepcopy(role)}, "export": {}})
-    ctx = TargetContext("net", DataDependent.module(), m.role("net"), {}, tmp_path, tmp_path, m,
-                        ExportRecipe(static_batches=(1, 2)))
+    return TargetContext("net", module, m.role("net"), {}, tmp_path, tmp_path, m, ExportRecipe(static_batches=batches))
+
+
+def test_a_convolution_is_planned_for_the_whole_dynamic_batch(tmp_path):
+    """XNNPACK lowering of a convolution traced on 2 rows plans 15 rows, whatever the maximum: the
+    exporter traces on the maximum and records the bound the program has."""
+    import torch
+
+    from edgegen.export import executorch_export
+    from edgegen.runtimes.backends import create_backend
+    conv = torch.nn.Conv2d(2, 2, 3, padding=1).eval()
+    ctx = toy_context(tmp_path, conv, [2, 6, 6], (1, 32))
+    entry, data = executorch_export.write_pte(ctx, conv, "xnnpack", "net")
+    assert entry["dynamic"] and entry["max_batch"] == 32 == executorch_export.program_summary(data)["planned_batch"]
+    ctx.manifest.set_file("net", "executorch", "fp32", entry)
+    x = np.random.default_rng(0).standard_normal((70, 2, 6, 6)).astype(np.float32)  # 3 chunks
+    y = create_backend("executorch", ctx.manifest, "net").run({"x": x})["y"]
+    with torch.no_grad():
+        assert np.max(np.abs(y - conv(torch.from_numpy(x)).numpy())) <= 1e-4
+
+
+def test_a_role_that_cannot_be_lowered_is_refused_and_recorded(tmp_path):
+    from edgegen.export import executorch_export
+    from edgegen.runtimes.backends import create_backend
+    ctx = toy_context(tmp_path, DataDependent.module(), [3], (1, 2))
+    m = ctx.manifest
     files, checks = executorch_export.write(ctx)
     assert files == {}
     reason = m.data["export"]["executorch"]["refused"]["net"]

@@ -1,0 +1,169 @@
+"""ExecuTorch benchmark on the small DDPM: quality equal to onnxruntime, and int8 against fp32.
+
+Needs the bundle from (fp32 .pte through the parity gate):
+
+    OMP_NUM_THREADS=1 .venv/bin/edgegen export runs/ddpm-small --format onnx,executorch --out /tmp/ddpm-small-et
+
+then:
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/executorch.py --bundle /tmp/ddpm-small-et
+
+1. ``edgegen eval`` on 500 samples (the bundle's default sampler, same seed) with --backend
+   onnxruntime and --backend executorch: class accuracy and digit-FID.
+2. ``edgegen calibrate --formats executorch`` on a copy of the bundle: the XNNPACK int8 .pte,
+   gated against fp32 ExecuTorch (drift, FID rise, accuracy drop on --n samples; per-call speed at
+   batch 16, one thread).
+3. ``edgegen profile`` of onnxruntime and executorch, fp32 and int8, one thread (whole sampling
+   runs, rounds interleaved in time).
+Writes benchmarks/executorch.json and benchmarks/executorch.md. The base DDPM has no trained run
+on this machine, so the int8 figures are on the small DDPM (said so in the report).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EDGEGEN = [sys.executable, "-m", "edgegen.cli"]
+
+
+def run(args: list[str]) -> None:
+    print("+ edgegen " + " ".join(args), flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    subprocess.run(EDGEGEN + args, cwd=ROOT, check=True, env=env)
+
+
+def machine() -> dict:
+    import importlib.metadata as md
+
+    from edgegen.profiling.peak import machine as base
+    m = base()
+    m["versions"]["executorch"] = md.version("executorch")
+    return m
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bundle", default="/tmp/ddpm-small-et")
+    ap.add_argument("--work", default="/tmp/executorch-bench")
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--gate-n", type=int, default=500, help="samples of the int8 gate's FID and accuracy")
+    ap.add_argument("--calls", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=None, help="sampling steps of the profile (default: the bundle's)")
+    ap.add_argument("--skip", default="", help="comma list of parts to reuse from --work: eval, int8, profile")
+    ap.add_argument("--render", action="store_true", help="only rewrite the .md from benchmarks/executorch.json")
+    args = ap.parse_args()
+    if args.render:
+        out = json.loads((ROOT / "benchmarks/executorch.json").read_text())
+        (ROOT / "benchmarks/executorch.md").write_text(render(out))
+        return
+    bundle, work = Path(args.bundle), Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    skip = set(filter(None, args.skip.split(",")))
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    out: dict = {"machine_at_start": machine(), "bundle": str(bundle), "started_utc": started,
+                 "verify": json.loads((bundle / "verify.json").read_text())}
+    # 1. quality: the same samples on both runtimes
+    for backend in ("onnxruntime", "executorch"):
+        path = work / f"eval-{backend}.json"
+        if "eval" not in skip or not path.is_file():
+            run(["eval", str(bundle), "--backend", backend, "--n", str(args.n), "--json", str(path), "--quiet"])
+        out[f"eval_{backend}"] = json.loads(path.read_text())
+    # 2. int8 with XNNPACK's quantizer, gated against fp32 ExecuTorch
+    int8 = work / "ddpm-small-et-int8"
+    if "int8" not in skip or not (int8 / "calibration/report.json").is_file():
+        shutil.rmtree(int8, ignore_errors=True)
+        shutil.copytree(bundle, int8)
+        run(["calibrate", str(int8), "--formats", "executorch", "--calls", str(args.calls), "--n", str(args.gate_n),
+             "--no-naive", "--quiet"])
+    out["calibration"] = json.loads((int8 / "calibration/report.json").read_text())
+    # 3. speed of whole sampling runs: onnxruntime and executorch, fp32 and int8, one thread
+    prof = work / "profile"
+    if "profile" not in skip or not (prof / "report.json").is_file():
+        cmd = ["profile", str(int8), "--backends", "onnxruntime,executorch", "--precisions", "fp32,int8",
+               "--batch", "1,16", "--threads", "1", "--repeat", "6", "--rounds", "3", "--no-baselines",
+               "--no-plots", "--out", str(prof), "--quiet"]
+        run(cmd + (["--steps", str(args.steps)] if args.steps else []))
+    out["profile"] = json.loads((prof / "report.json").read_text())
+    out["machine_at_end"] = machine()
+    (ROOT / "benchmarks/executorch.json").write_text(json.dumps(out, indent=1))
+    (ROOT / "benchmarks/executorch.md").write_text(render(out))
+    print("wrote benchmarks/executorch.json and benchmarks/executorch.md")
+
+
+def _fmt(v, spec=".3f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def render(out: dict) -> str:
+    """The figures as markdown (numbers only from ``out``)."""
+    m = out["machine_at_start"]
+    ver = m["versions"]
+    lines = ["# ExecuTorch (XNNPACK) on the small DDPM", "",
+             f"Measured {out['started_utc']} on {m['cpu']} ({m['cpu_features'].get('summary', '')}), "
+             f"{m['usable_cores']} usable cores, load average at start {', '.join(f'{x:.1f}' for x in m['load_average'])} "
+             f"and at end {', '.join(f'{x:.1f}' for x in out['machine_at_end']['load_average'])} (shared machine: "
+             "compare the ratios within this run, not the absolute times). executorch "
+             f"{ver['executorch']}, torch {ver['torch']}, onnxruntime {ver['onnxruntime']}.", "",
+             "Made by `benchmarks/executorch.py` (its docstring has the commands) from the bundle "
+             f"`{out['bundle']}` exported with `edgegen export runs/ddpm-small --format onnx,executorch`.", "",
+             "## Parity gate (export)", "", "| file | single call max abs | DDIM trajectory max abs | check |",
+             "|---|---|---|---|"]
+    for role, per in out["verify"]["results"].items():
+        for fmt, by_prec in per.items():
+            for prec, r in by_prec.items():
+                lines.append(f"| {fmt} {prec} ({role}) | {_fmt(r.get('single_call_max_abs'), '.1e')} | "
+                             f"{_fmt(r.get('trajectory_max_abs'), '.1e')} | "
+                             f"{'passed' if r['passed'] else 'FAILED'}{': ' + r['summary'] if r.get('summary') else ''} |")
+    lines += ["", "## Quality: the same 500 samples on both runtimes (`edgegen eval --n 500`)", "",
+              "| backend | plan | digit-FID | class accuracy | seconds (500 samples) |", "|---|---|---|---|---|"]
+    for b in ("onnxruntime", "executorch"):
+        e = out[f"eval_{b}"]
+        lines.append(f"| {b} | {e['plan']} | {e['fid']:.4f} | {100 * e['accuracy']:.1f}% | "
+                     f"{e['latency']['seconds']:.0f} |")
+    c = out["calibration"]
+    r = c["formats"]["executorch"]
+    q = r["quantization"]
+    lines += ["", "## int8 (XNNPACK quantizer, PT2E) against fp32 ExecuTorch", "",
+              "The base DDPM has no trained run on this machine (runs/ has ddpm-small only), so the int8 "
+              "figures are on the small DDPM. `edgegen calibrate --formats executorch` on a copy of the bundle: "
+              f"{c['calibration'].get('calls', '?')} recorded calls, gate on {r.get('fid', {}).get('n', '?')} samples.",
+              "", "| | fp32 | int8 |", "|---|---|---|"]
+    if "fid" in r:
+        lines.append(f"| digit-FID | {r['fid']['fp32']:.4f} | {r['fid']['int8']:.4f} (rise {100 * r['fid']['rise']:+.1f}%) |")
+    if "accuracy" in r:
+        lines.append(f"| class accuracy | {100 * r['accuracy']['fp32']:.1f}% | {100 * r['accuracy']['int8']:.1f}% "
+                     f"(drop {r['accuracy']['drop_points']:.1f} points) |")
+    lines.append(f"| trajectory drift vs fp32 (mean abs, {r['drift']['trajectory']}) | 0 | {r['drift']['mean_abs']:.4f} |")
+    sp = r["speed"]
+    lines.append(f"| ms per network call (batch {sp['batch']}, {sp['threads']} thread) | {sp['fp32_ms_per_call']:.2f} | "
+                 f"{sp['int8_ms_per_call']:.2f} ({sp['speedup']:.2f}x) |")
+    lines += ["", f"Gate: {'passed' if r['passed'] else 'FAILED'}; quantized layers: {len(q['quantized_layers'])}; "
+              f"kept in float by the sensitivity search: {', '.join(r['kept_float']) or 'none'} "
+              f"(modules {', '.join(q.get('kept_float_modules', [])) or 'none'}); weights {q['weights']}, "
+              f"activations {q['activations']}. Attempts: "
+              + "; ".join(f"{len(a['kept_float'])} float: drift {a['drift_mean_abs']:.4f}"
+                          + (f", FID {100 * a['fid_rise']:+.1f}%" if a.get('fid_rise') is not None else "")
+                          + (f", accuracy -{a['accuracy_drop_points']:.1f}" if 'accuracy_drop_points' in a else "")
+                          + f" ({'pass' if a['passed'] else 'fail'})" for a in r["attempts"]) + "."]
+    p = out["profile"]
+    lines += ["", f"## Whole sampling runs (`edgegen profile`, {p['request'].get('steps') or 'default'} steps, "
+              "one thread, rounds interleaved)", "",
+              "| backend / precision | batch | run p50 ms | per sample ms | peak RSS MiB |", "|---|---|---|---|---|"]
+    for e in p["results"]:
+        if e.get("status") == "ok":
+            lines.append(f"| {e['name']} | {e['batch']} | {e['run_ms']['p50']:.0f} | "
+                         f"{e['latency_per_sample_ms']['p50']:.1f} | {e['peak_rss_mb']:.0f} |")
+    for s in p.get("skipped", []):
+        lines.append(f"| {s.get('name')} | - | skipped: {s.get('reason', s.get('skip', ''))} | | |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
