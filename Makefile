@@ -130,7 +130,7 @@ fuzz: fuzz-build native-testdata
 	EDGEGEN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/security/test_fuzz.py
 
 # Kill and disk-full tests with many random kill points, and the kill points at the swap of a real
-# export (a whole export each; `make test` runs 2 random kills per command). KILL_RUNS per command.
+# export (a whole export each; `make test` runs 1 random kill per command). KILL_RUNS per command.
 KILL_RUNS ?= 20
 durability: $(STAMP) native-testdata
 	EDGEGEN_KILL_RUNS=$(KILL_RUNS) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -s tests/security/test_durability.py
