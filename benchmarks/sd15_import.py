@@ -22,6 +22,10 @@ Phases, each in its own process so its peak RSS (ru_maxrss) is its own:
    (DDIM, guidance 7.5: the UNet at batch 2), each timed whole; latency per step = the denoiser's
    own time per call (the pipeline's network counters) in the second.
 Writes the results as JSON (``--json``) and a Markdown report (``--out``).
+
+Phase ``onnx-unet`` (run alone, after ``build``): only the UNet to ONNX as the import writes it
+(external data above 2 GB, its data file a sha256-checked companion) and one onnxruntime call, the
+> 2 GB path at full width without the whole import's parity gates.
 """
 from __future__ import annotations
 
@@ -246,7 +250,8 @@ def render(r: dict) -> str:
                   "The full-width UNet (860 M parameters, 3.4 GB of fp32 weights) is what needs ONNX external data; "
                   "that path (data file beside the model, a companion entry whose sha256 the manifest covers, read by "
                   "onnxruntime, OpenVINO and native) is tested on a small model with the threshold lowered "
-                  "(tests/export/test_module_import.py). `make bench-sd15` runs full width.", ""]
+                  "(tests/export/test_module_import.py), and at full width by the last section. `make bench-sd15` "
+                  "runs the whole import at full width.", ""]
     lines += ["| network | parameters |", "|---|---|"]
     lines += [f"| {k} | {v / 1e6:.1f} M |" for k, v in b["params"].items()] + [f"| total | {total / 1e6:.1f} M |", ""]
     lines += ["| phase | wall s | peak RSS MB | notes |", "|---|---|---|---|",
@@ -267,6 +272,18 @@ def render(r: dict) -> str:
         traj = f"{c['trajectory']} {c['trajectory_max_abs']:.2e}" if "trajectory_max_abs" in c else ""
         single = f"{c['single_call_max_abs']:.2e}" if "single_call_max_abs" in c else ""
         lines.append(f"| {k} | {single} | {traj} |")
+    u = r.get("onnx_unet")
+    if u:
+        lines += ["", f"## The full-width UNet through ONNX external data (`{u['command']}`)", "",
+                  f"UNet2DConditionModel at SD 1.5's full width ({u['params'] / 1e6:.1f} M parameters), built and saved "
+                  f"by the build phase, exported as the import exports it: ONNX export {u['export_s']:.0f} s; "
+                  f"{u['entry']['path']} {u['onnx_mb']:.1f} MB plus "
+                  + ", ".join(f"{c['path']} ({c['bytes']:,} bytes, sha256 {c['sha256'][:16]}...)"
+                              for c in u["entry"]["companions"])
+                  + f" as companions of its manifest entry (hashing {u['sha256_s']:.1f} s); onnxruntime loads it in "
+                  f"{u['ort_load_s']:.0f} s, one call (batch 1) takes {u['ort_call_s']:.1f} s, max abs error "
+                  f"{u['max_abs_vs_torch']:.1e} against PyTorch; peak RSS {u['rss_mb']:.0f} MB, {u['wall_s']:.0f} s "
+                  "for the phase."]
     return "\n".join(lines) + f"\n\n<!-- raw results\n{json.dumps(r, indent=1)}\n-->\n"
 
 
