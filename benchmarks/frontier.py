@@ -34,13 +34,13 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 PLANS = [("ddim", 50), ("ddim", 20), ("ddim", 10), ("dpmpp_2m", 20), ("dpmpp_2m", 15), ("dpmpp_2m", 10),
-         ("unipc", 20), ("unipc", 10)]
+         ("unipc", 20), ("unipc", 10), ("dpmpp_2m:noclip", 15), ("dpmpp_2m:noclip", 10)]
 # (backend, precision, executor): quality is scored per (backend, precision) on the host loop
 # OpenVINO int8 (NNCF) is left out to fit the run in the time at hand (docs/notes/issue-19.md)
 HOST = [("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"), ("onnxruntime", "int8")]
 QUALITY = [("onnxruntime", "fp32"), ("openvino", "bf16"), ("onnxruntime", "int8")]
 FUSED = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "bf16")]
-FUSED_OV_PLANS = [("dpmpp_2m", 10), ("ddim", 10)]  # OpenVINO compiles a fused graph in about a minute per batch
+FUSED_OV_PLANS = [("dpmpp_2m", 10), ("ddim", 10), ("dpmpp_2m:noclip", 10)]  # OpenVINO compiles a fused graph in about a minute per batch
 PEERS = [("diffusers-ort", "ddim", 50), ("torch-eager", "ddim", 50), ("torch-compile", "ddim", 50),
          ("diffusers-ort", "ddim", 20), ("torch-eager", "ddim", 20),
          ("diffusers-ort", "dpmpp_2m", 20), ("diffusers-ort", "dpmpp_2m", 15), ("diffusers-ort", "dpmpp_2m", 10)]
@@ -50,6 +50,13 @@ N, BATCH_Q = 500, 100
 THREADS = 1
 FID_RISE, ACC_DROP_POINTS = 0.10, 1.0
 REF = "ddim-50"  # the quality reference and the peer baseline: fp32 DDIM-50
+
+
+def _kw(sampler: str, steps: int) -> dict:
+    """Sampler options of a plan name: "dpmpp_2m:noclip" is DPM-Solver++(2M) without x0 clipping
+    (diffusers' default, the peer's configuration)."""
+    name, _, flag = sampler.partition(":")
+    return {"sampler": name, "steps": int(steps), **({"clip_x0": False} if flag == "noclip" else {})}
 
 
 def machine() -> dict:
@@ -65,9 +72,13 @@ class Raw:
     def __init__(self, path: Path):
         self.path = path
         self.data = json.loads(path.read_text()) if path.exists() else {"rows": {}}
+        self.seen = set()  # rows other processes of this run measured
+        for f in path.parent.glob("frontier-raw.*.json"):
+            if f != path:
+                self.seen |= set(json.loads(f.read_text())["rows"])
 
     def has(self, key: str) -> bool:
-        return key in self.data["rows"]
+        return key in self.data["rows"] or key in self.seen
 
     def put(self, key: str, row: dict) -> None:
         self.data["rows"][key] = row
@@ -109,7 +120,7 @@ def fused_graph(m, work: Path, backend: str, precision: str, sampler: str, steps
     from edgegen.export import fused_export
     from edgegen.runtimes.api import Pipeline
     from edgegen.runtimes.fused_executor import plan_digest
-    plan = Pipeline(m, "onnxruntime").plan(sampler=sampler, steps=steps)
+    plan = Pipeline(m, "onnxruntime").plan(**_kw(sampler, steps))
     src = "int8" if precision == "int8" else "fp32"
     path = work / "fused" / f"{plan.key}.{src}.onnx"
     if not path.exists():
@@ -145,7 +156,7 @@ def quality(m, raw: Raw, ev) -> None:
             if raw.has(key):
                 continue
             pipe = pipe or Pipeline(m, backend, precision, threads=THREADS)
-            s, _ = evaluate_pipeline(pipe, n=N, seed=0, sampler=sampler, steps=steps, batch_size=BATCH_Q,
+            s, _ = evaluate_pipeline(pipe, n=N, seed=0, **_kw(sampler, steps), batch_size=BATCH_Q,
                                      progress=False, evaluator=ev, reconstruct=False)
             raw.put(key, {"fid": s["fid"], "accuracy": s["accuracy"], "seconds": s["latency"]["seconds"]})
 
@@ -182,7 +193,7 @@ def _timed(run, batch: int) -> dict:
 def reference_samples(m, sampler: str, steps: int, batch: int) -> np.ndarray:
     from edgegen.runtimes.api import open_pipeline
     return open_pipeline(m.root, "onnxruntime", threads=THREADS).sample(batch, seed=0, batch_size=batch,
-                                                                          sampler=sampler, steps=steps)
+                                                                          **_kw(sampler, steps))
 
 
 def latency(m, work: Path, raw: Raw) -> None:
@@ -196,9 +207,9 @@ def latency(m, work: Path, raw: Raw) -> None:
                 continue
             t0 = time.perf_counter()
             pipe = edgegen_pipe(m, work, backend, precision, executor, sampler, steps)
-            first = pipe.sample(batch, seed=0, batch_size=batch, sampler=sampler, steps=steps)  # compiles, warms
+            first = pipe.sample(batch, seed=0, batch_size=batch, **_kw(sampler, steps))  # compiles, warms
             load_s = time.perf_counter() - t0
-            row = _timed(lambda: pipe.sample(batch, seed=0, batch_size=batch, sampler=sampler, steps=steps), batch)
+            row = _timed(lambda: pipe.sample(batch, seed=0, batch_size=batch, **_kw(sampler, steps)), batch)
             row["load_and_first_run_s"] = load_s
             row["max_abs_vs_ort_fp32_host"] = float(np.abs(first - reference_samples(m, sampler, steps, batch)).max())
             raw.put(key, row)
@@ -228,6 +239,41 @@ def peer_latency(m, raw: Raw) -> None:
                 row["max_abs_vs_ort_fp32_host"] = float(np.abs(state["samples"] -
                                                                reference_samples(m, sampler, steps, batch)).max())
             raw.put(key, row)
+
+
+def head_to_head(m, work: Path, raw: Raw, rows: dict, rounds: int = 3) -> None:
+    """The fastest edgegen configuration within budget, the diffusers DDIM-50 loop and the best peer
+    within budget, timed again interleaved (one run of each per round), so a change of the machine's
+    load during the long run hits them alike."""
+    from edgegen.profiling import baselines
+    for batch, v in verdict(table(rows)).items():
+        key = f"h/b{batch}"
+        if raw.has(key) or v["best"] is None:
+            continue
+        runs = {}
+        for e in (v["best"], v["diffusers_ddim50"], v["best_peer"]):
+            if e is None or e["name"] in runs:
+                continue
+            words = e["name"].split()
+            sampler, steps = e["plan"].rsplit("-", 1)
+            if e["family"] == "edgegen":
+                pipe = edgegen_pipe(m, work, words[0], words[1], words[2], sampler, int(steps))
+                run = (lambda p, s, k: lambda: p.sample(batch, seed=0, batch_size=batch, **_kw(s, k)))(
+                    pipe, sampler, int(steps))
+            else:
+                job = {"kind": words[0], "bundle": str(m.root), "precision": "fp32", "batch": batch,
+                       "sampler": sampler, "steps": int(steps), "seed": 0, "threads": THREADS}
+                _, first_call, run = baselines.make(job)
+                first_call()
+            run()  # warm-up (compiles)
+            runs[e["name"]] = run
+        walls: dict = {n: [] for n in runs}
+        for _ in range(rounds):
+            for name, run in runs.items():
+                t0 = time.perf_counter()
+                run()
+                walls[name].append(time.perf_counter() - t0)
+        raw.put(key, {name: 1000 * float(np.median(w)) / batch for name, w in walls.items()})
 
 
 # -- the frontier ----------------------------------------------------------------------------------
@@ -281,13 +327,18 @@ def plot(entries: list[dict], ref: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(BATCHES), figsize=(13, 5.5), sharey=True)
     styles = {"host": "o", "fused": "s", "peer": "x"}
     colors = {"fp32": "tab:blue", "bf16": "tab:orange", "int8": "tab:green"}
+    top = 2.5 * ref["fid"] if ref else None  # int8 without x0 clipping diverges (FID ~2000): drawn at the top
     for ax, b in zip(axes, BATCHES):
         for e in entries:
             if e["batch"] != b or e["fid"] is None:
                 continue
+            if top is not None and e["fid"] > top:
+                ax.scatter(e["ms"], 0.98 * top, marker="^", color="gray", s=20)
+                continue
             if e["family"] == "peer":
                 ax.scatter(e["ms"], e["fid"], marker="x", color="black", s=40)
-                ax.annotate(e["name"], (e["ms"], e["fid"]), fontsize=6, color="black")
+                ax.annotate(e["name"].replace("diffusers-ort", "diffusers"), (e["ms"], e["fid"]), fontsize=6,
+                            color="black", rotation=30)
             else:
                 backend, precision, executor = e["name"].split()[:3]
                 ax.scatter(e["ms"], e["fid"], marker=styles[executor], s=28, alpha=0.8, color=colors[precision],
@@ -296,6 +347,8 @@ def plot(entries: list[dict], ref: dict, path: Path) -> None:
             ax.axhline((1 + FID_RISE) * ref["fid"], color="red", lw=0.8, ls="--")
             ax.text(ax.get_xlim()[0] if ax.get_xlim()[0] > 0 else 0.1, (1 + FID_RISE) * ref["fid"],
                     " FID budget (DDIM-50 fp32 +10%)", fontsize=7, color="red", va="bottom")
+        if top is not None:
+            ax.set_ylim(0, top)
         ax.set_xscale("log")
         ax.set_xlabel(f"latency per sample at batch {b} (ms, log)")
         ax.set_title(f"batch {b}")
@@ -306,10 +359,11 @@ def plot(entries: list[dict], ref: dict, path: Path) -> None:
     handles += [Line2D([], [], marker="o", ls="", color="gray", label="host loop"),
                 Line2D([], [], marker="s", ls="", color="gray", label="fused graph"),
                 Line2D([], [], marker="o", ls="", color="white", markeredgecolor="black", label="OpenVINO (edge)"),
-                Line2D([], [], marker="x", ls="", color="black", label="peers")]
+                Line2D([], [], marker="x", ls="", color="black", label="peers"),
+                Line2D([], [], marker="^", ls="", color="gray", label="off scale (int8, no x0 clip)")]
     axes[-1].legend(handles=handles, fontsize=7, loc="upper right")
     fig.suptitle("Time to quality, small DDPM (digits), one thread")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.1, top=0.9, wspace=0.08)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
     tmp.replace(path)
@@ -320,13 +374,16 @@ def render(data: dict) -> str:
     entries = table(rows)
     ref = rows.get(f"q/onnxruntime/fp32/{REF}")
     m = data.get("machine", {})
+    loads = [x for r in data.get("runs", {}).values() for x in (r.get("machine") or {}).get("load_samples", [])] or [0.0]
     v = verdict(entries)
     lines = ["# Time to quality: small DDPM (digits)", "",
              "Produced by `make bench-frontier` (`benchmarks/frontier.py`; raw rows in `benchmarks/frontier.json`, "
              "plot `benchmarks/frontier.png`).",
              f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('features')}; one thread for every runtime; "
-             f"load average {m.get('load_before', [0])[0]:.1f} before, {m.get('load_after', [0])[0]:.1f} after "
-             "(shared machine: latencies are comparable only within this run).",
+             f"1-minute load average between {min(loads):.1f} and {max(loads):.1f} while it ran ({len(data.get('runs', {}))} "
+             "processes of this run, the quality scoring beside the timing to fit the time at hand; the machine is shared "
+             "by other jobs): single latency rows move by tens of percent with the load, so the head-to-head lines "
+             "(timed again interleaved) are the figures to quote.",
              f"Bundle: {data.get('bundle')} (the base DDPM does not exist in this checkout: small only). "
              f"Quality: n = {N}, seed 0, labels 0..9 cycled, the project evaluator (digit-FID, class accuracy).", ""]
     if ref:
@@ -345,6 +402,12 @@ def render(data: dict) -> str:
                         f"({r['diffusers_ddim50']['ms']:.2f} ms)" if r["vs_diffusers_ddim50"] else "no diffusers DDIM-50 row")
                      + (f"; {r['vs_best_peer']:.2f}x faster than the best peer within budget, {peer['name']} "
                         f"({peer['ms']:.2f} ms)" if peer else "; no peer within budget"))
+    for b in BATCHES:
+        h = rows.get(f"h/b{b}")
+        if h:
+            base = h.get(f"diffusers-ort {REF}")
+            lines.append(f"- batch {b}, timed again interleaved ({', '.join(h)}): " + "; ".join(
+                f"{n} {ms:.2f} ms" + (f" ({base / ms:.2f}x vs diffusers {REF})" if base else "") for n, ms in h.items()))
     lines += ["", "Targets (issue 19): 10x over the diffusers DDIM-50 loop and 2x over the best peer within budget, "
               "at batch 1 and 16. " + ("Reached." if all((r["vs_diffusers_ddim50"] or 0) >= 10 and (r["vs_best_peer"] or 0) >= 2
                                                    for r in v.values()) else "**Not reached** (figures above).")]
@@ -357,8 +420,9 @@ def render(data: dict) -> str:
             cells.append("" if q is None else f"{q['fid']:.2f} / {100 * q['accuracy']:.1f}%")
         lines.append(f"| {precision} ({backend}) | " + " | ".join(cells) + " |")
     peers_q = [(k, r) for k, r in rows.items() if k.startswith("q/peer/")]
-    for k, r in peers_q:
-        lines.append(f"| peer {k[7:]} | {r['fid']:.2f} / {100 * r['accuracy']:.1f}% |" + " |" * (len(PLANS) - 1))
+    if peers_q:
+        lines += ["", "| peer (scored on its own samples) | FID | accuracy |", "|---|---:|---:|"]
+        lines += [f"| {k[7:]} | {r['fid']:.3f} | {100 * r['accuracy']:.1f}% |" for k, r in peers_q]
     lines += ["", "Cells: digit-FID / class accuracy. OpenVINO fp32 and the fused graphs compute the ONNX Runtime fp32 "
               "samples (max abs difference in the table below), so they share its quality.", ""]
     for b in BATCHES:
@@ -387,7 +451,8 @@ def main(argv=None) -> int:
     p.add_argument("--bundle", type=Path, default=Path("bundles/ddpm-small"))
     p.add_argument("--work", type=Path, default=Path("/tmp/edgegen-frontier"))
     p.add_argument("--render-only", action="store_true")
-    p.add_argument("--phase", default="all", help="comma list of quality, peers, latency (default all)")
+    p.add_argument("--phase", default="all", help="comma list of latency, peers, quality (edgegen and peers), "
+                   "peer-quality, head-to-head (default all, in that order)")
     p.add_argument("--no-int8", action="store_true", help="leave the int8 variants out (no calibration)")
     p.add_argument("--smoke", action="store_true", help="a few seconds of everything, written under --work only")
     a = p.parse_args(argv)
@@ -403,7 +468,7 @@ def main(argv=None) -> int:
     out_json = out_dir / "frontier.json"
     if not a.render_only:
         a.work.mkdir(parents=True, exist_ok=True)
-        phases = a.phase.split(",") if a.phase != "all" else ["latency", "peers", "quality"]
+        phases = a.phase.split(",") if a.phase != "all" else ["latency", "peers", "quality", "head-to-head"]
         # one raw file per process, so the quality phase (CPU-bound scoring) can run beside the timed
         # phases when time is short; the rows are merged below (the load figures say it did)
         raw = Raw(a.work / f"frontier-raw.{'-'.join(phases)}.json")
@@ -416,10 +481,16 @@ def main(argv=None) -> int:
             latency(m, a.work, raw)
         if "peers" in phases:
             peer_latency(m, raw)
-        if "quality" in phases:
+        if "quality" in phases or "peer-quality" in phases:
             ev = manifest_evaluator(m, progress=False)
-            quality(m, raw, ev)
+            if "quality" in phases:
+                quality(m, raw, ev)
             peer_quality(m, raw, ev)
+        if "head-to-head" in phases:
+            merged = {}
+            for f in sorted(a.work.glob("frontier-raw.*.json")):
+                merged.update(json.loads(f.read_text())["rows"])
+            head_to_head(m, a.work, raw, merged)
         raw.data["seconds"] = raw.data.get("seconds", 0) + time.time() - started
         raw.put("_done", {"phases": phases})
     data = {"bundle": str(a.bundle), "rows": {}, "runs": {}}
