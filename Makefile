@@ -136,8 +136,9 @@ durability: $(STAMP) native-testdata
 	EDGEGEN_KILL_RUNS=$(KILL_RUNS) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -s tests/security/test_durability.py
 
 # Time to quality (issue 19): latency per sample at batch 1 and 16 against FID on the small DDPM,
-# every backend x precision x executor x sampler x steps and the peers, in one run (about 75 min on
-# 2 shared cores; rerun continues from /tmp/edgegen-frontier/frontier-raw.json). Writes
+# every backend x precision x executor x sampler x steps and the peers, in one run (about 2 h on
+# 2 cores shared at load ~17; the committed run split its --phase list over parallel processes,
+# 65 min wall; a rerun continues from /tmp/edgegen-frontier/frontier-raw.*.json). Writes
 # benchmarks/frontier.md, frontier.json and frontier.png.
 .PHONY: bench-frontier
 bench-frontier: $(STAMP)
