@@ -93,3 +93,11 @@ def test_over_budget_leaves_the_bundle_unchanged(bundle_copy):
 def test_budgets_are_the_frontier_budget():
     for b in BUDGETS.values():
         assert b.max_fid_rise == 0.10 and b.max_accuracy_drop_points == 1.0
+
+
+def test_cli_precision_flag_refuses_in_one_line(tiny_bundle, capsys):
+    from edgegen.cli import main
+    assert main(["calibrate", str(tiny_bundle), "--precision", "bf16", "--formats", "onnx", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "ONNX Runtime has no bf16" in err and "\n" not in err
+    assert main(["calibrate", str(tiny_bundle), "--precision", "int4", "--quiet"]) == 2
