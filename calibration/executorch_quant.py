@@ -98,9 +98,10 @@ def quantize(module, ctx, keep_float: list[str]) -> tuple[dict, dict]:
     chosen = {n.name for n in gm.graph.nodes if n.target in targets and _innermost_module(n) in quantized
               and n in on_x}
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    # the quantizer's annotators call the filter on the node of each pattern's op (conv, linear, add, ...):
-    # only the chosen conv/linear nodes pass, so adds, muls and concatenations stay float too
-    quantizer.set_filter_function(lambda n: n.name in chosen)
+    # the annotators call the filter on every node of a matched pattern, its weight and bias (get_attr)
+    # included: those pass, and of the ops only the chosen conv/linear nodes, so adds, muls,
+    # concatenations and the conditioning path stay float
+    quantizer.set_filter_function(lambda n: n.op != "call_function" or n.name in chosen)
     with et.quiet(), torch.no_grad():
         prepared = prepare_pt2e(gm, quantizer)
         for batch in ctx.art.calib.batches(CALIBRATION_BATCH):

@@ -175,6 +175,7 @@ def test_int8_is_calibrated_and_gated(et_bundle, tmp_path):
     role = m.sampling["role"]
     entry = m.formats(role)["executorch"]["int8"]
     assert entry["path"] == f"executorch/{role}.int8.pte" and entry["calibration"] == "calibration/artifact.json"
+    assert entry["bytes"] < m.formats(role)["executorch"]["fp32"]["bytes"]  # int8 weights in the program
     a = open_pipeline(bundle, "executorch", "int8").sample(8, seed=1)
     b = open_pipeline(bundle, "executorch").sample(8, seed=1)
     assert a.shape == b.shape and 0 < np.max(np.abs(a - b)) < 1.0  # quantized: close, not equal
