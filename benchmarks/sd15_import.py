@@ -235,6 +235,10 @@ def phase_sample(a) -> dict:
 
 
 # -- report ----------------------------------------------------------------------------------------
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.0f}"
+
+
 def render(r: dict) -> str:
     m, b, i = r["machine"], r["build"], r["import"]
     total = sum(b["params"].values())
@@ -255,8 +259,8 @@ def render(r: dict) -> str:
     lines += ["| network | parameters |", "|---|---|"]
     lines += [f"| {k} | {v / 1e6:.1f} M |" for k, v in b["params"].items()] + [f"| total | {total / 1e6:.1f} M |", ""]
     lines += ["| phase | wall s | peak RSS MB | notes |", "|---|---|---|---|",
-              f"| build + save_pretrained | {r['build_wall_s']:.0f} | {r['build_rss_mb']:.0f} | pipeline folder "
-              f"{b['pipeline_mb']:.0f} MB |",
+              f"| build + save_pretrained | {_num(r.get('build_wall_s'))} | {_num(r.get('build_rss_mb'))} | "
+              f"init {b['init_s']:.0f} s, save {b['save_s']:.0f} s, pipeline folder {b['pipeline_mb']:.0f} MB |",
               f"| import ({r['args']['formats']}, gate over {r['args']['gate_steps']} DDIM steps) | "
               f"{r['import_wall_s']:.0f} | {r['import_rss_mb']:.0f} | bundle {i['bundle_mb']:.0f} MB, gate "
               f"{'passed' if i['passed'] else 'FAILED'} |"]
