@@ -55,8 +55,16 @@ class Pipeline:
             if isinstance(backend, Backend) else {}
         name = backend if isinstance(backend, str) else next(iter(given.values())).name
 
+        gen_role = manifest.generator["role"]
+
+        def role_precision(role: str) -> str:
+            # ``precision`` names the generator's files (calibration quantizes the generator only);
+            # another role runs at it where the bundle has that precision, else at fp32
+            has = any(precision in per for per in manifest.formats(role).values())
+            return precision if role == gen_role or has else "fp32"
+
         def get(role: str) -> Backend:
-            return given.get(role) or create_backend(name, manifest, role, precision, **backend_opts)
+            return given.get(role) or create_backend(name, manifest, role, role_precision(role), **backend_opts)
 
         self._get = get
         self.condition = make_condition(manifest, get)

@@ -81,6 +81,9 @@ def test_calibrate_ldm_gates_prompt_accuracy_and_fid(ldm_bundle, tmp_path, evalu
     for backend in ("onnxruntime", "openvino"):
         pipe = Pipeline(m, create_backend(backend, m, "denoiser", "int8"))
         got = pipe.sample(4, seed=1, prompt="a handwritten seven", steps=10)
+        # open_pipeline(..., "int8"): the denoiser int8, the other roles (no int8 files) fp32
+        assert np.array_equal(open_pipeline(bundle, backend, "int8").sample(4, seed=1, prompt="a handwritten seven",
+                                                                            steps=10), got)
         ref = open_pipeline(bundle, backend).sample(4, seed=1, prompt="a handwritten seven", steps=10)
         assert got.shape == ref.shape and np.isfinite(got).all() and 0 < np.abs(got - ref).mean() < 0.5
     assert json.loads((bundle / "calibration" / "report.json").read_text())["passed"]
