@@ -110,7 +110,8 @@ clean:
 # --- fuzzing (issue 20): libFuzzer harnesses under ASan + UBSan (clang 14 from Debian), then the
 # Hypothesis fuzz tests with many examples. FUZZ_SECONDS per harness (default 300); findings land in
 # build/fuzz/findings/ (crash-*, reproduce with build/fuzz/fuzz_<name> <file>). `make test` builds them
-# and runs the three at once for 20 s (tests/security/test_libfuzzer.py, EDGEGEN_LIBFUZZER_SECONDS).
+# and runs the four at once for 20 s (tests/security/test_libfuzzer.py, EDGEGEN_LIBFUZZER_SECONDS);
+# fuzz_sample samples from $(TEST_BUNDLE) (EDGEGEN_FUZZ_BUNDLE).
 FUZZ := build/fuzz
 FUZZ_SECONDS ?= 300
 FUZZ_EXAMPLES ?= 3000
@@ -118,12 +119,12 @@ FUZZ_EXAMPLES ?= 3000
 fuzz-build: $(STAMP) apt-deps
 	@test -f $(FUZZ)/build.ninja || $(CMAKE_CONFIGURE) -B $(FUZZ) -DCMAKE_BUILD_TYPE=Debug -DEDGEGEN_FUZZ=ON \
 	    -DEDGEGEN_BUILD_TESTS=OFF -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14
-	cmake --build $(FUZZ) -j2 --target fuzz_manifest fuzz_plan fuzz_onnx
+	cmake --build $(FUZZ) -j2 --target fuzz_manifest fuzz_plan fuzz_onnx fuzz_sample
 
 fuzz: fuzz-build native-testdata
 	@mkdir -p $(FUZZ)/findings
-	@for h in manifest plan onnx; do mkdir -p $(FUZZ)/corpus/$$h; \
-	  $(FUZZ)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+	@for h in manifest plan onnx sample; do mkdir -p $(FUZZ)/corpus/$$h; \
+	  EDGEGEN_FUZZ_BUNDLE=$(TEST_BUNDLE) $(FUZZ)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
 	    -artifact_prefix=$(FUZZ)/findings/$$h- $(FUZZ)/corpus/$$h runtimes/native/fuzz/corpus/$$h \
 	    > $(FUZZ)/$$h.log 2>&1; rc=$$?; grep -E '^#[0-9]+.*DONE|ERROR|SUMMARY' $(FUZZ)/$$h.log; \
 	  test $$rc = 0 || exit 1; done
