@@ -31,6 +31,20 @@
 namespace {
 
 edgegen_bundle *g_bundle = nullptr;
+size_t g_sample_elems = 0;                            // floats per sample (bundle info)
+uint64_t g_count_status[EDGEGEN_ERR_CANCELLED + 1];   // edgegen_sample_count results, for EDGEGEN_FUZZ_STATS=1
+uint64_t g_sample_status[EDGEGEN_ERR_CANCELLED + 1];  // edgegen_sample results
+
+void print_stats() {
+  const uint64_t *tables[] = {g_count_status, g_sample_status};
+  const char *names[] = {"edgegen_sample_count", "edgegen_sample"};
+  for (int t = 0; t < 2; ++t) {
+    std::fprintf(stderr, "fuzz_sample: %s statuses:", names[t]);
+    for (int i = 0; i <= EDGEGEN_ERR_CANCELLED; ++i)
+      if (tables[t][i]) std::fprintf(stderr, " %s=%" PRIu64, edgegen_status_name(static_cast<edgegen_status>(i)), tables[t][i]);
+    std::fprintf(stderr, "\n");
+  }
+}
 
 [[noreturn]] void die(const char *what, edgegen_status s) {
   std::fprintf(stderr, "fuzz_sample: %s returned %d with edgegen_last_error() = \"%s\"\n", what, static_cast<int>(s),
@@ -107,6 +121,15 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     std::fprintf(stderr, "fuzz_sample: cannot load %s: %s\n", path, edgegen_last_error());
     std::exit(2);
   }
+  edgegen_bundle_info info;
+  if (edgegen_bundle_get_info(g_bundle, &info) != EDGEGEN_OK) {
+    std::fprintf(stderr, "fuzz_sample: edgegen_bundle_get_info: %s\n", edgegen_last_error());
+    std::exit(2);
+  }
+  g_sample_elems = 1;
+  for (int i = 0; i < info.sample_rank; ++i) g_sample_elems *= static_cast<size_t>(info.sample_shape[i]);
+  const char *stats = std::getenv("EDGEGEN_FUZZ_STATS");
+  if (stats != nullptr && std::strcmp(stats, "1") == 0) std::atexit(print_stats);
   return 0;
 }
 
@@ -182,19 +205,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   size_t count = 0;
   const edgegen_status cs = check("edgegen_sample_count", edgegen_sample_count(g_bundle, &sp, &count));
+  ++g_count_status[cs];
+  if (cs == EDGEGEN_OK && count != sp.n * g_sample_elems) {
+    std::fprintf(stderr, "fuzz_sample: edgegen_sample_count %zu for n = %u\n", count, sp.n);
+    std::abort();
+  }
   edgegen_stats st;
   std::memset(&st, 0, sizeof st);
-  if (cs != EDGEGEN_OK || !small || out_mode == 1) {
+  if (!small || out_mode == 1) {
     // out = NULL: must fail fast (no codes requested on a plan bundle) or run the token loop only.
     if (!small && use_codes) { sp.codes_out = nullptr; sp.codes_count = 0; }
-    check("edgegen_sample(out=NULL)", edgegen_sample(g_bundle, &sp, nullptr, 0, &st));
+    ++g_sample_status[check("edgegen_sample(out=NULL)", edgegen_sample(g_bundle, &sp, nullptr, 0, &st))];
     return 0;
   }
+  // A real buffer, even when edgegen_sample_count refused: edgegen_sample must refuse the same way.
+  count = sp.n * g_sample_elems;
   size_t len = count;
   if (out_mode == 2 && len > 0) len -= 1;
   if (out_mode == 3) len += 1;
-  std::vector<float> out(len);
+  std::vector<float> out(len + 1);  // + 1: data() is never NULL, even for len 0
   const edgegen_status s = check("edgegen_sample", edgegen_sample(g_bundle, &sp, out.data(), len, &st));
+  ++g_sample_status[s];
+  if (s == EDGEGEN_OK && cs != EDGEGEN_OK) {
+    std::fprintf(stderr, "fuzz_sample: edgegen_sample succeeded where edgegen_sample_count said %s\n",
+                 edgegen_status_name(cs));
+    std::abort();
+  }
   if (s == EDGEGEN_OK) {
     if (len != count) {
       std::fprintf(stderr, "fuzz_sample: edgegen_sample accepted out_count %zu, sample_count said %zu\n", len, count);
