@@ -6,7 +6,8 @@ quantizer reads) -> ``convert_pt2e`` -> ``torch.export`` -> XNNPACK lowering -> 
 (export/executorch_export.py, the same dynamic/static batch rules as fp32).
 
 Weights int8 symmetric per output channel, activations int8 per tensor (XNNPACK's static config).
-As in ort_quant.py, only convolutions and linear layers on the sample path are quantized: the
+Every op XNNPACK quantizes (convolutions, linear layers, adds, muls, concatenations) on the sample
+path is quantized (quantize() says why not only the convolutions, as ort_quant.py does); the
 conditioning path (timestep and label embeddings) is found by data flow in the torch graph, as
 graph.py finds it in the ONNX graph, and stays float. The sensitivity search names the layers to
 keep float by their ONNX node names; the dynamo ONNX exporter records each node's module path
@@ -95,12 +96,13 @@ def quantize(module, ctx, keep_float: list[str]) -> tuple[dict, dict]:
                         if n.target in targets and n in on_x and _innermost_module(n) not in keep_modules})
     if not quantized:
         raise EdgegenError("nothing left to quantize: every convolution and linear layer is kept in float")
-    chosen = {n.name for n in gm.graph.nodes if n.target in targets and _innermost_module(n) in quantized
-              and n in on_x}
+    chosen = {n.name for n in on_x if n.op == "call_function" and _innermost_module(n) not in keep_modules}
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    # the annotators call the filter on every node of a matched pattern, its weight and bias (get_attr)
-    # included: those pass, and of the ops only the chosen conv/linear nodes, so adds, muls,
-    # concatenations and the conditioning path stay float
+    # The annotators call the filter on every node of a matched pattern, its weight and bias (get_attr)
+    # included: those pass, and every op on the sample path outside the modules kept float. Adds, muls
+    # and concatenations there are quantized too: with only the convolutions quantized, XNNPACK's
+    # partitioner fails on the UNet ("Invalid partition, found dependency cycles", measured with
+    # executorch 1.5.1 on the tiny and small DDPM); the conditioning path stays float.
     quantizer.set_filter_function(lambda n: n.op != "call_function" or n.name in chosen)
     with et.quiet(), torch.no_grad():
         prepared = prepare_pt2e(gm, quantizer)
@@ -111,6 +113,7 @@ def quantize(module, ctx, keep_float: list[str]) -> tuple[dict, dict]:
     info = {"quantized_layers": quantized, "kept_float": list(keep_float),
             "kept_float_modules": sorted(keep_modules), "quantizer": "XNNPACKQuantizer (torchao PT2E)",
             "weights": "int8 symmetric per-channel", "activations": "int8 asymmetric per-tensor",
+            "also_quantized": "add, mul, cat on the sample path",
             "calibration_calls": len(ctx.art.calib), "format": "ExecuTorch .pte (XNNPACK)"}
     return entry, info
 
