@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # Modules whose import registers the built-in samplers (looked up lazily, on first use).
 BUILTIN_COMPILERS = ("edgegen.runtimes.plans", "edgegen.runtimes.sde_plans", "edgegen.runtimes.flow_plans",
-                     "edgegen.runtimes.diffusers_plans")
+                     "edgegen.runtimes.diffusers_plans", "edgegen.runtimes.sde_fast_plans")
 
 
 @dataclass(frozen=True)
