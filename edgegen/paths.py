@@ -198,6 +198,16 @@ def disk_full_error(final: Path, e: BaseException) -> DiskFull:
                         "nothing was written")
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (Linux /proc), else by setting and restoring it."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status") as f:
+            return int(next(line for line in f if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path, wait: float = 0):
     """Yield a temporary folder next to ``final``; move it into place on success (replacing an
@@ -208,6 +218,7 @@ def atomic_dir(final: Path, wait: float = 0):
     with write_lock(final, wait):
         clean_leftovers(final, locked=True)
         tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(final), dir=final.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the result is an ordinary folder
         try:
             yield tmp
             replace_dir(tmp, final)
@@ -226,6 +237,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     clean_leftovers(path, locked=False)
     fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; the result is an ordinary file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -359,3 +359,17 @@ def test_calibrate_and_train_killed(source_bundle, tiny_run, tmp_path):
     assert "leftover" in r.stderr and leftovers(bundle) == []
     from edgegen.manifest import read_manifest
     assert read_manifest(bundle, verify=True).data["calibration"]["report"] == "calibration/report.json"
+
+
+def test_atomic_writes_give_ordinary_permissions(tmp_path):
+    # mkstemp / mkdtemp create 0600 / 0700; what the writers leave must follow the umask like open()
+    from edgegen.paths import atomic_dir, atomic_write_text
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "report.json", "{}")
+        with atomic_dir(tmp_path / "bundle") as d:
+            (d / "manifest.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "bundle").stat().st_mode & 0o777 == 0o755
