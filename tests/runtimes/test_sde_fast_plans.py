@@ -1,5 +1,5 @@
-"""DPM-Solver++(2M) plans for VP score-SDE models (runtimes/sde_fast_plans.py) against an
-independent float64 reference written here from Lu et al. 2022b (Algorithm 2), on the same model
+"""DPM-Solver++(2M) and UniPC plans for VP score-SDE models (runtimes/sde_fast_plans.py) against an
+independent float64 references written here (Lu et al. 2022b Algorithm 2; Zhao et al. 2023), on the same model
 outputs; against the exact answer for Gaussian data; the VE refusal; and a tiny trained bundle."""
 import json
 import numpy as np
@@ -79,19 +79,65 @@ def reference_dpmpp_2m(x, f, ts):
     return x
 
 
+def reference_unipc(x, f, ts):
+    """UniPC bh2 order 2 with data prediction (Zhao et al. 2023; the variant diffusers runs: predictor
+    rho = 1/2 at order 2, corrector rhos = R^-1 b of the previous predictor's order), in float64."""
+    x = x.astype(np.float64)
+    ms, x_last, order_prev = [], None, None
+
+    def update(x_s, s, t, m0, hist, model_t, order, corrector):
+        h = lam(t) - lam(s)
+        hh = -h
+        rks, d1s = [], []
+        for k in range(1, order):
+            rk = (lam(hist[-k][0]) - lam(s)) / h
+            rks.append(rk)
+            d1s.append((hist[-k][1] - m0) / rk)
+        rks.append(1.0)
+        phi1 = np.expm1(hh)
+        phik, fact, R, b = phi1 / hh - 1, 1.0, [], []
+        for k in range(1, order + 1):
+            R.append(np.power(rks, k - 1))
+            b.append(phik * fact / phi1)
+            fact *= k + 1
+            phik = phik / hh - 1 / fact
+        xt = sigma(t) / sigma(s) * x_s - alpha(t) * phi1 * m0
+        if corrector:
+            rhos = np.array([0.5]) if order == 1 else np.linalg.solve(np.array(R), np.array(b))
+            res = sum(r * d for r, d in zip(rhos[:-1], d1s)) + rhos[-1] * (model_t - m0)
+            return xt - alpha(t) * phi1 * res
+        return xt - alpha(t) * phi1 * sum(0.5 * d for d in d1s) if d1s else xt
+
+    for i in range(len(ts) - 1):
+        t = ts[i]
+        m = (x - sigma(t) * f(x, t)) / alpha(t)
+        if i > 0:  # corrector: from x_last at t_{i-1} to t_i with this step's model output
+            x = update(x_last, ts[i - 1], t, ms[-1][1], ms[:-1], m, order_prev, True)
+        ms.append((t, m))
+        order = min(2, i + 1)
+        x_last = x
+        x = update(x, t, ts[i + 1], m, ms[:-1], None, order, False)
+        order_prev = order
+    return x
+
+
 SHAPE, N, SEED = (1, 8, 8), 16, 5
 
 
+REFERENCES = {"dpmpp_2m": reference_dpmpp_2m, "unipc": reference_unipc}
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp_2m", "unipc"])
 @pytest.mark.parametrize("spacing", ["logsnr", "time"])
-@pytest.mark.parametrize("steps", [1, 2, 6, 15])
-def test_plan_matches_reference_on_the_same_model(spacing, steps):
-    plan = compile_plan(sampling(), "dpmpp_2m", steps, spacing=spacing)
+@pytest.mark.parametrize("steps", [1, 2, 3, 6, 15])
+def test_plan_matches_reference_on_the_same_model(sampler, spacing, steps):
+    plan = compile_plan(sampling(), sampler, steps, spacing=spacing)
     validate(plan)
     assert {op["op"] for s in plan.steps for op in s["ops"]} == {"affine"}
     ts = reference_grid(steps, spacing)
     np.testing.assert_allclose([s["t"] for s in plan.steps], ts[:-1], rtol=1e-12, atol=1e-12)
     ours = run_plan(plan, as_net(bent_eps), SHAPE, np.zeros(N, np.int64), seed=SEED)
-    ref = reference_dpmpp_2m(rng.gaussian(SEED, (N, *SHAPE), draw=0), bent_eps, ts)
+    ref = REFERENCES[sampler](rng.gaussian(SEED, (N, *SHAPE), draw=0), bent_eps, ts)
     assert np.abs(ours - ref).max() / np.abs(ref).max() < 1e-5
 
 
@@ -108,23 +154,32 @@ def test_clip_x0_clips_every_data_prediction():
     assert np.abs(ours - ref).max() / np.abs(ref).max() < 1e-5
 
 
-def test_converges_to_the_exact_flow_of_gaussian_data_at_second_order():
+def exact_flow_errors(sampler, steps, spacing="logsnr"):
     """For N(0, S0^2) data the probability-flow ODE maps x_1 to x_1 * std(eps) / std(1)."""
     x1 = rng.gaussian(SEED, (N, *SHAPE), draw=0).astype(np.float64)
     std = lambda t: np.sqrt(alpha(t) ** 2 * S0**2 + sigma(t) ** 2)  # noqa: E731
     exact = x1 * std(EPS) / std(1.0)
-    errs = {n: np.abs(run_plan(compile_plan(sampling(), "dpmpp_2m", n), as_net(exact_eps), SHAPE,
-                               np.zeros(N, np.int64), seed=SEED) - exact).max() for n in (20, 40, 80)}
+    return {n: np.abs(run_plan(compile_plan(sampling(), sampler, n, spacing=spacing), as_net(exact_eps), SHAPE,
+                               np.zeros(N, np.int64), seed=SEED) - exact).max() for n in steps}
+
+
+def test_dpmpp_2m_converges_to_the_exact_flow_of_gaussian_data_at_second_order():
+    errs = exact_flow_errors("dpmpp_2m", (20, 40, 80))
     assert errs[80] < 2e-3  # of max |x| ~ 1.6
     assert errs[40] < errs[20] / 3.3 and errs[80] < errs[40] / 3.3  # ~4x per halving of h (3.7, 3.9 measured)
     # uniform-t steps converge too, more slowly (their last step spans most of lambda's range)
-    time_err = np.abs(run_plan(compile_plan(sampling(), "dpmpp_2m", 80, spacing="time"), as_net(exact_eps),
-                               SHAPE, np.zeros(N, np.int64), seed=SEED) - exact).max()
-    assert errs[80] < time_err < 0.1  # 0.033 measured
+    assert errs[80] < exact_flow_errors("dpmpp_2m", (80,), "time")[80] < 0.1  # 0.033 measured
+
+
+def test_unipc_converges_to_the_exact_flow_of_gaussian_data_at_third_order():
+    """UniP-2 with the UniC corrector raises the order by one (Zhao et al. 2023)."""
+    errs = exact_flow_errors("unipc", (20, 40, 80))
+    assert errs[80] < 5e-4  # 2.2e-4 measured (DPM-Solver++(2M): 1.4e-3)
+    assert errs[40] < errs[20] / 5 and errs[80] < errs[40] / 5  # ~8x per halving (7.3, 7.9 measured)
 
 
 def test_defaults_json_round_trip_and_registry():
-    assert "dpmpp_2m" in samplers("sde")
+    assert {"dpmpp_2m", "unipc"} <= set(samplers("sde"))
     plan = compile_plan(sampling(), "dpmpp_2m")
     assert plan.params == {"steps": 20, "eps": EPS, "spacing": "logsnr"}
     assert compile_plan({**sampling(), "defaults": {"eps": 1e-2}}, "dpmpp_2m", 4).steps[-1]["t"] > 1e-2
@@ -135,6 +190,8 @@ def test_defaults_json_round_trip_and_registry():
 def test_refusals_are_one_line():
     with pytest.raises(EdgegenError, match="needs a VP SDE.*VE"):
         compile_plan(sampling("ve"), "dpmpp_2m", 10)
+    with pytest.raises(EdgegenError, match="'unipc' needs a VP SDE"):
+        compile_plan(sampling("ve"), "unipc", 10)
     with pytest.raises(EdgegenError, match="unknown spacing 'karras'"):
         compile_plan(sampling(), "dpmpp_2m", 10, spacing="karras")
     with pytest.raises(EdgegenError, match="does not apply"):
@@ -149,5 +206,7 @@ def test_tiny_sde_bundle_samples_with_dpmpp_2m(family_bundle, tmp_path):
                  "--quiet"]) == 0
     assert out.stat().st_size > 0
     # the same plan runs through the Pipeline on onnxruntime and stays finite
-    x = open_pipeline(bundle).sample(4, seed=0, sampler="dpmpp_2m", steps=12)
-    assert x.shape[0] == 4 and np.isfinite(x).all()
+    pipe = open_pipeline(bundle)
+    for sampler in ("dpmpp_2m", "unipc"):
+        x = pipe.sample(4, seed=0, sampler=sampler, steps=12)
+        assert x.shape[0] == 4 and np.isfinite(x).all()
