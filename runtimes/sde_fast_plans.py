@@ -38,6 +38,7 @@ from edgegen.runtimes.sde_plans import time_grid
 from edgegen.runtimes.sde_schedules import SDE
 
 SPACINGS = ("time", "logsnr")
+VP_ONLY = ("dpmpp_2m", "unipc")  # the samplers registered here: each refuses a VE SDE
 
 
 def vp_lambda(sde: SDE, t):

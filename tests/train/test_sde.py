@@ -5,6 +5,7 @@ import torch
 from edgegen.config import from_dict, to_dict
 from edgegen.errors import EdgegenError
 from edgegen.runtimes.samplers import samplers
+from edgegen.runtimes.sde_fast_plans import VP_ONLY
 from edgegen.runtimes.sde_schedules import SDE
 from edgegen.train import sde
 from edgegen.train.families import get_preset
@@ -84,5 +85,9 @@ def test_ve_sigma_max_from_data_and_ssm_on_moons(tmp_path, tiny_family_run):
     pipe = Pipeline(open_source(run), "torch")
     assert pipe.sampling["schedule"] == {"kind": "ve", "sigma_min": 0.01, "sigma_max": loaded.config.sde.sigma_max}
     for sampler in samplers("sde"):
+        if sampler in VP_ONLY:  # refused on VE in one line (runtimes/sde_fast_plans.py)
+            with pytest.raises(EdgegenError, match="needs a VP SDE"):
+                pipe.sample(4, sampler=sampler, steps=3)
+            continue
         assert pipe.sample(4, sampler=sampler, steps=3).shape == (4, 2)
     assert pipe.plan().key == "pc-100-snr0.16-fixed-eps0.001"  # the moons preset's corrector rule
