@@ -115,6 +115,8 @@ def plan_key(sampler: str, params: dict) -> str:
         key += f"-snr{params['snr']:g}"
     if params.get("corrector", "snr") != "snr":
         key += f"-{params['corrector']}"
+    if params.get("spacing", "logsnr") != "logsnr":  # VP-SDE fast samplers (sde_fast_plans.py)
+        key += f"-{params['spacing']}"
     if "eps" in params:
         key += f"-eps{params['eps']:g}"
     if "strength" in params:

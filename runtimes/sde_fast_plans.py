@@ -94,9 +94,7 @@ def compile_dpmpp_2m(sde: SDE, steps: int, eps: float, spacing: str = "logsnr", 
     coefs = [c for s in out for op in s["ops"] for _, c in op.get("terms", [])]
     if not np.isfinite(coefs).all():
         raise EdgegenError("dpmpp_2m: a plan coefficient is not finite (eps too small for float64?)")
-    params = {"steps": steps, "eps": float(eps), "spacing": spacing}
-    if clip_x0:
-        params["clip_x0"] = True
+    params = {"steps": steps, "eps": float(eps), "spacing": spacing, "clip_x0": bool(clip_x0)}
     return Plan("dpmpp_2m", params, ["x", "eps", "m0", "m1"], [affine("x", [], sde.prior_std)], out, "x")
 
 
@@ -156,9 +154,7 @@ def compile_unipc(sde: SDE, steps: int, eps: float, spacing: str = "logsnr", cli
     coefs = [c for s in out for op in s["ops"] for _, c in op.get("terms", [])]
     if not np.isfinite(coefs).all():
         raise EdgegenError("unipc: a plan coefficient is not finite (eps too small for float64?)")
-    params = {"steps": steps, "eps": float(eps), "spacing": spacing}
-    if clip_x0:
-        params["clip_x0"] = True
+    params = {"steps": steps, "eps": float(eps), "spacing": spacing, "clip_x0": bool(clip_x0)}
     regs = ["x", "eps", "m0", "m1", "m2", "xlast"]
     return Plan("unipc", params, regs, [affine("x", [], sde.prior_std)], out, "x")
 

@@ -181,7 +181,7 @@ def test_unipc_converges_to_the_exact_flow_of_gaussian_data_at_third_order():
 def test_defaults_json_round_trip_and_registry():
     assert {"dpmpp_2m", "unipc"} <= set(samplers("sde"))
     plan = compile_plan(sampling(), "dpmpp_2m")
-    assert plan.params == {"steps": 20, "eps": EPS, "spacing": "logsnr"}
+    assert plan.params == {"steps": 20, "eps": EPS, "spacing": "logsnr", "clip_x0": False}
     assert compile_plan({**sampling(), "defaults": {"eps": 1e-2}}, "dpmpp_2m", 4).steps[-1]["t"] > 1e-2
     again = Plan.from_json(json.loads(json.dumps(plan.to_json())))
     assert again.to_json() == plan.to_json()
@@ -210,3 +210,17 @@ def test_tiny_sde_bundle_samples_with_dpmpp_2m(family_bundle, tmp_path):
     for sampler in ("dpmpp_2m", "unipc"):
         x = pipe.sample(4, seed=0, sampler=sampler, steps=12)
         assert x.shape[0] == 4 and np.isfinite(x).all()
+
+
+def test_plan_keys_name_spacing_and_clipping():
+    # two of these plans stored in one bundle must never share a name
+    from edgegen.runtimes.plans import plan_key
+    from edgegen.runtimes.sde_fast_plans import compile_dpmpp_2m, compile_unipc
+    from edgegen.runtimes.sde_schedules import SDE
+    keys = set()
+    for fn in (compile_dpmpp_2m, compile_unipc):
+        for spacing in ("logsnr", "time"):
+            for clip in (False, True):
+                p = fn(SDE("vp"), 10, 1e-3, spacing, clip)
+                keys.add(plan_key(p.sampler, p.params))
+    assert len(keys) == 8, keys
