@@ -225,7 +225,7 @@ def _calibrate_copy(req: CalibrateRequest, m: Manifest, role: str, tmp: Path) ->
     if failed and not req.allow_over_budget:
         path = Path(req.bundle).resolve().parent / f"{Path(req.bundle).name}.calibration-failed.json"
         atomic_write_text(path, json.dumps(report, indent=1))
-        detail = "; ".join(f"{f}: {_describe(report['formats'][f])}" for f in failed)
+        detail = "; ".join(f"{f}: {gate.describe(report['formats'][f])}" for f in failed)
         raise EdgegenError(f"quality budget not met ({detail}) even with "
                            f"{max(len(report['formats'][f]['kept_float']) for f in failed)} layers in float; "
                            f"the bundle is unchanged; report: {path}")
@@ -256,12 +256,3 @@ def _npu_int8(m: Manifest, role: str, report: dict) -> None:
                            "the bundle is unchanged")
     m.data["roles"][role]["files"]["npu"]["int8"] = entry
     report["formats"]["npu"] = {"checks": {"int8": check}}
-
-
-def _describe(r: dict) -> str:
-    parts = [f"drift {r['drift']['mean_abs']:.3g}"]
-    if "fid" in r and r["fid"]["rise"] is not None:
-        parts.append(f"FID {100 * r['fid']['rise']:+.1f}%")
-    if "accuracy" in r:
-        parts.append(f"accuracy -{r['accuracy']['drop_points']:.1f} points")
-    return ", ".join(parts)

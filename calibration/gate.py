@@ -139,3 +139,13 @@ def check_settings(s: GateSettings) -> None:
         raise EdgegenError(f"the gate needs at least 2 samples for a FID, got n = {s.n}")
     if s.drift_n < 1 or s.speed_batch < 1:
         raise EdgegenError("the gate's drift sample count and speed batch must be positive")
+
+
+def describe(r: dict) -> str:
+    """One line of a format's gate report: drift, FID rise, accuracy drop (for failure messages)."""
+    parts = [f"drift {r['drift']['mean_abs']:.3g}"]
+    if "fid" in r and r["fid"]["rise"] is not None:
+        parts.append(f"FID {100 * r['fid']['rise']:+.1f}%")
+    if "accuracy" in r:
+        parts.append(f"accuracy -{r['accuracy']['drop_points']:.1f} points")
+    return ", ".join(parts)

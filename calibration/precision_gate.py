@@ -173,7 +173,7 @@ def add_precision(req: PrecisionRequest) -> dict:
         if failed and not req.allow_over_budget:
             path = bundle.resolve().parent / f"{bundle.name}.{req.precision}-failed.json"
             atomic_write_text(path, json.dumps(report, indent=1))
-            raise EdgegenError(f"{req.precision} over its quality budget ({'; '.join(_describe(f, report['formats'][f]) for f in failed)}); "
+            raise EdgegenError(f"{req.precision} over its quality budget ({'; '.join(f + ': ' + gate.describe(report['formats'][f]) for f in failed)}); "
                                f"the bundle is unchanged; report: {path}")
         rel = f"calibration/precision-{req.precision}.json"
         (tmp / "calibration").mkdir(exist_ok=True)
@@ -198,12 +198,3 @@ def _ran(backend) -> dict:
     if hasattr(backend, "compiled_precisions"):
         return backend.compiled_precisions()
     return {"ran": backend.precision, "detail": "onnxruntime runs the model file's types"}
-
-
-def _describe(fmt: str, r: dict) -> str:
-    parts = [f"{fmt}: drift {r['drift']['mean_abs']:.3g}"]
-    if "fid" in r and r["fid"]["rise"] is not None:
-        parts.append(f"FID {100 * r['fid']['rise']:+.1f}%")
-    if "accuracy" in r:
-        parts.append(f"accuracy -{r['accuracy']['drop_points']:.1f} points")
-    return ", ".join(parts)
