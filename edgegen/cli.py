@@ -61,7 +61,11 @@ def cmd_export(args) -> int:
     formats = parse_formats(args.format)
     run = Path(args.run)
     out = Path(args.out or f"bundles/{run.name}")
-    recipe = ExportRecipe(**({"static_batches": parse_batches(args.static_batches)} if args.static_batches else {}))
+    from edgegen.export.recipe import parse_delegates
+    opts = {"static_batches": parse_batches(args.static_batches)} if args.static_batches else {}
+    if args.executorch_delegates is not None:
+        opts["executorch_delegates"] = parse_delegates(args.executorch_delegates)
+    recipe = ExportRecipe(**opts)
     plans = parse_plan_specs(args.plans) if args.plans else None
     verify = export_bundle(export_source(run), formats, out, progress=not args.quiet, recipe=recipe, plans=plans)
     return _print_verify(verify, out)
@@ -383,6 +387,9 @@ def build_parser(full_train: bool = True) -> Parser:
                    help="comma list of onnx, openvino, aoti, coreml, tensorrt, npu, executorch")
     e.add_argument("--static-batches", default=None,
                    help="batch sizes of the static-shape targets (coreml, npu), e.g. 1,8,64 (the default)")
+    e.add_argument("--executorch-delegates", default=None,
+                   help="with --format executorch: the Core ML / Vulkan programs written beside the XNNPACK one, "
+                        "coreml,vulkan (the default), coreml, vulkan or none (Vulkan lowering is slow)")
     e.add_argument("--plans", default=None,
                    help="sampler plans to store, e.g. ddim-10,ddim-25,ddim-50,ddpm (default: the family's set); "
                         "the native runtime runs only stored plans (edgegen-run --list-plans)")

@@ -41,6 +41,7 @@ DELEGATES = {
 STRUCTURAL = ("coreml", "vulkan")  # written and checked here, run on phones / GPUs
 REFUSED_DELEGATES = {"qnn": "needs Qualcomm's SDK (QNN / QAIRT), which no reachable registry has: the "
                             "Qualcomm partitioner cannot lower without it"}
+SKIPPED = "not asked for (export recipe executorch_delegates; edgegen export --executorch-delegates)"
 OTHER_DIM_MAX = 1024  # upper bound of a non-batch dim (KV-cache length, tokens): memory is planned at it
 
 
@@ -222,6 +223,9 @@ def write(ctx: TargetContext) -> tuple[dict, dict]:
         return {}, {"refused": {"passed": True, "skipped": True, "summary": f"refused: {e}"}}
     files, checks = gated_entry(ctx, FORMAT, "executorch", entry)
     for delegate in STRUCTURAL:
+        if delegate not in ctx.recipe.executorch_delegates:
+            _record(ctx, "delegates", delegate, {"written": False, "reason": SKIPPED})
+            continue
         try:
             d_entry, data = write_pte(ctx, module, delegate, f"{ctx.role}.{delegate}")
         except EdgegenError as e:  # the partitioner does not import, or cannot lower this role

@@ -21,6 +21,9 @@ class ExportRecipe:
     coreml_target: str = "iOS17"  # minimum deployment target of the ML program
     tensorrt_precisions: tuple[str, ...] = ("fp32", "fp16")  # int8 is added when a calibration cache exists
     tensorrt_workspace_mib: int = 1024
+    # ExecuTorch programs written beside the gated XNNPACK one and checked structurally; () skips
+    # them (`edgegen export --executorch-delegates none`: Vulkan lowering is the slow part)
+    executorch_delegates: tuple[str, ...] = ("coreml", "vulkan")
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -30,6 +33,10 @@ class ExportRecipe:
         if self.coreml_attention not in ("split_einsum", "original"):
             raise EdgegenError(f"unknown Core ML attention form '{self.coreml_attention}' "
                                "(choose split_einsum or original)")
+        for d in self.executorch_delegates:
+            if d not in ("coreml", "vulkan"):
+                raise EdgegenError(f"unknown ExecuTorch delegate '{d}' for the extra programs (choose coreml, vulkan "
+                                   "or none; XNNPACK is always written)")
         for p in self.coreml_precisions:
             if p not in ("fp16", "fp32"):
                 raise EdgegenError(f"unknown Core ML precision '{p}' (choose fp16, fp32)")
@@ -37,6 +44,7 @@ class ExportRecipe:
     def to_json(self) -> dict:
         d = asdict(self)
         d["static_batches"] = list(self.static_batches)
+        d["executorch_delegates"] = list(self.executorch_delegates)
         return d
 
 
@@ -45,3 +53,9 @@ def parse_batches(text: str) -> tuple[int, ...]:
         return tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
     except ValueError:
         raise EdgegenError(f"static batch sizes must be a comma list of integers, got '{text}'") from None
+
+
+def parse_delegates(text: str) -> tuple[str, ...]:
+    """'coreml,vulkan' | 'vulkan' | 'none' -> the extra ExecuTorch delegates to write."""
+    items = [v.strip() for v in text.split(",") if v.strip()]
+    return () if items == ["none"] else tuple(dict.fromkeys(items))
