@@ -154,3 +154,22 @@ SD15_ARGS ?= --formats onnx --gate-steps 1 --sample-steps 2
 .PHONY: bench-sd15
 bench-sd15: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/sd15_import.py $(SD15_ARGS) --out benchmarks/sd15_import.md
+
+# Anchor comparison (issue 19): optimum-onnx, optimum-intel and openvino-genai against edgegen on one
+# imported SD-1.5-shaped pipeline (random weights, reduced width), each exported by its own tool.
+# The peers live in .venv-anchors (torch==2.13.0 CPU first, then benchmarks/anchors-requirements.txt
+# with torch held by a constraint), so the project's pins are untouched. Writes benchmarks/anchors.md/.json.
+ANCHORS_VENV := .venv-anchors
+ANCHORS_STAMP := $(ANCHORS_VENV)/.anchors-installed
+ANCHORS_ARGS ?=
+$(ANCHORS_STAMP): benchmarks/anchors-requirements.txt
+	test -x $(ANCHORS_VENV)/bin/python || $(PYTHON) -m venv $(ANCHORS_VENV)
+	echo '*' > $(ANCHORS_VENV)/.gitignore
+	$(ANCHORS_VENV)/bin/pip install --quiet torch==2.13.0
+	echo 'torch==2.13.0' > $(ANCHORS_VENV)/torch-constraint.txt
+	$(ANCHORS_VENV)/bin/pip install --quiet -c $(ANCHORS_VENV)/torch-constraint.txt -r benchmarks/anchors-requirements.txt
+	touch $(ANCHORS_STAMP)
+.PHONY: anchors-venv bench-anchors
+anchors-venv: $(ANCHORS_STAMP)
+bench-anchors: $(STAMP) $(ANCHORS_STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/anchors.py --peer-python $(ANCHORS_VENV)/bin/python $(ANCHORS_ARGS)
