@@ -137,7 +137,7 @@ def results_md(reports: list[tuple[str, bool, dict]]) -> str:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--families", default=None, help="comma list (default: every family)")
+    p.add_argument("--families", default=None, help="comma list (default: every trainable family)")
     p.add_argument("--presets", default="small,base")
     p.add_argument("--backends", default=None, help="default: every registered backend")
     p.add_argument("--batch", default="1,16")
@@ -154,13 +154,17 @@ def main(argv=None) -> int:
 
     from edgegen.profiling.report import write
     from edgegen.profiling.runner import ProfileRequest, profile_bundle
-    from edgegen.train.families import FAMILIES
-    families = args.families.split(",") if args.families else list(FAMILIES)
+    from edgegen.errors import EdgegenError
+    given = dict(b.split("=", 1) for b in args.bundle)
+    try:
+        families = matrix_families(args.families, args.presets.split(","), given)
+    except EdgegenError as e:
+        print(f"run_matrix: {e}", file=sys.stderr)
+        return 2
     os.chdir(ROOT)  # reports name bundles relative to the repository
     start = time.time()
     for family in families:
         for preset in args.presets.split(","):
-            given = dict(b.split("=", 1) for b in args.bundle)
             if f"{family}-{preset}" in given:
                 bundle = (ROOT / given[f"{family}-{preset}"]).resolve()
                 full = _fully_trained(bundle, family, preset)
@@ -179,6 +183,20 @@ def main(argv=None) -> int:
             write(rep, Path(args.out) / "results" / label)
             _write_results(results_md(_all_reports(Path(args.out) / "results")), Path(args.out) / "RESULTS.md")
     return 0
+
+
+def matrix_families(spec: str | None, presets: list[str], given: dict) -> list[str]:
+    """The families of the matrix: ``spec`` (comma list), default every trainable family (an imported-only
+    family such as diffusers has no preset to train). A family named explicitly must be trainable unless
+    every preset of it comes as a --bundle; an unknown or untrainable one is one EdgegenError line."""
+    from edgegen.train.families import check_trainable, trainable
+    if not spec:
+        return trainable()
+    families = [f for f in spec.split(",") if f]
+    for family in families:
+        if not all(f"{family}-{preset}" in given for preset in presets):
+            check_trainable(family)
+    return families
 
 
 def _all_reports(folder: Path) -> list[tuple[str, bool, dict]]:
