@@ -11,13 +11,20 @@ from edgegen.config import from_dict
 from edgegen.runtimes.backends.base import Backend
 
 
-def build_role_module(manifest, role: str) -> torch.nn.Module:
-    """Rebuild ``role`` from the bundle's training config and load its safetensors weights."""
+def build_role_module(manifest, role: str, trust_code: bool = False) -> torch.nn.Module:
+    """Rebuild ``role`` from the bundle's training config and load its safetensors weights.
+
+    ``trust_code`` (the backend option, ``--trust-code``): a family whose ``build`` runs Python source
+    stored in the bundle (diffusers, pipeline ``module``: a user's own nn.Module) runs it without its
+    sha256 being on this machine's allow-list (edgegen/trust.py), as for the other code-bearing formats."""
+    import inspect
+
     from edgegen.train.families import get_family
     from edgegen.train.runs import load_state
     family = get_family(manifest.family)
     cfg = from_dict(type(family.preset(family.PRESETS[0])), manifest.data["training"]["config"])
-    module = family.build(cfg)[role]
+    trusted = {"trusted": True} if trust_code and "trusted" in inspect.signature(family.build).parameters else {}
+    module = family.build(cfg, **trusted)[role]
     load_state({role: module}, manifest.file(role, "torch", "fp32"))
     return module
 
@@ -32,7 +39,8 @@ class TorchBackend(Backend):
                  **opts):
         super().__init__(manifest, role, precision, **opts)
         self.device = torch.device(device)
-        self.module = (module if module is not None else build_role_module(manifest, role)).to(self.device).eval()
+        self.module = (module if module is not None else
+                       build_role_module(manifest, role, bool(opts.get("trust_code")))).to(self.device).eval()
         self._graph = None
         if self.device.type == "cuda" and cuda_graph:  # the whole plan in one CUDA graph (cuda_graph.py)
             from edgegen.runtimes.backends.cuda_graph import GraphPlanRunner, role_net

@@ -132,6 +132,21 @@ def test_torch_backend_runs_stored_source_only_when_allow_listed(bundle, tmp_pat
     open_pipeline(bundle, "onnxruntime").sample(1, seed=0, labels=[0])  # the exported files need no code
 
 
+def test_trust_code_lets_the_torch_backend_run_the_stored_source(bundle, tmp_path, monkeypatch, capsys):
+    """The backend option trust_code (--trust-code) stands in for the allow-list, for that call only."""
+    empty = tmp_path / "empty-list"
+    monkeypatch.setenv("EDGEGEN_TRUSTED_CODE", str(empty))
+    ours = open_pipeline(bundle, "torch", trust_code=True).sample(N, seed=SEED, labels=LABELS)
+    np.testing.assert_allclose(ours, diffusers_ddim(user_net(), LABELS), atol=1e-4)
+    assert not empty.exists()  # nothing recorded: the next call without the switch is refused again
+    with pytest.raises(EdgegenError, match="refusing to run the Python source"):
+        open_pipeline(bundle, "torch")
+    args = ["sample", str(bundle), "--backend", "torch", "--n", "2", "--quiet", "--out", str(tmp_path / "s.png")]
+    assert main(args) == 2 and "refusing to run the Python source" in capsys.readouterr().err
+    assert main(args + ["--trust-code"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), open_pipeline(bundle, "onnxruntime").sample(2), atol=1e-4)
+
+
 def test_pickled_weights_need_trust_code(weights, tmp_path, capsys):
     from safetensors.torch import load_file
     from edgegen.train.module_import import OwnModule, module_source
