@@ -119,15 +119,19 @@ class Pipeline:
         check_request(n, seed, batch_size)
         check_output_size(n, self.manifest.sample_shape)
         self.generator.check_options(options)
-        edit = self._edit_inputs(n, init_image, mask, strength, batch_size)
+        whole = self.backend.pipeline_executor()  # the native library: every stage in one call
+        edit = None if whole else self._edit_inputs(n, init_image, mask, strength, batch_size)
         edit_kw = {} if edit is None else {"inputs": edit[0], "strength": edit[1]}
-        cond = self.condition.prepare(n, labels, prompt)
+        cond = None if whole else self.condition.prepare(n, labels, prompt)
         bar = None
         if progress:
             from tqdm import tqdm
             bar = tqdm(desc=f"{self.describe(**options)} on {self.backend.name}", unit="step", dynamic_ncols=True)
             callback = bar_callback(bar, callback)
         try:
+            if whole is not None:
+                return whole.sample_pipeline(self, n, seed, labels, prompt, batch_size, callback, init_image, mask,
+                                             strength, options)
             out = self.generator.generate(cond, seed, batch_size, callback, **options, **edit_kw)
         finally:
             if bar is not None:

@@ -44,6 +44,11 @@ class Backend:
         plan interpreter over ``run``."""
         return None
 
+    def pipeline_executor(self):
+        """The executor that runs a whole sample request, every stage (``sample_pipeline``, see
+        backends/native_backend.py); None: the Pipeline runs the stages over its backends."""
+        return None
+
     def token_executor(self):
         """The executor that runs the whole token loop over this backend (``generate_tokens``, see
         backends/native_backend.py); None: the Python loop (tokens.py) over ``run``."""

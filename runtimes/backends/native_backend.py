@@ -9,6 +9,13 @@ Python (the C API takes token ids). The request's ``callback(done, total)`` is c
 C++ loop after every network step (a ctypes progress callback, ABI 2); returning False cancels
 the call (EDGEGEN_ERR_CANCELLED -> ``edgegen.errors.Cancelled``). The library is found at $EDGEGEN_NATIVE_LIB, else at
 ``build/native/libedgegen.so`` in the source tree (``make native`` builds it).
+
+For plan models it is also the pipeline executor (``pipeline_executor``, ABI 4): ``Pipeline.sample``
+hands it the whole request and one ``edgegen_sample`` call runs every stage in C++: the text encoder
+on the prompt's token ids (latent text-to-image; the context table and classifier-free guidance as
+executors.py), the image encoder and the plan's input registers (image-to-image, inpainting), the
+plan, the decoder, and pasting the unmasked pixels back. Python only tokenizes, picks the plan
+(compiled or stored, edited by plans.edit_plan with the Pipeline's defaults) and passes it as JSON.
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ from edgegen.runtimes.backends.base import Backend
 
 LIB_ENV = "EDGEGEN_NATIVE_LIB"
 DEFAULT_LIB = Path(__file__).resolve().parents[2] / "build" / "native" / "libedgegen.so"
-ABI_VERSION = 3
+ABI_VERSION = 4
 OK = 0
 CANCELLED = 9  # EDGEGEN_ERR_CANCELLED
 # edgegen_progress_fn: int (*)(uint64_t done, uint64_t total, void *user); non-zero cancels
@@ -50,13 +57,19 @@ class SampleParams(ctypes.Structure):  # mirrors edgegen_sample_params
                 ("temperature", ctypes.c_double), ("top_k", ctypes.c_int64), ("top_p", ctypes.c_double),
                 ("prompt_tokens", ctypes.POINTER(ctypes.c_int64)), ("prompt_len", ctypes.c_size_t),
                 ("prompt_count", ctypes.c_uint32), ("codes_out", ctypes.POINTER(ctypes.c_int64)),
-                ("codes_count", ctypes.c_size_t)]
+                ("codes_count", ctypes.c_size_t),
+                # ABI 4: image-to-image and inpainting
+                ("init_image", ctypes.POINTER(ctypes.c_float)), ("image_count", ctypes.c_uint32),
+                ("image_channels", ctypes.c_uint32), ("image_height", ctypes.c_uint32), ("image_width", ctypes.c_uint32),
+                ("mask", ctypes.POINTER(ctypes.c_float)), ("mask_height", ctypes.c_uint32),
+                ("mask_width", ctypes.c_uint32), ("strength", ctypes.c_double)]
 
 
 class StageInfo(ctypes.Structure):  # mirrors edgegen_stage_info (ABI 3)
     _fields_ = [("condition", ctypes.c_char * 16), ("generator", ctypes.c_char * 16), ("has_decoder", ctypes.c_int),
                 ("image_tokens", ctypes.c_int64), ("grid", ctypes.c_int64 * 2), ("prompt_length", ctypes.c_int64),
-                ("text_vocab", ctypes.c_int64), ("pad_id", ctypes.c_int64)]
+                ("text_vocab", ctypes.c_int64), ("pad_id", ctypes.c_int64),
+                ("has_text_encoder", ctypes.c_int), ("takes_image", ctypes.c_int), ("has_image_encoder", ctypes.c_int)]
 
 
 class Stats(ctypes.Structure):  # mirrors edgegen_stats
@@ -140,11 +153,24 @@ class NativeBackend(Backend):
                  cache_dir: Optional[str] = None, threads: int = 0, **opts):
         super().__init__(manifest, role, precision, **opts)
         lib = _load()
+        self._lib, self._handle = lib, None
+        self.network_seconds, self.network_calls = 0.0, 0  # as timed inside the library (executor protocol)
         decoder = (manifest.stage("decoder") or {}).get("role")
-        if role not in (manifest.generator.get("role"), decoder):
-            raise EdgegenError(f"the native runtime runs the generator role '{manifest.generator.get('role')}'"
-                               + (f" and the decoder role '{decoder}'" if decoder else "") + f", not '{role}'")
-        self.is_decoder = role != manifest.generator.get("role")
+        # the roles around the generator (text encoder, image encoder, decoder) run inside the
+        # generator's edgegen_sample call; a token model's decoder also runs alone (edgegen_decode)
+        stage_roles = {decoder, (manifest.stage("encoder") or {}).get("role"),
+                       ((manifest.stage("condition") or {}).get("encoder") or {}).get("role")} - {None}
+        if role not in {manifest.generator.get("role"), *stage_roles}:
+            raise EdgegenError(f"the native runtime runs the bundle's stages (roles "
+                               f"{', '.join(sorted({manifest.generator.get('role'), *stage_roles}))}), not '{role}'")
+        self.is_decoder = role != manifest.generator.get("role")  # any stage role besides the generator
+        self._load_args = (engine, device, precision, cache_dir, threads, opts)
+        if not self.is_decoder:  # stage roles load the bundle when first run alone
+            self._open()
+
+    def _open(self) -> None:
+        lib = self._lib
+        engine, device, precision, cache_dir, threads, opts = self._load_args
         lp = LoadParams()
         lib.edgegen_load_params_init(ctypes.byref(lp))
         self._keep = [s.encode() for s in (engine, device, precision, cache_dir or "")]
@@ -154,9 +180,8 @@ class NativeBackend(Backend):
         lp.num_threads = int(threads)  # OpenVINO INFERENCE_NUM_THREADS, like the openvino backend's option
         lp.trust_code = int(bool(opts.get("trust_code")))  # code-bearing formats (SECURITY.md)
         handle = ctypes.c_void_p()
-        _check(lib.edgegen_bundle_load(str(manifest.root).encode(), ctypes.byref(lp), ctypes.byref(handle)))
-        self._lib, self._handle = lib, handle
-        self.network_seconds, self.network_calls = 0.0, 0  # as timed inside the library (executor protocol)
+        _check(lib.edgegen_bundle_load(str(self.manifest.root).encode(), ctypes.byref(lp), ctypes.byref(handle)))
+        self._handle = handle
 
     @classmethod
     def unavailable(cls) -> Optional[str]:
@@ -167,10 +192,15 @@ class NativeBackend(Backend):
         return None
 
     def run(self, inputs):
-        """Only on the decoder role: the bundle's decoder on codes (edgegen_decode)."""
+        """Only on a token model's decoder role: the bundle's decoder on codes (edgegen_decode)."""
+        stage = self.manifest.stage("decoder") or {}
         if not self.is_decoder:
             raise EdgegenError("the native backend runs whole plans (Pipeline.sample), not single network calls")
-        stage = self.manifest.stage("decoder")
+        if self.role_name != stage.get("role") or self.manifest.generator.get("kind") != "tokens":
+            raise EdgegenError(f"the native runtime runs role '{self.role_name}' inside its pipeline call "
+                               "(Pipeline.sample), not alone")
+        if self._handle is None:
+            self._open()
         codes = np.ascontiguousarray(inputs[stage.get("input", "codes")], dtype=np.int64)
         n = len(codes)
         per_out = int(np.prod(self.spec.outputs[0].shape[1:]))
@@ -181,6 +211,77 @@ class NativeBackend(Backend):
 
     def plan_executor(self):
         return None if self.is_decoder else self
+
+    def pipeline_executor(self):
+        """Plan models: every stage in one native call (``sample_pipeline``)."""
+        return None if self.is_decoder or self.manifest.generator.get("kind") != "plan" else self
+
+    def sample_pipeline(self, pipe, n: int, seed: int, labels, prompt, batch_size: int, callback,
+                        init_image, mask, strength, options: dict) -> np.ndarray:
+        """The pipeline executor protocol (pipeline.py Pipeline.sample): condition, image inputs,
+        plan and decoder in one edgegen_sample. Python tokenizes the prompts and picks the plan (with
+        the Pipeline's image-to-image defaults: strength 0.6, or 1 with a mask); the library checks
+        the images and runs the rest."""
+        gen = pipe.generator
+        if options.get("on_eval") is not None:
+            raise EdgegenError(f"backend '{self.name}' runs whole plans: it cannot show each network call")
+        opts = {k: v for k, v in options.items() if k not in ("on_eval", "guidance")}
+        plan = gen.plan(opts.pop("sampler", None), opts.pop("steps", None), **opts)
+        keep: list = []
+        sp = self._params(n, seed, batch_size, callback)
+        sp.guidance = float(gen.guidance(options.get("guidance")))
+        cond = pipe.condition
+        if getattr(cond, "needs_encoder", False):  # latent text-to-image: token ids, the C++ text encoder
+            tokens = np.ascontiguousarray(cond.text.encode_batch(cond.prompts(n, labels, prompt)), dtype=np.int64)
+            keep.append(tokens)
+            sp.prompt_tokens, sp.prompt_len, sp.prompt_count = tokens.ctypes.data_as(I64P), tokens.shape[1], n
+        else:
+            y = np.ascontiguousarray(cond.prepare(n, labels, prompt).labels, dtype=np.int64)
+            keep.append(y)
+            if self.manifest.num_classes > 0:  # unconditional models take the library's default (null) labels
+                sp.labels = y.ctypes.data_as(I64P)
+        if init_image is None and (mask is not None or strength is not None):
+            raise EdgegenError("--mask and --strength need --init-image")
+        if init_image is not None:
+            from edgegen.runtimes.plans import edit_plan
+            if strength is not None and (isinstance(strength, bool) or not 0.0 < float(strength) <= 1.0):
+                raise EdgegenError(f"strength must be in (0, 1], got {strength}")
+            s = float(strength) if strength is not None else 1.0 if mask is not None else 0.6
+            plan = edit_plan(plan, gen.stage, s, inpaint=mask is not None)
+            self._image_params(sp, init_image, mask, keep)
+        text = json.dumps(plan.to_json()).encode()
+        keep.append(text)
+        sp.plan_json = text
+        count = ctypes.c_size_t()
+        _check(self._lib.edgegen_sample_count(self._handle, ctypes.byref(sp), ctypes.byref(count)))
+        out = np.empty(count.value, dtype=np.float32)
+        stats = self._call(sp, out, out.size, callback)
+        self.network_seconds += stats["network_seconds"]
+        self.network_calls += stats["network_calls"]
+        return out.reshape(n, *self.manifest.sample_shape)
+
+    def _image_params(self, sp: SampleParams, init_image, mask, keep: list) -> None:
+        """init_image (C, H, W) or (k, C, H, W) and mask (H, W) or (1, H, W) into the ABI 4 fields;
+        the library checks them against the model (pipeline.py's rules and words)."""
+        img = np.ascontiguousarray(init_image, dtype=np.float32)
+        shape = tuple(self.manifest.sample_shape)
+        if img.ndim not in (3, 4):
+            raise EdgegenError(f"the init image is {_dims(img.shape)}, this model takes {_dims(shape)} "
+                               "(channels x height x width)")
+        count = img.shape[0] if img.ndim == 4 else 1
+        keep.append(img)
+        sp.init_image = img.ctypes.data_as(F32P)
+        sp.image_count = count
+        sp.image_channels, sp.image_height, sp.image_width = img.shape[-3:]
+        if mask is not None:
+            m = np.ascontiguousarray(mask, dtype=np.float32)
+            if m.ndim == 3 and m.shape[0] == 1:
+                m = m[0]
+            if m.ndim != 2:
+                raise EdgegenError(f"the mask is {_dims(m.shape)}, it must be {_dims(shape[1:])} like the image")
+            keep.append(m)
+            sp.mask = m.ctypes.data_as(F32P)
+            sp.mask_height, sp.mask_width = m.shape
 
     def token_executor(self):
         return None if self.is_decoder else self
@@ -278,9 +379,13 @@ class NativeBackend(Backend):
         return dict(self.last_stats)
 
     def close(self) -> None:
-        if getattr(self, "_handle", None):
+        if getattr(self, "_handle", None) and getattr(self, "_lib", None):
             self._lib.edgegen_bundle_free(self._handle)
             self._handle = None
 
     def __del__(self):
         self.close()
+
+
+def _dims(shape) -> str:
+    return "x".join(str(int(d)) for d in shape)

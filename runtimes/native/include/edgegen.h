@@ -5,6 +5,8 @@
  * network backend (OpenVINO; TensorRT where the library was built with it) and returns
  * samples: the sampler plans stored in it (or a plan the caller passes as JSON), or the
  * token loop of token models (VQ-VAE prior, DALL-E style; ABI 3), then the bundle's decoder.
+ * Latent text-to-image bundles (ABI 4) run their text encoder on the prompt's token ids first;
+ * plan models take an init image (image-to-image) and a mask (inpainting).
  *
  *   edgegen_load_params lp;  edgegen_load_params_init(&lp);
  *   edgegen_bundle *b = NULL;
@@ -64,8 +66,11 @@ extern "C" {
 /* 2: progress callback + edgegen_cancel + EDGEGEN_ERR_CANCELLED.
    3: token models (sampling options, prompt token ids, codes out), decoders, edgegen_decode,
       edgegen_bundle_stages, edgegen_next_tokens. edgegen_sample_params grew: programs built
-      against ABI 2 must be rebuilt (the library's SONAME follows the ABI version). */
-#define EDGEGEN_ABI_VERSION 3
+      against ABI 2 must be rebuilt (the library's SONAME follows the ABI version).
+   4: text encoders (latent text-to-image: prompt_tokens on plan models), image inputs
+      (init_image, mask, strength) for image-to-image and inpainting; edgegen_sample_params and
+      edgegen_stage_info grew at the end (rebuild; source compatible). */
+#define EDGEGEN_ABI_VERSION 4
 #define EDGEGEN_MAX_SAMPLES 1000000 /* n above this is rejected (same limit as Python) */
 
 typedef enum edgegen_status {
@@ -129,7 +134,10 @@ typedef struct edgegen_sample_params {
        prompt_len ids, each right-padded with the pad id to the model's text length (trailing pad ids
        are padding). Tokenizing text stays in Python for now: `edgegen tokenize BUNDLE "text"`. An
        empty prompt, one longer than the text length, or an id outside the text vocabulary is
-       EDGEGEN_ERR_INVALID_ARGUMENT. Label-token models take labels instead. */
+       EDGEGEN_ERR_INVALID_ARGUMENT. Label-token models take labels instead. Latent text-to-image
+       models (ABI 4; edgegen_stage_info.has_text_encoder) take them too: the text encoder runs once
+       per distinct prompt and once on the empty prompt (all padding), the null context of
+       classifier-free guidance. */
     const int64_t *prompt_tokens; /* default NULL */
     size_t prompt_len;            /* ids per row (default 0) */
     uint32_t prompt_count;        /* 1 (or 0): one prompt for all n samples; n: one per sample */
@@ -137,6 +145,24 @@ typedef struct edgegen_sample_params {
        edgegen_sample may be called with out = NULL and out_count = 0: it then skips the decoder. */
     int64_t *codes_out;           /* default NULL */
     size_t codes_count;           /* n * image_tokens when codes_out is set */
+    /* ABI 4: image-to-image and inpainting (plan models whose process is DDPM; edgegen_stage_info
+       .takes_image). The image is in pixel space, float32 in the data range (edgegen_bundle_info
+       .data_range), image_count images of image_channels x image_height x image_width (row-major),
+       which must be the model's sample shape. Latent models encode it with their image encoder (times
+       its scale); pixel models start from it. The plan is the stored edit of the requested plan:
+       key "<plan>-strength<s>" (s as printf %g), "<plan>-inpaint" (mask, strength NaN) or
+       "<plan>-strength<s>-inpaint" (`edgegen export RUN --plans ddim-50@strength0.6,ddim-50@inpaint`);
+       one that is not stored is EDGEGEN_ERR_UNSUPPORTED naming the stored ones. With plan_json, the
+       plan must take the inputs itself (plans.py edit_plan) and strength stays NaN. */
+    const float *init_image;      /* default NULL: no image */
+    uint32_t image_count;         /* 1 (or 0): one image for all n samples; n: one per sample */
+    uint32_t image_channels, image_height, image_width;  /* the dims of each image */
+    /* Inpainting: mask_height x mask_width float32, 1 = generate, 0 = keep (binary); must match the
+       image's height and width. The unmasked pixels of every sample equal the image's exactly. */
+    const float *mask;            /* default NULL: no mask */
+    uint32_t mask_height, mask_width;
+    double strength;              /* NaN (default): 0.6 for image-to-image, the stored "-inpaint" plan
+                                     with a mask; else in (0, 1] (the fraction of the plan's steps run) */
 } edgegen_sample_params;
 
 typedef struct edgegen_stats {
@@ -167,6 +193,10 @@ typedef struct edgegen_stage_info {
     int64_t prompt_length;  /* prompt models: the text length; label-token models: 1; else 0 */
     int64_t text_vocab;     /* prompt models: token ids must be in [0, text_vocab) */
     int64_t pad_id;         /* prompt models: the tokenizer's pad id; -1 otherwise */
+    /* ABI 4 */
+    int has_text_encoder;   /* 1: prompt ids go through a text encoder (latent text-to-image) */
+    int takes_image;        /* 1: init_image / mask / strength apply (DDPM-process plan models) */
+    int has_image_encoder;  /* 1: the init image is encoded to latents (latent models) */
 } edgegen_stage_info;
 
 /* Defaults and names. */

@@ -3,6 +3,8 @@
 //   edgegen::Bundle bundle("bundles/ddpm-small");            // throws edgegen::Exception
 //   edgegen::SampleParams p;  p.n = 16;  p.seed = 0;  p.label = 3;
 //   std::vector<float> x = bundle.sample(p);                 // (16, C, H, W)
+//   std::vector<int64_t> ids = {18, 68, 92, 62};              // latent text-to-image / DALL-E
+//   p.prompt(ids).init(image.data(), 1, 1, 32, 32).inpaint(mask.data(), 32, 32);  // ABI 4
 //
 // Failures throw edgegen::Exception carrying the status and the last-error message.
 // Thread safety is the C API's: a Bundle may be shared between threads (calls serialize).
@@ -37,6 +39,31 @@ struct LoadParams : edgegen_load_params {
 
 struct SampleParams : edgegen_sample_params {
   SampleParams() { edgegen_sample_params_init(this); }
+  // Prompt token ids (one prompt for every sample; `edgegen tokenize` prints them). The vector
+  // must outlive the sample call.
+  SampleParams &prompt(const std::vector<int64_t> &ids) {
+    prompt_tokens = ids.data();
+    prompt_len = ids.size();
+    prompt_count = 1;
+    return *this;
+  }
+  // Image-to-image (ABI 4): count images of c x h x w floats in the data range (1 = one for every
+  // sample), and the strength (NaN = 0.6; with a mask, the stored inpainting plan).
+  SampleParams &init(const float *image, uint32_t count, uint32_t c, uint32_t h, uint32_t w) {
+    init_image = image;
+    image_count = count;
+    image_channels = c;
+    image_height = h;
+    image_width = w;
+    return *this;
+  }
+  // Inpainting (ABI 4): h x w of 1 (generate) / 0 (keep), the image's height and width.
+  SampleParams &inpaint(const float *m, uint32_t h, uint32_t w) {
+    mask = m;
+    mask_height = h;
+    mask_width = w;
+    return *this;
+  }
 };
 
 class Bundle {
@@ -88,7 +115,8 @@ class Bundle {
     return out;
   }
 
-  // The bundle's stages (ABI 3): generator "plan" or "tokens", condition, decoder, token counts.
+  // The bundle's stages (ABI 3): generator "plan" or "tokens", condition, decoder, token counts;
+  // ABI 4: whether it has a text encoder and takes an init image / mask.
   edgegen_stage_info stages() const {
     edgegen_stage_info out;
     check(edgegen_bundle_stages(handle_, &out));

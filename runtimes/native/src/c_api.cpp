@@ -3,7 +3,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <map>
+#include <algorithm>
 #include <memory>
+#include <numeric>
 #include <mutex>
 #include <new>
 #include <string>
@@ -79,6 +83,11 @@ struct Bundle {
   std::unique_ptr<StepRunner> steps;     // token models
   std::unique_ptr<Network> decoder_net;  // the decoder stage's role, when the bundle has one
   std::unique_ptr<DecoderStage> decoder;
+  std::unique_ptr<Network> text_net;      // the prompt stage's text encoder (latent text-to-image)
+  std::unique_ptr<EncoderStage> text_encoder;
+  std::unique_ptr<Network> image_net;     // the image encoder stage (latent models: image-to-image)
+  std::unique_ptr<EncoderStage> image_encoder;
+  bool takes_image = false;         // image-to-image and inpainting apply (DDPM-process plan models)
   std::vector<int64_t> plan_shape;  // the plan's sample shape: the generator's latent_shape, else data.shape
   std::mutex mu;  // serializes samples on this bundle (the compiled-model cache is shared)
   std::atomic<uint64_t> cancels{0};  // edgegen_cancel increments; a sample stops when it moved
@@ -112,11 +121,23 @@ struct Resolved {
   uint32_t batch;
 };
 
+// The stored edit an image request asks for (image-to-image: strength, default 0.6; inpainting:
+// the mask, with strength NaN the plan's full length). Values are checked in check_image.
+PlanEdit plan_edit(const edgegen_sample_params &p) {
+  PlanEdit e;
+  if (!p.init_image) return e;
+  e.any = true;
+  e.inpaint = p.mask != nullptr;
+  e.has_strength = !std::isnan(p.strength) || !e.inpaint;
+  e.strength = std::isnan(p.strength) ? 0.6 : p.strength;
+  return e;
+}
+
 Plan resolve_plan(const Bundle &b, const edgegen_sample_params &p) {
   const Manifest &m = b.manifest;
   if (b.tokens) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model samples with the token loop: it has no sampler plan");
   if (p.plan_json) return parse_plan_text(p.plan_json, b.plan_shape);
-  return parse_plan(select_stored_plan(m, p.sampler ? p.sampler : "", p.steps, p.eta), b.plan_shape);
+  return parse_plan(select_stored_plan(m, p.sampler ? p.sampler : "", p.steps, p.eta, plan_edit(p)), b.plan_shape);
 }
 
 // Values each sample has in edgegen_sample's output: the decoder's output, else the plan's.
@@ -163,7 +184,7 @@ TokenSampling token_sampling(const Manifest &m, const edgegen_sample_params &p) 
 void check_plan_only_fields(const Bundle &b, const edgegen_sample_params &p) {
   if (b.tokens) return;
   if (p.codes_out || p.codes_count) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "codes_out is for token models; this one samples a plan");
-  if (p.prompt_tokens || p.prompt_len)
+  if ((p.prompt_tokens || p.prompt_len) && !b.text_encoder)
     fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model takes no prompt tokens (it samples a plan" +
                                            std::string(b.manifest.num_classes ? "; give labels)" : ")"));
 }
@@ -190,7 +211,7 @@ Resolved resolve(const Bundle &b, const edgegen_sample_params &p) {
   check_plan_only_fields(b, p);
   Resolved r{resolve_plan(b, p), {}, 1.0, std::min(p.batch_size, p.n)};
   check_output_size(p.n, r.plan.elems[r.plan.output]);
-  r.labels = b.condition->labels(p.n, p.labels, p.label);
+  if (!b.text_encoder) r.labels = b.condition->labels(p.n, p.labels, p.label);  // context models: prompt rows
   if (std::isnan(p.guidance)) {
     const json d = m.sampling.value("defaults", json::object());
     r.guidance = d.contains("guidance") && d["guidance"].is_number() ? d["guidance"].get<double>() : 1.0;
@@ -227,6 +248,8 @@ void edgegen_sample_params_init(edgegen_sample_params *p) {
   p->top_k = -1;
   p->top_p = NAN;
   p->prompt_count = 1;
+  p->image_count = 1;  // ABI 4
+  p->strength = NAN;
 }
 
 const char *edgegen_status_name(edgegen_status s) {
@@ -299,7 +322,8 @@ edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *
       fail(EDGEGEN_ERR_UNSUPPORTED, "generator kind '" + kind + "' is not supported by the native runtime (plan, tokens)");
     b->tokens = kind == "tokens";
     b->condition = std::make_unique<ConditionStage>(m);
-    if (b->tokens != (b->condition->prompt_length() > 0))
+    const bool prompt_ids = b->condition->prompt_length() > 0 && !b->condition->has_encoder();  // the token loop's
+    if (b->tokens != prompt_ids)
       fail(EDGEGEN_ERR_UNSUPPORTED, "condition '" + b->condition->kind() + "' cannot start a " + kind + " generator");
     b->network = make_network(m, m.sampling_role, o);
     if (b->tokens) {
@@ -317,6 +341,38 @@ edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *
       const int64_t per = b->tokens ? m.sampling.value("image_tokens", int64_t{0}) : 0;
       if (b->tokens && (!b->decoder->takes_codes() || int64_t(b->decoder->in_elems()) != per))
         fail(EDGEGEN_ERR_MALFORMED, "the decoder's input does not match the generator's " + std::to_string(per) + " codes");
+    }
+    if (b->condition->has_encoder()) {  // latent text-to-image: prompt ids -> text encoder -> context
+      const std::string role = b->condition->encoder().at("role").get<std::string>();
+      if (b->tokens) fail(EDGEGEN_ERR_UNSUPPORTED, "a token model with a text encoder is not supported natively");
+      check_code_trust(m, role, o.backend, o.precision, p.trust_code != 0);
+      b->text_net = make_network(m, role, o);
+      b->text_encoder = std::make_unique<EncoderStage>(m, b->condition->encoder(), *b->text_net);
+      if (!b->text_encoder->takes_ids() || int64_t(b->text_encoder->in_elems()) != b->condition->prompt_length())
+        fail(EDGEGEN_ERR_MALFORMED, "the text encoder does not take " + std::to_string(b->condition->prompt_length()) +
+                                        " token ids (the tokenizer's text length)");
+      if (!b->runner->has_context() || b->runner->context_elems() != b->text_encoder->out_elems())
+        fail(EDGEGEN_ERR_MALFORMED, "the generator role has no context input of the text encoder's output size");
+    } else if (b->runner && b->runner->has_context()) {
+      fail(EDGEGEN_ERR_MALFORMED, "the generator role takes a context but the condition stage has no text encoder");
+    }
+    if (!b->tokens) {
+      const size_t plan_elems = size_t(std::accumulate(b->plan_shape.begin(), b->plan_shape.end(), int64_t{1},
+                                                       std::multiplies<int64_t>()));
+      const bool latent = b->plan_shape != m.sample_shape;
+      if (latent && !m.encoder.is_null()) {  // image-to-image on a latent model: images -> latents * scale
+        const std::string role = m.encoder.at("role").get<std::string>();
+        check_code_trust(m, role, o.backend, o.precision, p.trust_code != 0);
+        b->image_net = make_network(m, role, o);
+        b->image_encoder = std::make_unique<EncoderStage>(m, m.encoder, *b->image_net);
+        const size_t sample_elems = size_t(std::accumulate(m.sample_shape.begin(), m.sample_shape.end(), int64_t{1},
+                                                           std::multiplies<int64_t>()));
+        if (b->image_encoder->takes_ids() || b->image_encoder->in_elems() != sample_elems ||
+            b->image_encoder->out_elems() != plan_elems)
+          fail(EDGEGEN_ERR_MALFORMED, "the image encoder does not map a sample to the plan's latents");
+      }
+      b->takes_image = m.sampling.value("process", std::string()) == "ddpm" && m.sampling.contains("schedule") &&
+                       m.sample_shape.size() == 3 && (!latent || b->image_encoder);
     }
     if (b->tokens) {
       const int64_t n_tok = m.sampling.value("image_tokens", int64_t{0});
@@ -374,6 +430,14 @@ edgegen_status edgegen_bundle_stages(edgegen_bundle *h, edgegen_stage_info *out)
     copy_str(info.generator, sizeof(info.generator), b->tokens ? "tokens" : "plan");
     info.has_decoder = b->decoder ? 1 : 0;
     info.pad_id = -1;
+    info.has_text_encoder = b->text_encoder ? 1 : 0;
+    info.takes_image = b->takes_image ? 1 : 0;
+    info.has_image_encoder = b->image_encoder ? 1 : 0;
+    if (b->text_encoder) {
+      info.prompt_length = b->condition->prompt_length();
+      info.text_vocab = b->condition->text_vocab();
+      info.pad_id = b->condition->pad_id();
+    }
     if (b->tokens) {
       info.image_tokens = m.sampling.value("image_tokens", int64_t{0});
       const json grid = m.sampling.value("grid", json::array());
@@ -422,6 +486,8 @@ void sample_tokens(Bundle &b, const edgegen_sample_params &p, Progress &progress
   if (p.plan_json || p.sampler || p.steps)
     fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model samples with the token loop: it has no sampler plan (sampler, steps, "
                                        "plan_json do not apply)");
+  if (p.init_image || p.mask || !std::isnan(p.strength))
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "image-to-image and inpainting need a diffusion model (this one samples tokens)");
   TokenRequest req{};
   req.image_tokens = m.sampling.at("image_tokens").get<int64_t>();
   req.code_offset = m.sampling.value("code_offset", int64_t{0});
@@ -468,6 +534,222 @@ void sample_tokens(Bundle &b, const edgegen_sample_params &p, Progress &progress
   }
 }
 
+size_t prod(const std::vector<int64_t> &shape) {
+  size_t n = 1;
+  for (int64_t d : shape) n *= size_t(d);
+  return n;
+}
+
+std::string dims(std::initializer_list<int64_t> d) {
+  std::string s;
+  for (int64_t v : d) s += (s.empty() ? "" : "x") + std::to_string(v);
+  return s;
+}
+
+// The caller's image inputs, checked against the model (pipeline.py _edit_inputs has the same rules
+// and words): none when init_image is NULL.
+struct ImageInputs {
+  const float *image = nullptr;
+  uint32_t count = 0;  // 1 or n
+  const float *mask = nullptr;
+};
+
+ImageInputs check_image(const Bundle &b, const edgegen_sample_params &p) {
+  ImageInputs in;
+  if (!p.init_image) {
+    if (p.mask || !std::isnan(p.strength)) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "mask and strength need an init image");
+    return in;
+  }
+  const Manifest &m = b.manifest;
+  if (!b.takes_image) {
+    const std::string process = m.sampling.value("process", std::string());
+    if (process != "ddpm" || !m.sampling.contains("schedule"))
+      fail(EDGEGEN_ERR_UNSUPPORTED, "image-to-image and inpainting need a DDPM-process model (this one is '" + process + "')");
+    if (m.sample_shape.size() != 3) fail(EDGEGEN_ERR_UNSUPPORTED, "image inputs need a model of C x H x W images");
+    fail(EDGEGEN_ERR_UNSUPPORTED, "this latent model has no image encoder stage: it cannot start from an image");
+  }
+  const std::vector<int64_t> &sh = m.sample_shape;
+  if (int64_t(p.image_channels) != sh[0] || int64_t(p.image_height) != sh[1] || int64_t(p.image_width) != sh[2])
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "the init image is " + dims({p.image_channels, p.image_height, p.image_width}) +
+                                           ", this model takes " + dims({sh[0], sh[1], sh[2]}) +
+                                           " (channels x height x width)");
+  in.count = p.image_count == 0 ? 1 : p.image_count;
+  if (in.count != 1 && in.count != p.n)
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "image_count must be 1 (one image for every sample) or n = " + std::to_string(p.n) +
+                                           ", got " + std::to_string(in.count));
+  const size_t elems = prod(sh);
+  const float lo = float(m.range[0]), hi = float(m.range[1]);
+  for (size_t i = 0; i < size_t(in.count) * elems; ++i) {
+    const float v = p.init_image[i];
+    if (!std::isfinite(v) || v < lo || v > hi)
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "the init image has values outside the data range [" + format_g(m.range[0]) + ", " +
+                                             format_g(m.range[1]) + "]");
+  }
+  if (!std::isnan(p.strength) && !(p.strength > 0.0 && p.strength <= 1.0))
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "strength must be in (0, 1], got " + format_g(p.strength));
+  if (p.mask) {
+    if (int64_t(p.mask_height) != sh[1] || int64_t(p.mask_width) != sh[2])
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "the mask is " + dims({p.mask_height, p.mask_width}) + ", it must be " +
+                                             dims({sh[1], sh[2]}) + " like the image");
+    for (size_t i = 0; i < size_t(sh[1] * sh[2]); ++i)
+      if (p.mask[i] != 0.0f && p.mask[i] != 1.0f)
+        fail(EDGEGEN_ERR_INVALID_ARGUMENT, "the mask must be binary: 1 (white) where to generate, 0 (black) where to keep");
+    in.mask = p.mask;
+  } else if (p.mask_height || p.mask_width) {
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "mask is NULL but mask_height x mask_width is " + dims({p.mask_height, p.mask_width}));
+  }
+  in.image = p.init_image;
+  return in;
+}
+
+// Which plan input register an image request fills: x_init (the image or its latents) and mask.
+void check_plan_inputs(const Plan &plan, const ImageInputs &img, const edgegen_sample_params &p) {
+  std::vector<std::string> names;
+  for (int r : plan.inputs) names.push_back(plan.registers[r]);
+  auto has = [&](const char *n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  for (const std::string &n : names)
+    if (n != "x_init" && n != "mask")
+      fail(EDGEGEN_ERR_UNSUPPORTED, "plan input register '" + n + "' is not one the native runtime fills (x_init, mask)");
+  if (!img.image) {
+    if (!names.empty())
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this plan starts from an image (input register '" + names[0] + "'): give init_image");
+    return;
+  }
+  if (p.plan_json && !std::isnan(p.strength))
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "strength is part of the plan: give plan_json or strength, not both");
+  if (!has("x_init")) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this plan does not start from an image (no input register 'x_init')");
+  if (has("mask") != (img.mask != nullptr))
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, img.mask ? "this plan does not inpaint (no input register 'mask'): ask for an inpainting plan"
+                                                : "this plan inpaints (input register 'mask'): give a mask");
+}
+
+// The context table [context of each distinct prompt; null context] and each sample's row
+// (stages.py PromptCondition.prepare: the text encoder runs once per distinct prompt, in batches of
+// 64, on the prompts and then the empty prompt, all padding).
+void encode_prompts(Bundle &b, const edgegen_sample_params &p, std::vector<float> &table, std::vector<int64_t> &labels,
+                    edgegen_stats &st) {
+  const std::vector<int64_t> ids = b.condition->prompt(p.n, p);
+  const size_t len = size_t(b.condition->prompt_length());
+  std::vector<int64_t> rows;  // distinct prompts in order of first use, then the null prompt
+  labels.assign(p.n, 0);
+  std::map<std::vector<int64_t>, int64_t> index;
+  for (uint32_t i = 0; i < p.n; ++i) {
+    std::vector<int64_t> row(ids.begin() + size_t(i) * len, ids.begin() + size_t(i + 1) * len);
+    auto it = index.find(row);
+    if (it == index.end()) {
+      it = index.emplace(row, int64_t(index.size())).first;
+      rows.insert(rows.end(), row.begin(), row.end());
+    }
+    labels[i] = it->second;
+  }
+  rows.resize(rows.size() + len, b.condition->pad_id());
+  const size_t k = rows.size() / len;
+  table.resize(k * b.text_encoder->out_elems());
+  b.text_encoder->encode_ids(rows.data(), k, 64, table.data(), st);
+}
+
+// The plan's input registers for n samples: x_init (the image, or its latents times the encoder's
+// scale) and mask (max-pooled to the latent grid: a latent cell is generated when any of its pixels
+// is), both broadcast to every sample and channel.
+void fill_image_inputs(Bundle &b, const Plan &plan, const ImageInputs &img, uint32_t n, uint32_t batch,
+                       std::vector<std::vector<float>> &bufs, std::vector<const float *> &ptrs, edgegen_stats &st) {
+  const Manifest &m = b.manifest;
+  const size_t pe = prod(b.plan_shape);
+  std::vector<float> x0;  // img.count samples in plan space
+  if (b.image_encoder) {
+    x0.resize(size_t(img.count) * pe);
+    b.image_encoder->encode_floats(img.image, img.count, batch, x0.data(), st);
+  } else {
+    x0.assign(img.image, img.image + size_t(img.count) * pe);
+  }
+  std::vector<float> cell;  // the mask on the plan's grid (H x W of plan_shape)
+  if (img.mask) {
+    const int64_t H = m.sample_shape[1], W = m.sample_shape[2], lh = b.plan_shape[1], lw = b.plan_shape[2];
+    if (H % lh != 0 || W % lw != 0) fail(EDGEGEN_ERR_MALFORMED, "the image size is not a multiple of the latent grid");
+    const int64_t fy = H / lh, fx = W / lw;
+    cell.assign(size_t(lh * lw), 0.0f);
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x) {
+        float &c = cell[size_t((y / fy) * lw + x / fx)];
+        c = std::max(c, img.mask[y * W + x]);
+      }
+  }
+  for (int r : plan.inputs) {
+    if (plan.elems[r] != pe) fail(EDGEGEN_ERR_MALFORMED, "plan input register '" + plan.registers[r] + "' is not of the plan's shape");
+    std::vector<float> buf(size_t(n) * pe);
+    if (plan.registers[r] == "x_init") {
+      for (uint32_t i = 0; i < n; ++i)
+        std::copy_n(x0.data() + (img.count == 1 ? 0 : size_t(i) * pe), pe, buf.data() + size_t(i) * pe);
+    } else {  // mask
+      for (size_t i = 0; i < buf.size(); ++i) buf[i] = cell[i % cell.size()];
+    }
+    bufs.push_back(std::move(buf));
+    ptrs.push_back(bufs.back().data());
+  }
+}
+
+// Latent inpainting: the decoded samples get the input's unmasked pixels back (pipeline.py: keep *
+// out + (1 - keep) * image, float32), so they equal the input exactly there.
+void paste_unmasked(const Bundle &b, const ImageInputs &img, uint32_t n, float *out) {
+  const std::vector<int64_t> &sh = b.manifest.sample_shape;
+  const size_t e = prod(sh), hw = size_t(sh[1] * sh[2]);
+  for (uint32_t i = 0; i < n; ++i) {
+    float *o = out + size_t(i) * e;
+    const float *im = img.image + (img.count == 1 ? 0 : size_t(i) * e);
+    for (size_t j = 0; j < e; ++j) {
+      const float keep = img.mask[j % hw];
+      const float a = keep * o[j], c = (1.0f - keep) * im[j];
+      o[j] = a + c;
+    }
+  }
+}
+
+// Sets the runner's context table for one call and clears it after (the table lives on the stack).
+struct ContextScope {
+  RoleRunner &runner;
+  ContextScope(RoleRunner &r, const std::vector<float> &table, size_t rows) : runner(r) { r.set_context(table.data(), rows); }
+  ~ContextScope() { runner.set_context(nullptr, 0); }
+};
+
+// The plan pipeline: (text encoder) -> (image encoder) -> plan -> (decoder) -> (paste back).
+void sample_plan(Bundle &b, const edgegen_sample_params &p, Progress &progress, float *out, size_t out_count,
+                 edgegen_stats &st) {
+  require(out, "out");
+  const ImageInputs img = check_image(b, p);
+  Resolved r = resolve(b, p);
+  check_plan_inputs(r.plan, img, p);
+  const size_t want = size_t(p.n) * (b.decoder ? b.decoder->out_elems() : r.plan.elems[r.plan.output]);
+  if (out_count != want)
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "out_count is " + std::to_string(out_count) + " but " + std::to_string(p.n) +
+                                           " samples need " + std::to_string(want) + " floats (edgegen_sample_count)");
+  const Manifest &m = b.manifest;
+  std::optional<int64_t> null;
+  if (b.text_encoder) null = -1;  // the null context
+  else if (m.num_classes > 0) null = m.null_label;
+  std::vector<float> table;
+  if (b.text_encoder) (void)b.condition->prompt(p.n, p);  // bad prompts fail here, before the lock
+  std::lock_guard<std::mutex> lock(b.mu);
+  if (b.text_encoder) encode_prompts(b, p, table, r.labels, st);
+  RunRequest req{&r.plan, r.labels.data(), p.n, p.seed, r.batch, r.guidance, null, &progress, {}};
+  std::vector<std::vector<float>> bufs;
+  bufs.reserve(r.plan.inputs.size());
+  if (img.image) fill_image_inputs(b, r.plan, img, p.n, r.batch, bufs, req.inputs, st);
+  progress.check();
+  ContextScope scope(*b.runner, table, b.text_encoder ? table.size() / b.text_encoder->out_elems() : 0);
+  if (!b.decoder) {
+    run_plan(req, *b.runner, out, st);
+    return;
+  }
+  // the plan's output (latents) goes through the decoder
+  if (r.plan.elems[r.plan.output] != b.decoder->in_elems() || b.decoder->takes_codes())
+    fail(EDGEGEN_ERR_MALFORMED, "the plan's output does not match the decoder's input");
+  std::vector<float> z(size_t(p.n) * r.plan.elems[r.plan.output]);
+  run_plan(req, *b.runner, z.data(), st);
+  progress.check();
+  b.decoder->decode_latents(z.data(), p.n, r.batch, out, st);
+  if (img.mask && b.image_encoder) paste_unmasked(b, img, p.n, out);
+}
+
 }  // namespace
 
 edgegen_status edgegen_sample(edgegen_bundle *h, const edgegen_sample_params *params, float *out, size_t out_count,
@@ -488,29 +770,7 @@ edgegen_status edgegen_sample(edgegen_bundle *h, const edgegen_sample_params *pa
       if (stats) *stats = st;
       return;
     }
-    require(out, "out");
-    Resolved r = resolve(*b, *params);
-    const size_t want = size_t(params->n) * (b->decoder ? b->decoder->out_elems() : r.plan.elems[r.plan.output]);
-    if (out_count != want)
-      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "out_count is " + std::to_string(out_count) + " but " + std::to_string(params->n) +
-                                             " samples need " + std::to_string(want) + " floats (edgegen_sample_count)");
-    const Manifest &m = b->manifest;
-    std::optional<int64_t> null;
-    if (m.num_classes > 0) null = m.null_label;
-    RunRequest req{&r.plan, r.labels.data(), params->n, params->seed, r.batch, r.guidance, null, &progress};
-    {
-      std::lock_guard<std::mutex> lock(b->mu);
-      if (!b->decoder) {
-        run_plan(req, *b->runner, out, st);
-      } else {  // the plan's output (latents) goes through the decoder
-        if (r.plan.elems[r.plan.output] != b->decoder->in_elems() || b->decoder->takes_codes())
-          fail(EDGEGEN_ERR_MALFORMED, "the plan's output does not match the decoder's input");
-        std::vector<float> z(size_t(params->n) * r.plan.elems[r.plan.output]);
-        run_plan(req, *b->runner, z.data(), st);
-        progress.check();
-        b->decoder->decode_latents(z.data(), params->n, r.batch, out, st);
-      }
-    }
+    sample_plan(*b, *params, progress, out, out_count, st);
     st.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (stats) *stats = st;
   });

@@ -29,8 +29,10 @@ RoleRunner::RoleRunner(const RoleSpec &role, Network &net) : role_(role), net_(n
     const auto &in = role.inputs[i];
     if (in.name == role.time_input) t_idx_ = int(i);
     else if (in.name == role.label_input) y_idx_ = int(i);
+    else if (!role.context_input.empty() && in.name == role.context_input) c_idx_ = int(i);
     else if (x_idx_ < 0) x_idx_ = int(i);
-    else fail(EDGEGEN_ERR_UNSUPPORTED, "role input '" + in.name + "' is neither the sample, the time nor the label input");
+    else fail(EDGEGEN_ERR_UNSUPPORTED, "role input '" + in.name + "' is neither the sample, the time, the label nor the "
+                                     "context input");
   }
   if (x_idx_ < 0) fail(EDGEGEN_ERR_MALFORMED, "the sampling role has no sample input");
   for (const auto *list : {&role.inputs, &role.outputs})
@@ -40,6 +42,10 @@ RoleRunner::RoleRunner(const RoleSpec &role, Network &net) : role_(role), net_(n
   if (role.outputs[0].dtype != DType::F32) fail(EDGEGEN_ERR_UNSUPPORTED, "the role's output must be float32");
   x_elems_ = size_t(role.inputs[x_idx_].per_sample_elems());
   out_elems_ = size_t(role.outputs[0].per_sample_elems());
+  if (c_idx_ >= 0) {
+    if (role.inputs[c_idx_].dtype != DType::F32) fail(EDGEGEN_ERR_UNSUPPORTED, "the context input must be float32");
+    c_elems_ = size_t(role.inputs[c_idx_].per_sample_elems());
+  }
 }
 
 void RoleRunner::call(int64_t batch, const float *x, std::optional<float> t, const int64_t *y, float *out,
@@ -70,6 +76,17 @@ void RoleRunner::call(int64_t batch, const float *x, std::optional<float> t, con
       default: fail(EDGEGEN_ERR_UNSUPPORTED, "unsupported dtype for the label input");
     }
     inputs[y_idx_].data = y_buf_.data();
+  }
+  if (c_idx_ >= 0) {  // context[y], the null context (last row) for y = -1
+    if (!table_ || table_rows_ == 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model needs a text context: give a prompt");
+    c_buf_.resize(b * c_elems_);
+    for (size_t i = 0; i < b; ++i) {
+      const int64_t yi = y[i];
+      if (yi < -1 || yi >= int64_t(table_rows_) - 1) fail(EDGEGEN_ERR_RUNTIME, "context row out of range");
+      const size_t row = yi == -1 ? table_rows_ - 1 : size_t(yi);
+      std::memcpy(c_buf_.data() + i * c_elems_, table_ + row * c_elems_, c_elems_ * sizeof(float));
+    }
+    inputs[c_idx_].data = c_buf_.data();
   }
   net_.run(inputs, batch, out, b * out_elems_);
   stats.network_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
@@ -111,11 +128,14 @@ class BatchRun {
         regs_(plan_.registers.size()) {}
 
   const std::vector<float> &run() {
-    if (!plan_.inputs.empty())  // the C API has no way to pass input registers yet
-      fail(EDGEGEN_ERR_UNSUPPORTED, "plan input register '" + plan_.registers[plan_.inputs[0]] +
-                                        "' (image-to-image, inpainting) is not supported by the native runtime yet");
+    for (size_t k = 0; k < plan_.inputs.size(); ++k) {  // the caller's registers, this batch's rows
+      const int r = plan_.inputs[k];
+      const size_t e = plan_.elems[r];
+      const float *src = req_.inputs[k] + size_t(first_) * e;
+      regs_[r].assign(src, src + size_t(batch_) * e);
+    }
     for (const Op &op : plan_.init) apply(op);
-    const bool guided = req_.guidance != 1.0 && req_.null_label.has_value() && runner_.has_label();
+    const bool guided = req_.guidance != 1.0 && req_.null_label.has_value() && (runner_.has_label() || runner_.has_context());
     const int64_t *y = req_.labels + first_;
     std::vector<int64_t> y2;
     if (guided) {  // labels [y; null] for one batched call on [x; x]
@@ -238,6 +258,11 @@ class BatchRun {
 void run_plan(const RunRequest &req, RoleRunner &runner, float *out, edgegen_stats &stats) {
   const Plan &plan = *req.plan;
   check_plan_fits_role(plan, runner);
+  if (req.inputs.size() != plan.inputs.size())
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "the plan takes " + std::to_string(plan.inputs.size()) + " input registers (image-to-image, "
+                                       "inpainting) but " + std::to_string(req.inputs.size()) + " were given");
+  for (const float *p : req.inputs)
+    if (!p) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "a plan input register is NULL");
   const size_t oe = plan.elems[plan.output];
   if (req.progress) {
     const uint64_t batches = (uint64_t(req.n) + req.batch_size - 1) / req.batch_size;

@@ -88,6 +88,8 @@ RoleSpec parse_role(const json &j) {
   const json meta = j.value("meta", json::object());
   if (meta.contains("time_input") && !meta["time_input"].is_null()) r.time_input = meta["time_input"].get<std::string>();
   if (meta.contains("label_input") && !meta["label_input"].is_null()) r.label_input = meta["label_input"].get<std::string>();
+  if (meta.contains("context_input") && meta["context_input"].is_string())
+    r.context_input = meta["context_input"].get<std::string>();
   if (meta.contains("token_input") && meta["token_input"].is_string()) r.token_input = meta["token_input"].get<std::string>();
   for (auto [key, field] : {std::pair<const char *, int64_t *>{"vocab_in", &r.vocab_in}, {"block_size", &r.block_size},
                             {"codebook_size", &r.codebook_size}})
@@ -194,6 +196,7 @@ Manifest read_manifest(const std::string &root, bool verify) {
       m.sampling = p.at("generator");
       m.condition = p.value("condition", json{{"kind", m.num_classes > 0 ? "label" : "none"}});
       m.decoder = p.contains("decoder") ? p["decoder"] : json();
+      m.encoder = p.contains("encoder") ? p["encoder"] : json();
     }
     m.side_files = data.value("files", json::object());
     m.sampling_role = m.sampling.at("role").get<std::string>();

@@ -37,6 +37,7 @@ struct FileEntry {
 struct RoleSpec {
   std::vector<TensorSpec> inputs, outputs;
   std::string time_input, label_input;  // from meta; empty when the role has none
+  std::string context_input;            // context models' denoiser: meta.context_input (the text embedding)
   std::string token_input;              // token models' step role: meta.token_input
   int64_t vocab_in = 0;                 // its input vocabulary (meta.vocab_in; 0 = unknown)
   int64_t block_size = 0;               // its longest sequence (meta.block_size; 0 = unknown)
@@ -56,6 +57,7 @@ struct Manifest {
   json sampling;  // the generator stage: kind (plan, tokens), role, process, schedule, defaults, ...
   json condition;  // the condition stage: kind none, label, label_token (offset) or prompt (tokenizer)
   json decoder;    // the decoder stage (role, input, output, optional scale); null when none
+  json encoder;    // the image encoder stage of latent models (role, input, output, scale); null when none
   json plans;      // key -> edgegen.plan/1
   json side_files;  // name -> {path, sha256} (the tokenizer); contained and hashed like role files
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "error.hpp"
@@ -141,7 +142,28 @@ Plan parse_plan_text(const std::string &text, const std::vector<int64_t> &sample
   return parse_plan(j, sample_shape);
 }
 
-const json &select_stored_plan(const Manifest &m, const std::string &sampler_in, int steps, double eta) {
+std::string format_g(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
+}
+
+namespace {
+
+// Whether a stored plan is the edit asked for (none: a plan without input registers).
+bool edit_matches(const json &plan, const json &params, const PlanEdit &edit) {
+  const bool has_inputs = plan.contains("inputs") && plan["inputs"].is_array() && !plan["inputs"].empty();
+  const bool inpaint = params.contains("inpaint") && params["inpaint"].is_boolean() && params["inpaint"].get<bool>();
+  const bool has_strength = params.contains("strength") && params["strength"].is_number();
+  if (!edit.any) return !has_inputs && !inpaint && !has_strength;
+  if (!has_inputs || inpaint != edit.inpaint || has_strength != edit.has_strength) return false;
+  return !has_strength || format_g(params["strength"].get<double>()) == format_g(edit.strength);
+}
+
+}  // namespace
+
+const json &select_stored_plan(const Manifest &m, const std::string &sampler_in, int steps, double eta,
+                               const PlanEdit &edit) {
   try {
     const json defaults = m.sampling.value("defaults", json::object());
     if (sampler_in.empty() && !defaults.contains("sampler"))
@@ -171,9 +193,21 @@ const json &select_stored_plan(const Manifest &m, const std::string &sampler_in,
       if (steps > 0 && params.value("steps", -1) != steps) continue;
       if (params.value("eta", 0.0) != eta) continue;
       if (params.contains("clip_x0") && params["clip_x0"].get<bool>() != clip) continue;
+      if (!edit_matches(plan, params, edit)) continue;
       return plan;
     }
     for (const auto &[key, plan] : m.plans.items()) stored += (stored.empty() ? "" : ", ") + key;
+    if (edit.any) {
+      const std::string what = edit.has_strength ? "image-to-image at strength " + format_g(edit.strength) : "";
+      const std::string spec = sampler + (steps > 0 ? "-" + std::to_string(steps) : std::string()) +
+                               (edit.has_strength ? "@strength" + format_g(edit.strength) : "") +
+                               (edit.inpaint ? "@inpaint" : "");
+      fail(EDGEGEN_ERR_UNSUPPORTED, "the bundle stores no " + sampler + " plan with " + std::to_string(steps) + " steps for " +
+                                        what + (edit.has_strength && edit.inpaint ? " with " : "") +
+                                        (edit.inpaint ? "inpainting" : "") + " (stored: " +
+                                        (stored.empty() ? "none" : stored) + "); export it with `edgegen export RUN --plans " +
+                                        spec + "`");
+    }
     fail(EDGEGEN_ERR_UNSUPPORTED, "the bundle stores no " + sampler + " plan with " + std::to_string(steps) + " steps" +
                                       (eta != 0.0 ? " and eta " + std::to_string(eta) : std::string()) +
                                       " (stored: " + (stored.empty() ? "none" : stored) +

@@ -51,9 +51,22 @@ struct Plan {
 Plan parse_plan(const json &j, const std::vector<int64_t> &sample_shape);
 Plan parse_plan_text(const std::string &text, const std::vector<int64_t> &sample_shape);
 
+// Image-to-image / inpainting: which stored edit of a plan (plans.py edit_plan; its key is the
+// plan's key + "-strength<s:g>" and/or "-inpaint", plans.py plan_key).
+struct PlanEdit {
+  bool any = false;       // false: the plain plan (stored edits are skipped)
+  bool has_strength = false;
+  double strength = 0.0;  // matched as printf("%g"), like the key
+  bool inpaint = false;
+};
+
+// printf("%g", v): Python's f"{v:g}" for the values plan keys hold.
+std::string format_g(double v);
+
 // The stored plan for a sampler name + steps (+ eta), resolved like the Python Pipeline:
 // steps 0 = the sampler's default (ddpm: all T steps, others: sampling.defaults.steps).
 // Error(UNSUPPORTED) for an unknown sampler or a plan the bundle does not store.
-const json &select_stored_plan(const Manifest &m, const std::string &sampler, int steps, double eta);
+const json &select_stored_plan(const Manifest &m, const std::string &sampler, int steps, double eta,
+                               const PlanEdit &edit = PlanEdit());
 
 }  // namespace edgegen

@@ -15,8 +15,14 @@ namespace edgegen {
 
 namespace {
 
-// The pad id of the bundle's tokenizer (Hugging Face tokenizer.json; text.py pads with "[PAD]").
-int64_t tokenizer_pad_id(const Manifest &m, const std::string &rel) {
+struct Tokenizer {
+  int64_t pad_id = -1;
+  int64_t vocab = 0;  // the largest id of the vocabulary and the added tokens, plus one
+};
+
+// The pad id and vocabulary size of the bundle's tokenizer (Hugging Face tokenizer.json; text.py
+// pads with "[PAD]").
+Tokenizer read_tokenizer(const Manifest &m, const std::string &rel) {
   bool listed = false;  // only a file the manifest lists (contained, hashed) is opened
   for (const auto &[name, entry] : m.side_files.items())
     if (entry.is_object() && entry.value("path", std::string()) == rel) listed = true;
@@ -30,10 +36,17 @@ int64_t tokenizer_pad_id(const Manifest &m, const std::string &rel) {
   text << in.rdbuf();
   try {
     const json t = json::parse(text.str());
+    Tokenizer out;
     if (t.contains("added_tokens"))
-      for (const auto &a : t["added_tokens"])
-        if (a.value("content", std::string()) == "[PAD]") return a.at("id").get<int64_t>();
-    return t.at("model").at("vocab").at("[PAD]").get<int64_t>();
+      for (const auto &a : t["added_tokens"]) {
+        const int64_t id = a.at("id").get<int64_t>();
+        out.vocab = std::max(out.vocab, id + 1);
+        if (a.value("content", std::string()) == "[PAD]") out.pad_id = id;
+      }
+    const json &vocab = t.at("model").at("vocab");
+    for (const auto &[tok, id] : vocab.items()) out.vocab = std::max(out.vocab, id.get<int64_t>() + 1);
+    if (out.pad_id < 0) out.pad_id = vocab.at("[PAD]").get<int64_t>();
+    return out;
   } catch (const json::exception &e) {
     fail(EDGEGEN_ERR_MALFORMED, "cannot read the pad token of " + path + ": " + e.what());
   }
@@ -47,13 +60,23 @@ ConditionStage::ConditionStage(const Manifest &m) : m_(m) {
     if (kind_ == "label_token") {
       offset_ = m.condition.at("offset").get<int64_t>();
     } else if (kind_ == "prompt") {
-      if (m.condition.contains("encoder") && !m.condition["encoder"].is_null())
-        fail(EDGEGEN_ERR_UNSUPPORTED, "this model encodes its prompt with a text encoder, which the native runtime "
-                                      "does not run yet (use the Python backends)");
       text_length_ = m.condition.at("tokenizer").at("text_length").get<int64_t>();
       if (text_length_ <= 0 || text_length_ > MAX_DIM) fail(EDGEGEN_ERR_MALFORMED, "the tokenizer's text_length is out of range");
-      text_vocab_ = m.sampling.value("code_offset", int64_t{0});
-      pad_id_ = tokenizer_pad_id(m, m.condition["tokenizer"].at("file").get<std::string>());
+      const Tokenizer tok = read_tokenizer(m, m.condition["tokenizer"].at("file").get<std::string>());
+      pad_id_ = tok.pad_id;
+      if (m.condition.contains("encoder") && !m.condition["encoder"].is_null()) {
+        encoder_ = m.condition["encoder"];
+        if (!encoder_.is_object() || !encoder_.contains("role"))
+          fail(EDGEGEN_ERR_MALFORMED, "the prompt stage's encoder must name a role");
+        // The null (empty-prompt) context is all padding; another null prompt needs a tokenizer here.
+        const std::string null_prompt = m.condition.value("null_prompt", std::string());
+        if (null_prompt.find_first_not_of(" \t\n\r") != std::string::npos)
+          fail(EDGEGEN_ERR_UNSUPPORTED, "this model's null prompt is '" + null_prompt + "'; the native runtime takes only "
+                                        "the empty null prompt (it does not tokenize text)");
+        text_vocab_ = tok.vocab;  // ids index the text encoder's embedding
+      } else {
+        text_vocab_ = m.sampling.value("code_offset", int64_t{0});
+      }
     } else if (kind_ != "none" && kind_ != "label") {
       fail(EDGEGEN_ERR_UNSUPPORTED, "unknown condition stage '" + kind_ + "' (this runtime knows none, label, "
                                     "label_token, prompt)");
@@ -99,7 +122,7 @@ std::vector<int64_t> ConditionStage::prompt(uint32_t n, const edgegen_sample_par
     for (int64_t &v : y) v += offset_;
     return y;
   }
-  if (kind_ != "prompt") fail(EDGEGEN_ERR_UNSUPPORTED, "condition '" + kind_ + "' does not start a token model");
+  if (kind_ != "prompt") fail(EDGEGEN_ERR_UNSUPPORTED, "condition '" + kind_ + "' takes no prompt");
   if (!given)
     fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model takes a prompt: pass its token ids in prompt_tokens (the native "
                                        "runtime does not tokenize text yet; `edgegen tokenize BUNDLE \"...\"` prints them)");
@@ -184,6 +207,60 @@ void DecoderStage::decode_latents(const float *z, uint32_t n, uint32_t batch, fl
       x = f32_.data();
     }
     call(x, b, out + size_t(s) * out_elems_, stats);
+  }
+}
+
+EncoderStage::EncoderStage(const Manifest &m, const json &stage, Network &net)
+    : role_(m.role(stage.at("role").get<std::string>())), net_(net) {
+  const std::string name = stage.at("role").get<std::string>();
+  if (role_.inputs.size() != 1) fail(EDGEGEN_ERR_UNSUPPORTED, "the encoder role '" + name + "' must take one input");
+  const TensorSpec &in = role_.inputs[0], &out = role_.outputs[0];
+  if (in.has_dynamic() || out.has_dynamic())
+    fail(EDGEGEN_ERR_MALFORMED, "the encoder role '" + name + "' has a dynamic dim other than the batch");
+  if (stage.contains("input") && stage["input"].get<std::string>() != in.name)
+    fail(EDGEGEN_ERR_MALFORMED, "the encoder stage's input '" + stage["input"].get<std::string>() + "' is not role '" +
+                                    name + "''s input");
+  if (stage.contains("output") && stage["output"].get<std::string>() != out.name)
+    fail(EDGEGEN_ERR_UNSUPPORTED, "the encoder stage's output must be its role's first output");
+  if (out.dtype != DType::F32) fail(EDGEGEN_ERR_UNSUPPORTED, "the encoder's output must be float32");
+  in_dtype_ = in.dtype;
+  if (in_dtype_ == DType::F16) fail(EDGEGEN_ERR_UNSUPPORTED, "a float16 encoder input is not supported");
+  in_elems_ = size_t(in.per_sample_elems());
+  out_elems_ = size_t(out.per_sample_elems());
+  if (stage.contains("scale") && !stage["scale"].is_null()) {
+    scaled_ = true;
+    scale_ = float(stage["scale"].get<double>());  // np.float32(scale)
+  }
+}
+
+void EncoderStage::call(const void *in, uint32_t b, float *out, edgegen_stats &stats) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<HostTensor> inputs{{in, in_dtype_, role_.inputs[0].concrete(b)}};
+  net_.run(inputs, b, out, size_t(b) * out_elems_);
+  if (scaled_)
+    for (size_t i = 0; i < size_t(b) * out_elems_; ++i) out[i] = out[i] * scale_;
+  stats.network_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void EncoderStage::encode_ids(const int64_t *ids, size_t n, uint32_t batch, float *out, edgegen_stats &stats) {
+  if (!takes_ids()) fail(EDGEGEN_ERR_UNSUPPORTED, "this encoder takes float32 input, not ids");
+  for (size_t s = 0; s < n; s += batch) {
+    const uint32_t b = uint32_t(std::min<size_t>(batch, n - s));
+    const int64_t *c = ids + s * in_elems_;
+    const void *in = c;
+    if (in_dtype_ == DType::I32) {
+      i32_.assign(c, c + size_t(b) * in_elems_);
+      in = i32_.data();
+    }
+    call(in, b, out + s * out_elems_, stats);
+  }
+}
+
+void EncoderStage::encode_floats(const float *x, size_t n, uint32_t batch, float *out, edgegen_stats &stats) {
+  if (takes_ids()) fail(EDGEGEN_ERR_UNSUPPORTED, "this encoder takes ids, not float32 input");
+  for (size_t s = 0; s < n; s += batch) {
+    const uint32_t b = uint32_t(std::min<size_t>(batch, n - s));
+    call(x + s * in_elems_, b, out + s * out_elems_, stats);
   }
 }
 

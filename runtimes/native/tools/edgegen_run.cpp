@@ -4,11 +4,16 @@
 //               [--seed 0] [--label 3] [--guidance W] [--batch-size 64] [--device CPU]
 //               [--backend openvino] [--precision fp32] [--no-verify] [--raw OUT.f32] [--progress]
 //               [--temperature T] [--top-k K] [--top-p P] [--prompt-tokens 5,17,3] [--codes OUT.txt]
+//               [--init-image in.png [--strength 0.6] [--mask mask.png]]
 //               --out samples.png
 //   edgegen-run BUNDLE --list-plans        the keys of the plans the bundle stores, one a line
 //
 // Token models (VQ-VAE prior, DALL-E): --label, or --prompt-tokens (ids of the bundle's tokenizer:
 // `edgegen tokenize BUNDLE "a handwritten seven"` prints them); --codes writes the generated codes.
+// Latent text-to-image models take --prompt-tokens too (their text encoder runs natively).
+// Image-to-image (--init-image, --strength) and inpainting (--mask: white = generate, black = keep)
+// run the bundle's stored edited plans (`edgegen export RUN --plans ddim-50@strength0.6,ddim-50@inpaint`;
+// --list-plans shows them). The PNGs must have the model's size and channels (no resizing).
 //
 // Progress: a `step D/T` line on stderr (when stderr is a terminal, or with --progress).
 // Ctrl-C cancels the run through the progress callback (exit code 130).
@@ -38,6 +43,7 @@ const char *USAGE =
     "                   [--backend openvino|tensorrt|aoti] [--precision fp32|fp16|int8] [--threads T]\n"
     "                   [--no-verify] [--raw OUT.f32] [--progress]\n"
     "                   [--temperature T] [--top-k K] [--top-p P] [--prompt-tokens ID,ID,...] [--codes OUT.txt]\n"
+    "                   [--init-image IN.png [--strength S] [--mask MASK.png]]\n"
     "                   --out samples.png\n"
     "       edgegen-run BUNDLE --list-plans\n";
 
@@ -87,6 +93,53 @@ double parse_double(const std::string &flag, const std::string &v) {
   return x;
 }
 
+// A PNG of the model's size and channels -> C x H x W floats in the data range (edgegen/images.py
+// read_image: lo + (hi - lo) * (v / 255), float32).
+std::vector<float> read_init_image(const std::string &path, const edgegen_bundle_info &info) {
+  std::vector<uint8_t> px;
+  int64_t h = 0, w = 0, c = 0;
+  const std::string err = edgegen_tools::read_png(path, px, h, w, c);
+  if (!err.empty()) throw UsageError{"the init image: " + err};
+  if (info.sample_rank != 3) throw UsageError{"--init-image needs a model of C x H x W images"};
+  const int64_t mc = info.sample_shape[0], mh = info.sample_shape[1], mw = info.sample_shape[2];
+  if (h != mh || w != mw)
+    throw UsageError{"the init image " + path + " is " + std::to_string(w) + "x" + std::to_string(h) + ", this model takes " +
+                     std::to_string(mw) + "x" + std::to_string(mh) + " images"};
+  if (c != mc)
+    throw UsageError{"the init image " + path + " has " + std::to_string(c) + " channel(s), this model takes " +
+                     std::to_string(mc) + " channel(s) (" + (mc == 1 ? "greyscale" : "RGB") + ")"};
+  const float lo = float(info.data_range[0]), span = float(info.data_range[1] - info.data_range[0]);
+  std::vector<float> x(size_t(c * h * w));
+  for (int64_t ch = 0; ch < c; ++ch)
+    for (int64_t i = 0; i < h * w; ++i) {
+      const float a = float(px[size_t(i * c + ch)]) / 255.0f;
+      const float t = span * a;
+      x[size_t(ch * h * w + i)] = lo + t;
+    }
+  return x;
+}
+
+// A binary greyscale PNG (white 255 = generate, black 0 = keep) -> H x W of 1 / 0 (images.py read_mask).
+std::vector<float> read_mask_png(const std::string &path, const edgegen_bundle_info &info) {
+  std::vector<uint8_t> px;
+  int64_t h = 0, w = 0, c = 0;
+  const std::string err = edgegen_tools::read_png(path, px, h, w, c);
+  if (!err.empty()) throw UsageError{"the mask: " + err};
+  if (info.sample_rank != 3) throw UsageError{"--mask needs a model of C x H x W images"};
+  const int64_t mh = info.sample_shape[1], mw = info.sample_shape[2];
+  if (h != mh || w != mw)
+    throw UsageError{"the mask " + path + " is " + std::to_string(w) + "x" + std::to_string(h) + ", it must be " +
+                     std::to_string(mw) + "x" + std::to_string(mh) + " like the image"};
+  if (c != 1) throw UsageError{"the mask " + path + " must be a greyscale image of black (keep) and white (generate)"};
+  std::vector<float> m(px.size());
+  for (size_t i = 0; i < px.size(); ++i) {
+    if (px[i] != 0 && px[i] != 255)
+      throw UsageError{"the mask " + path + " is not binary: use only black (0, keep) and white (255, generate)"};
+    m[i] = px[i] == 255 ? 1.0f : 0.0f;
+  }
+  return m;
+}
+
 std::string read_file(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError{"cannot read plan file " + path};
@@ -103,7 +156,7 @@ int run(int argc, char **argv) {
   bool verify = true, list_plans = false;
   int threads = 0;
   std::vector<int64_t> prompt;
-  std::string codes_file;
+  std::string codes_file, init_image_file, mask_file;
   ProgressLine progress;
   progress.show = isatty(STDERR_FILENO) != 0;
   for (int i = 1; i < argc; ++i) {
@@ -146,6 +199,9 @@ int run(int argc, char **argv) {
       else if (a == "--top-k") sp.top_k = parse_int(a, v, 0, 1LL << 40);
       else if (a == "--top-p") sp.top_p = parse_double(a, v);
       else if (a == "--codes") codes_file = v;
+      else if (a == "--init-image") init_image_file = v;
+      else if (a == "--mask") mask_file = v;
+      else if (a == "--strength") sp.strength = parse_double(a, v);
       else if (a == "--prompt-tokens") {
         std::stringstream ids(v);
         std::string id;
@@ -194,6 +250,23 @@ int run(int argc, char **argv) {
   if (!prompt.empty()) {
     sp.prompt_tokens = prompt.data();
     sp.prompt_len = prompt.size();
+  }
+  std::vector<float> init_image, mask;
+  if (init_image_file.empty() && (!mask_file.empty() || !std::isnan(sp.strength)))
+    throw UsageError{"--mask and --strength need --init-image"};
+  if (!init_image_file.empty()) {
+    init_image = read_init_image(init_image_file, info);
+    sp.init_image = init_image.data();
+    sp.image_count = 1;
+    sp.image_channels = uint32_t(info.sample_shape[0]);
+    sp.image_height = uint32_t(info.sample_shape[1]);
+    sp.image_width = uint32_t(info.sample_shape[2]);
+  }
+  if (!mask_file.empty()) {
+    mask = read_mask_png(mask_file, info);
+    sp.mask = mask.data();
+    sp.mask_height = uint32_t(info.sample_shape[1]);
+    sp.mask_width = uint32_t(info.sample_shape[2]);
   }
   const edgegen_stage_info stages = bundle.stages();
   std::vector<int64_t> codes;

@@ -58,4 +58,50 @@ std::string write_png_grid(const std::string &path, const float *x, int64_t n, i
   return "";
 }
 
+std::string read_png(const std::string &path, std::vector<uint8_t> &pixels, int64_t &h, int64_t &w, int64_t &channels) {
+  FILE *f = std::fopen(path.c_str(), "rb");
+  if (!f) return "cannot read " + path;
+  unsigned char sig[8] = {0};
+  if (std::fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8) != 0) {
+    std::fclose(f);
+    return path + " is not a PNG file";
+  }
+  std::vector<png_bytep> rows;  // before setjmp: a longjmp must not skip a destructor
+  std::string err;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (!png || !info || setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    std::fclose(f);
+    return "libpng failed reading " + path + " (a corrupt PNG?)";
+  }
+  png_init_io(png, f);
+  png_set_sig_bytes(png, 8);
+  png_read_info(png, info);
+  const png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+  const int type = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+  if (type == PNG_COLOR_TYPE_GRAY) channels = 1;
+  else if (type == PNG_COLOR_TYPE_RGB) channels = 3;
+  else err = path + " must be a greyscale or RGB PNG without alpha or palette";
+  if (err.empty() && depth == 16) err = path + " has 16-bit samples; use an 8-bit PNG";
+  if (err.empty() && (width == 0 || height == 0 || width > 16384 || height > 16384)) err = path + " has a bad size";
+  if (!err.empty()) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    std::fclose(f);
+    return err;
+  }
+  if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  png_read_update_info(png, info);
+  h = int64_t(height);
+  w = int64_t(width);
+  pixels.assign(size_t(h * w * channels), 0);
+  rows.resize(size_t(h));
+  for (int64_t y = 0; y < h; ++y) rows[size_t(y)] = pixels.data() + size_t(y * w * channels);
+  png_read_image(png, rows.data());
+  png_read_end(png, nullptr);
+  png_destroy_read_struct(&png, &info, nullptr);
+  std::fclose(f);
+  return "";
+}
+
 }  // namespace edgegen_tools
