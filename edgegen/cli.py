@@ -126,6 +126,8 @@ def _backend_opts(args) -> dict:
         opts["device"] = args.device
     if getattr(args, "trust_code", False):
         opts["trust_code"] = True
+    if getattr(args, "mode", None) and args.mode != "latency":  # onnxruntime, openvino (backends/throughput.py)
+        opts.update(mode=args.mode, streams=args.streams)
     return opts
 
 
@@ -245,18 +247,50 @@ def _int_list(text: str, what: str) -> list[int]:
         raise EdgegenError(f"{what} must be a comma list of integers, got '{text}'") from None
 
 
+def _words(text):
+    return [w.strip() for w in text.split(",") if w.strip()] if text else None
+
+
+def cmd_target_quality(args) -> int:
+    from edgegen.profiling.target_quality import FULL_PLANS, TargetRequest, find, write
+    from edgegen.train.evaluate import gate_scorer
+    from edgegen.runtimes.api import open_manifest
+    scorer, reason = gate_scorer(open_manifest(args.bundle))
+    if scorer is None:
+        raise EdgegenError(f"--target-quality scores quality, and this bundle cannot be scored: {reason}")
+    req = TargetRequest(bundle=args.bundle, precisions=_words(args.precisions), modes=_words(args.mode) or ["latency"],
+                        streams=args.streams, batches=_int_list(args.batch or "16", "--batch"), seed=args.seed,
+                        repeat=args.repeat or 3, threads=args.threads, n=args.tq_n or (500 if args.full else 200),
+                        score_all=args.score_all or args.full, fid_rise=args.fid_rise, acc_drop_points=args.accuracy_drop)
+    if args.backends:
+        req.backends = _words(args.backends)
+    if args.plans or args.full:
+        req.plans = _words(args.plans) or list(FULL_PLANS)
+    report = find(req, scorer, progress=not args.quiet)
+    out = write(report, Path(args.out or "target-quality"))
+    for batch, name in report["chosen"].items():
+        row = next(r for r in report["candidates"] if r["name"] == name and r["batch"] == int(batch))
+        print(f"batch {batch}: {name}, {row['ms_per_sample']:.2f} ms/sample ({row['speedup_vs_reference']:.2f}x "
+              f"the reference {report['reference']['name']}), FID {row['fid']:.3f}")
+    print(f"wrote {out}/target-quality.json, target-quality.md")
+    return 0
+
+
 def cmd_profile(args) -> int:
+    if args.target_quality:
+        return cmd_target_quality(args)
     from edgegen.profiling.report import write
     from edgegen.profiling.runner import ProfileRequest, profile_bundle
     names = [b.strip() for b in args.backends.split(",") if b.strip()] if args.backends else None
-    req = ProfileRequest(bundle=args.bundle, precisions=[p.strip() for p in args.precisions.split(",") if p.strip()],
-                         batches=_int_list(args.batch, "--batch"), steps=args.steps, sampler=args.sampler,
-                         repeat=args.repeat, seed=args.seed, baselines=not args.no_baselines,
-                         threads=args.threads, rounds=args.rounds)
+    req = ProfileRequest(bundle=args.bundle, precisions=_words(args.precisions) or ["fp32"],
+                         batches=_int_list(args.batch or "1,16", "--batch"), steps=args.steps, sampler=args.sampler,
+                         repeat=args.repeat or 20, seed=args.seed, baselines=not args.no_baselines,
+                         threads=args.threads, rounds=args.rounds, modes=_words(args.mode) or ["latency"],
+                         streams=args.streams)
     if names is not None:
         req.backends = names
     report = profile_bundle(req, progress=not args.quiet)
-    out = write(report, Path(args.out), plots=not args.no_plots)
+    out = write(report, Path(args.out or "profile"), plots=not args.no_plots)
     for r in report["results"]:
         if r["status"] == "ok":
             s = r["latency_per_sample_ms"]
@@ -447,6 +481,9 @@ def build_parser(full_train: bool = True) -> Parser:
                    help="sde pc corrector step rule: snr (per-sample norms, Song et al.; images) or fixed "
                         "(annealed 2 alpha (snr sigma_t)^2; low-dimensional data such as moons)")
     s.add_argument("--providers", default=None, help="onnxruntime execution providers, e.g. cpu or qnn,cpu")
+    s.add_argument("--mode", choices=("latency", "throughput"), default="latency", help="onnxruntime, openvino: "
+                   "throughput splits each network call's batch across --streams parallel requests (same samples)")
+    s.add_argument("--streams", type=int, default=0, help="throughput mode's parallel requests (default: one per core)")
     s.add_argument("--device", default=None, help="openvino device (CPU, GPU, NPU, AUTO) or torch device "
                                                    "(cpu, cuda: the whole plan in a CUDA graph)")
     s.add_argument("--out", default="samples.png", help="PNG grid; the raw array goes next to it as .npy")
@@ -501,11 +538,29 @@ def build_parser(full_train: bool = True) -> Parser:
     pr.add_argument("bundle")
     pr.add_argument("--backends", default=None, help="comma list (default: every registered backend; "
                     "unavailable ones are skipped with the reason)")
-    pr.add_argument("--precisions", default="fp32", help="comma list of fp32, fp16, int8")
-    pr.add_argument("--batch", default="1,16", help="comma list of batch sizes")
+    pr.add_argument("--precisions", default=None, help="comma list of fp32, bf16, fp16, int8 (default fp32; with "
+                    "--target-quality: every precision the bundle has, and bf16-hint: OpenVINO fp32 with a bf16 hint)")
+    pr.add_argument("--batch", default=None, help="comma list of batch sizes (default 1,16; --target-quality: 16)")
     pr.add_argument("--steps", type=int, default=None, help="default: the sampler's default steps in the bundle")
     pr.add_argument("--sampler", default=None, help="default: the bundle's")
-    pr.add_argument("--repeat", type=int, default=20, help="timed runs per configuration")
+    pr.add_argument("--repeat", type=int, default=None, help="timed runs per configuration (default 20; "
+                    "--target-quality: 3 interleaved rounds)")
+    pr.add_argument("--mode", default=None, help="comma list of latency (default), throughput: a call's batch split "
+                    "across --streams parallel requests (onnxruntime, openvino)")
+    pr.add_argument("--streams", type=int, default=0, help="throughput mode's parallel requests (default: one per thread)")
+    pr.add_argument("--target-quality", action="store_true", help="find the fastest backend x precision x sampler x "
+                    "steps whose FID stays within --fid-rise and accuracy within --accuracy-drop of fp32 DDIM-50 "
+                    "(target-quality.md/.json in --out)")
+    pr.add_argument("--plans", default=None, help="--target-quality candidates, comma list of SAMPLER-STEPS, e.g. "
+                    "dpmpp_2m-10,dpmpp_2m:noclip-10 (default: a short list; --full: the frontier's)")
+    pr.add_argument("--tq-n", type=int, default=None, help="--target-quality: samples scored per candidate "
+                    "(default 200; --full: 500)")
+    pr.add_argument("--score-all", action="store_true", help="--target-quality: score every candidate, not only "
+                    "until the fastest within budget")
+    pr.add_argument("--full", action="store_true", help="--target-quality: the frontier's plans, n = 500, every "
+                    "candidate scored")
+    pr.add_argument("--fid-rise", type=float, default=0.10, help="--target-quality budget: FID rise (fraction)")
+    pr.add_argument("--accuracy-drop", type=float, default=1.0, help="--target-quality budget: accuracy drop (points)")
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--rounds", type=int, default=1, help="split the repeats into rounds that interleave the "
                     "configurations in time (fairer on a shared, noisy machine)")
@@ -513,7 +568,8 @@ def build_parser(full_train: bool = True) -> Parser:
                     help="intra-op threads for every runtime and baseline (default 0: each runtime's own default)")
     pr.add_argument("--no-baselines", action="store_true", help="skip the PyTorch eager and diffusers+ORT loops")
     pr.add_argument("--no-plots", action="store_true")
-    pr.add_argument("--out", default="profile", help="output folder (replaced)")
+    pr.add_argument("--out", default=None, help="output folder, replaced (default profile; --target-quality: "
+                    "target-quality)")
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(func=cmd_profile)
 

@@ -26,6 +26,7 @@ from edgegen.runtimes.stages import generator_class
 from edgegen.runtimes.backends import backend_class, backend_names
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+MODE_BACKENDS = ("onnxruntime", "openvino")  # the backends with a throughput mode
 REPORT_SCHEMA = "edgegen.profile/1"
 
 
@@ -42,6 +43,8 @@ class ProfileRequest:
     seed: int = 0
     baselines: bool = True
     threads: int = 0  # 0: every runtime's default (all cores); else intra-op threads of every runtime
+    modes: list[str] = field(default_factory=lambda: ["latency"])  # and/or "throughput" (backends/throughput.py)
+    streams: int = 0  # throughput mode's parallel requests (0: one per thread)
     timeout_s: float = 1800.0
 
 
@@ -61,6 +64,12 @@ def check_request(req: ProfileRequest) -> None:
         raise EdgegenError(f"rounds must be between 1 and repeat ({req.repeat}), got {req.rounds}")
     if req.threads < 0:
         raise EdgegenError(f"threads must be >= 0, got {req.threads}")
+    from edgegen.runtimes.backends.throughput import MODES
+    for mode in req.modes or ["?"]:
+        if mode not in MODES:
+            raise EdgegenError(f"unknown mode '{mode}' (choose {', '.join(MODES)})")
+    if req.streams < 0:
+        raise EdgegenError(f"streams must be >= 0, got {req.streams}")
     if not req.backends and not req.baselines:
         raise EdgegenError("nothing to profile: no backends and no baselines")
 
@@ -79,13 +88,16 @@ def _configs(req: ProfileRequest, manifest) -> list[dict]:
     for name in req.backends:
         cls = backend_class(name)
         for p in req.precisions:
-            reason = cls.unavailable()
-            if reason is None and not cls.single_calls and not generator_class(manifest).has_plans:
-                reason = "it runs whole sampler plans; this bundle samples with the token loop"
-            if reason is None and p not in manifest.formats(role).get(cls.format, {}):
-                reason = f"the bundle has no {p} {cls.format} model of '{role}'"
-            out.append({"name": f"{cls.name}/{p}", "kind": "edgegen", "backend": cls.name, "precision": p,
-                        "format": cls.format, "skip": reason})
+            for mode in req.modes:
+                reason = cls.unavailable()
+                if reason is None and not cls.single_calls and not generator_class(manifest).has_plans:
+                    reason = "it runs whole sampler plans; this bundle samples with the token loop"
+                if reason is None and p not in manifest.formats(role).get(cls.format, {}):
+                    reason = f"the bundle has no {p} {cls.format} model of '{role}'"
+                if reason is None and mode != "latency" and cls.name not in MODE_BACKENDS:
+                    reason = f"{cls.name} has no {mode} mode"
+                out.append({"name": f"{cls.name}/{p}" + (f"/{mode}" if mode != "latency" else ""), "kind": "edgegen",
+                            "backend": cls.name, "precision": p, "mode": mode, "format": cls.format, "skip": reason})
     if req.baselines:
         for kind, fmt, module in (("torch-eager", "torch", "torch"), ("diffusers-ort", "onnx", "diffusers")):
             reason = baselines.unsupported(manifest, req.sampler, kind)
@@ -200,13 +212,14 @@ def profile_bundle(req: ProfileRequest, progress: bool = True) -> dict:
             bar.set_postfix_str(f"{cfg['name']} batch {batch}" + (f" round {r + 1}" if req.rounds > 1 else ""))
             job = {"kind": cfg["kind"], "bundle": str(manifest.root), "backend": cfg["backend"],
                    "precision": cfg["precision"], "batch": batch, "sampler": req.sampler, "steps": req.steps,
-                   "repeat": per_round, "seed": req.seed, "threads": req.threads}
+                   "repeat": per_round, "seed": req.seed, "threads": req.threads,
+                   "mode": cfg.get("mode", "latency"), "streams": req.streams}
             raw[i].append(_run_worker(job, req.timeout_s))
             bar.update(1)
     results = []
     for i, (cfg, batch) in enumerate(jobs):
         entry = {"name": cfg["name"], "kind": cfg["kind"], "backend": cfg["backend"],
-                 "precision": cfg["precision"], "batch": batch}
+                 "precision": cfg["precision"], "batch": batch, "mode": cfg.get("mode", "latency")}
         failed = [x for x in raw[i] if "error" in x]
         if failed:
             entry.update(status="failed", reason=failed[0]["error"])

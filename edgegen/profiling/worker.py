@@ -73,6 +73,8 @@ def _edgegen_runner(job: dict):
     from edgegen.runtimes.api import Pipeline, open_manifest
     manifest = open_manifest(job["bundle"])
     opts = {"threads": job["threads"]} if job.get("threads") and job["backend"] in THREADED else {}
+    if job.get("mode", "latency") != "latency":  # throughput mode (runner.MODE_BACKENDS only)
+        opts.update(mode=job["mode"], streams=job.get("streams", 0))
     pipe = Pipeline(manifest, job["backend"], job["precision"], **opts)
     spec = pipe.backend.spec
     b = job["batch"]

@@ -3,8 +3,9 @@
 f32 models run in f32 (INFERENCE_PRECISION_HINT), not silently in bf16 on CPUs
 that have it; static shapes are about 30% faster than a dynamic batch here. A bundle entry
 may carry its own hint (``"inference_precision": "bf16"``: the gated bf16/fp16 precisions of
-calibration/precision_gate.py run the fp32 IR with that hint); ``compiled_precisions`` says
-what the plugin actually chose.
+calibration/precision_gate.py run the fp32 IR with that hint), and the ``inference_precision``
+option overrides it (``edgegen profile --target-quality`` tries an ungated bf16 hint on the fp32 IR
+and scores it itself); ``compiled_precisions`` says what the plugin actually chose.
 
 ``mode="throughput"`` (throughput.py) compiles with the THROUGHPUT hint and ``streams`` streams
 (NUM_STREAMS; default one per thread given, else per core) and runs a call's batch as that many
@@ -27,7 +28,8 @@ class OpenVINOBackend(Backend):
     format = "openvino"
 
     def __init__(self, manifest, role, precision="fp32", device: str = "CPU", cache_dir: str | None = None,
-                 threads: int = 0, mode: str = "latency", streams: int = 0, **opts):
+                 threads: int = 0, mode: str = "latency", streams: int = 0, inference_precision: str | None = None,
+                 **opts):
         super().__init__(manifest, role, precision, **opts)
         import openvino as ov
         self.core = ov.Core()
@@ -39,7 +41,7 @@ class OpenVINOBackend(Backend):
                                f"(available: {', '.join(self.core.available_devices)})")
         self.device = device
         self.xml = manifest.file(role, "openvino", precision)
-        hint = manifest.formats(role)["openvino"][precision].get("inference_precision")
+        hint = inference_precision or manifest.formats(role)["openvino"][precision].get("inference_precision")
         hint = hint or ("f32" if precision == "fp32" else None)
         self.config = {"INFERENCE_PRECISION_HINT": hint} if hint else {}
         if cache_dir:
