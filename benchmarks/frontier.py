@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgegen.profiling.frontier import ACC_DROP_POINTS, FID_RISE, Budget, interleaved, plan_options, timed
+
 HERE = Path(__file__).resolve().parent
 PLANS = [("ddim", 50), ("ddim", 20), ("ddim", 10), ("dpmpp_2m", 20), ("dpmpp_2m", 15), ("dpmpp_2m", 10),
          ("unipc", 20), ("unipc", 10), ("dpmpp_2m:noclip", 15), ("dpmpp_2m:noclip", 10)]
@@ -48,15 +50,10 @@ BATCHES = (1, 16)
 REPEATS = {1: 3, 16: 2}
 N, BATCH_Q = 500, 100
 THREADS = 1
-FID_RISE, ACC_DROP_POINTS = 0.10, 1.0
 REF = "ddim-50"  # the quality reference and the peer baseline: fp32 DDIM-50
-
-
-def _kw(sampler: str, steps: int) -> dict:
-    """Sampler options of a plan name: "dpmpp_2m:noclip" is DPM-Solver++(2M) without x0 clipping
-    (diffusers' default, the peer's configuration)."""
-    name, _, flag = sampler.partition(":")
-    return {"sampler": name, "steps": int(steps), **({"clip_x0": False} if flag == "noclip" else {})}
+# plan names, the budget (FID within 10%, accuracy within 1 point) and the timing are
+# edgegen/profiling/frontier.py's, shared with `edgegen profile --target-quality`
+_kw = plan_options
 
 
 def machine() -> dict:
@@ -181,13 +178,7 @@ def peer_quality(m, raw: Raw, ev) -> None:
 
 
 def _timed(run, batch: int) -> dict:
-    walls = []
-    for _ in range(REPEATS[batch]):
-        t0 = time.perf_counter()
-        run()
-        walls.append(time.perf_counter() - t0)
-    return {"per_sample_ms": 1000 * float(np.median(walls)) / batch, "runs": len(walls),
-            "min_per_sample_ms": 1000 * float(np.min(walls)) / batch}
+    return timed(run, batch, REPEATS[batch])
 
 
 def reference_samples(m, sampler: str, steps: int, batch: int) -> np.ndarray:
@@ -267,13 +258,7 @@ def head_to_head(m, work: Path, raw: Raw, rows: dict, rounds: int = 3) -> None:
                 first_call()
             run()  # warm-up (compiles)
             runs[e["name"]] = run
-        walls: dict = {n: [] for n in runs}
-        for _ in range(rounds):
-            for name, run in runs.items():
-                t0 = time.perf_counter()
-                run()
-                walls[name].append(time.perf_counter() - t0)
-        raw.put(key, {name: 1000 * float(np.median(w)) / batch for name, w in walls.items()})
+        raw.put(key, {name: t["per_sample_ms"] for name, t in interleaved(runs, batch, rounds).items()})
 
 
 # -- the frontier ----------------------------------------------------------------------------------
@@ -300,8 +285,7 @@ def table(rows: dict) -> list[dict]:
         e = {"name": name, "family": family, "batch": batch, "plan": plan, "ms": r["per_sample_ms"],
              "max_abs": r.get("max_abs_vs_ort_fp32_host"), "fid": q and q["fid"], "accuracy": q and q["accuracy"]}
         if ref and q:
-            e["in_budget"] = bool(q["fid"] <= (1 + FID_RISE) * ref["fid"] and
-                                  q["accuracy"] >= ref["accuracy"] - ACC_DROP_POINTS / 100)
+            e["in_budget"] = Budget().within(q, ref)
         out.append(e)
     return out
 
