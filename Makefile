@@ -145,6 +145,11 @@ durability: $(STAMP) native-testdata
 bench-frontier: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/frontier.py
 
+# throughput mode vs latency mode, batch 16, 1 and 2 threads/streams (issue 19; a few minutes)
+.PHONY: bench-throughput
+bench-throughput: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/throughput.py
+
 # Stable-Diffusion-1.5-shaped import (issue 16): random weights from SD 1.5's published configs
 # (860 M-parameter UNet: ONNX external data), import + parity gate + a few sampling steps, import
 # time and peak memory. Measured: 18 min, 11.7 GB peak, ~13 GB disk (ONNX only; OpenVINO adds a
