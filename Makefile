@@ -41,6 +41,7 @@ NATIVE_ASAN := build/native-asan
 NATIVE_TSAN := build/native-tsan
 TEST_BUNDLE := build/testdata/ddpm-tiny
 TOKEN_BUNDLE := build/testdata/dalle-tiny
+LDM_BUNDLE := build/testdata/ldm-tiny
 OV_CMAKE = $$($(BIN)/python -c 'import openvino, os; print(os.path.dirname(openvino.__file__))')/cmake
 CMAKE_CONFIGURE = cmake -S . -G Ninja -DOpenVINO_DIR=$(OV_CMAKE) -Wno-dev --log-level=WARNING
 
@@ -71,9 +72,10 @@ native-tsan: $(STAMP) apt-deps native-testdata
 	    ctest --test-dir $(NATIVE_TSAN) -j1 --output-on-failure -R '^(Threads|Token|ProgressTest.Cancel)'
 
 # The tiny bundles the C++ tests sample from (trained and exported once: the DDPM in about 30 s,
-# the DALL-E token model in about 60 s; `rm -rf build/testdata` makes the next run rebuild them,
+# the DALL-E token model in about 60 s, the latent text-to-image model (with its stored image-to-image
+# and inpainting plans) in about 60 s; `rm -rf build/testdata` makes the next run rebuild them,
 # e.g. after a bundle format change).
-native-testdata: $(TEST_BUNDLE)/manifest.json $(TOKEN_BUNDLE)/manifest.json
+native-testdata: $(TEST_BUNDLE)/manifest.json $(TOKEN_BUNDLE)/manifest.json $(LDM_BUNDLE)/manifest.json
 $(TEST_BUNDLE)/manifest.json: | $(STAMP)
 	rm -rf build/testdata/runs/ddpm-tiny
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/edgegen train ddpm --preset tiny --train.threads 1 --quiet \
@@ -86,6 +88,12 @@ $(TOKEN_BUNDLE)/manifest.json: | $(STAMP)
 	    --out build/testdata/runs/dalle-tiny
 	OMP_NUM_THREADS=1 $(BIN)/edgegen export build/testdata/runs/dalle-tiny --format onnx,openvino --quiet \
 	    --out $(TOKEN_BUNDLE)
+$(LDM_BUNDLE)/manifest.json: | $(STAMP)
+	rm -rf build/testdata/runs/ldm-tiny
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/edgegen train ldm --preset tiny --train.threads 1 --quiet \
+	    --out build/testdata/runs/ldm-tiny
+	OMP_NUM_THREADS=1 $(BIN)/edgegen export build/testdata/runs/ldm-tiny --format onnx,openvino --quiet \
+	    --out $(LDM_BUNDLE)
 
 # ctest of both builds; leak checking stays on (ASan's default); UBSan aborts on the first finding.
 native-test: native native-asan native-testdata

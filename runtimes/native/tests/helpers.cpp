@@ -24,6 +24,13 @@ std::string token_bundle() {
 
 bool have_token_bundle() { return fs::is_regular_file(fs::path(token_bundle()) / "manifest.json"); }
 
+std::string ldm_bundle() {
+  const char *env = std::getenv("EDGEGEN_LDM_TEST_BUNDLE");
+  return env && *env ? env : EDGEGEN_DEFAULT_LDM_BUNDLE;
+}
+
+bool have_ldm_bundle() { return fs::is_regular_file(fs::path(ldm_bundle()) / "manifest.json"); }
+
 TempDir::TempDir() {
   std::random_device rd;
   path = (fs::temp_directory_path() / ("edgegen-test-" + std::to_string(rd()) + std::to_string(rd()))).string();

@@ -16,6 +16,10 @@ bool have_test_bundle();
 // a prompt condition and a VQ decoder, `make native-testdata`).
 std::string token_bundle();
 bool have_token_bundle();
+// EDGEGEN_LDM_TEST_BUNDLE, else the CMake default (build/testdata/ldm-tiny: latent text-to-image,
+// text encoder, VAE encoder/decoder, stored image-to-image and inpainting plans; `make native-testdata`).
+std::string ldm_bundle();
+bool have_ldm_bundle();
 // A fresh copy of the test bundle in a temporary folder (removed by the caller's TempDir).
 struct TempDir {
   TempDir();
@@ -47,6 +51,13 @@ void expect_one_line_error();
     if (!testing_edgegen::have_token_bundle())                                                         \
       GTEST_SKIP() << "no token test bundle at " << testing_edgegen::token_bundle()                    \
                    << " (run `make native-testdata` or set EDGEGEN_TOKEN_TEST_BUNDLE)";                \
+  } while (0)
+
+#define REQUIRE_LDM_BUNDLE()                                                                           \
+  do {                                                                                                 \
+    if (!testing_edgegen::have_ldm_bundle())                                                           \
+      GTEST_SKIP() << "no latent test bundle at " << testing_edgegen::ldm_bundle()                     \
+                   << " (run `make native-testdata` or set EDGEGEN_LDM_TEST_BUNDLE)";                  \
   } while (0)
 
 #define EXPECT_STATUS(expr, status)                                          \
