@@ -425,8 +425,9 @@ def build_parser(full_train: bool = True) -> Parser:
                    help="with --format executorch: the Core ML / Vulkan programs written beside the XNNPACK one, "
                         "coreml,vulkan (the default), coreml, vulkan or none (Vulkan lowering is slow)")
     e.add_argument("--plans", default=None,
-                   help="sampler plans to store, e.g. ddim-10,ddim-25,ddim-50,ddpm (default: the family's set); "
-                        "the native runtime runs only stored plans (edgegen-run --list-plans)")
+                   help="sampler plans to store, e.g. ddim-10,ddim-25,ddim-50,ddpm, and image-to-image / inpainting "
+                        "edits of them, e.g. ddim-50@strength0.6, ddim-50@inpaint (default: the family's set); "
+                        "the native runtime and the web page run only stored plans (edgegen-run --list-plans)")
     e.add_argument("--out", default=None, help="bundle folder (default bundles/RUN_NAME)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_export)

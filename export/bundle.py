@@ -39,20 +39,41 @@ def default_plans(manifest: Manifest, wanted: list[dict] | None = None) -> dict:
     return cls.bundle_plans(dict(manifest.generator, bundle_plans=wanted))
 
 
+def _edit_spec(item: str, edit: str) -> dict:
+    """'strength0.6' -> {"strength": 0.6}; 'inpaint' -> {"inpaint": True}."""
+    if edit == "inpaint":
+        return {"inpaint": True}
+    if edit.startswith("strength"):
+        try:
+            s = float(edit[len("strength"):])
+        except ValueError:
+            s = float("nan")
+        if 0.0 < s <= 1.0:
+            return {"strength": s}
+        raise EdgegenError(f"plan '{item}': strength must be a number in (0, 1], e.g. ddim-50@strength0.6")
+    raise EdgegenError(f"plan '{item}': unknown edit '@{edit}' (image-to-image: @strength0.6, inpainting: @inpaint)")
+
+
 def parse_plan_specs(text: str) -> list[dict]:
     """'ddim-10,ddim-25,ddpm' -> [{"sampler": "ddim", "steps": 10}, ..., {"sampler": "ddpm"}]
-    (a sampler without steps: its default steps)."""
+    (a sampler without steps: its default steps). Stored image-to-image and inpainting plans
+    (plans.edit_plan, for runtimes that do not compile plans): 'ddim-50@strength0.6',
+    'ddim-50@inpaint', 'ddim-50@strength0.6@inpaint'."""
     specs = []
     for item in (t.strip() for t in text.split(",")):
         if not item:
             continue
-        name, _, steps = item.rpartition("-")
+        base, *edits = item.split("@")
+        edit: dict = {}
+        for e in edits:
+            edit.update(_edit_spec(item, e))
+        name, _, steps = base.rpartition("-")
         if name and steps.isdigit():
             if int(steps) == 0:
                 raise EdgegenError(f"plan '{item}': the steps must be a positive integer, e.g. ddim-25")
-            specs.append({"sampler": name, "steps": int(steps)})
+            specs.append({"sampler": name, "steps": int(steps), **edit})
         else:  # a sampler name alone (it may contain dashes)
-            specs.append({"sampler": item})
+            specs.append({"sampler": base, **edit})
     if not specs:
         raise EdgegenError("--plans needs a comma list of plans, e.g. ddim-10,ddim-25,ddim-50")
     return specs

@@ -257,6 +257,16 @@ def compile_gan(latent_dim: int) -> Plan:
                 [{"t": None, "src": "z", "dst": "x", "ops": []}], "x", shapes={"z": [int(latent_dim)]})
 
 
+STORED_STRENGTHS = (0.3, 0.6, 0.8)  # the image-to-image strengths a bundle stores by default
+
+
+def edit_plan_specs(base: dict) -> list[dict]:
+    """The stored edits of one bundle plan spec (``bundle_plans`` entries): image-to-image at
+    STORED_STRENGTHS and inpainting, so runtimes that run only stored plans (native, web) can edit
+    images; Python compiles any other strength itself."""
+    return [{**base, "strength": s} for s in STORED_STRENGTHS] + [{**base, "inpaint": True}]
+
+
 def edit_plan(plan: Plan, generator: dict, strength: float | None = None, inpaint: bool = False) -> Plan:
     """Image-to-image and inpainting (latent-stages.md) as an edit of a compiled plan.
 

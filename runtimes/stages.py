@@ -194,7 +194,15 @@ class PlanGenerator:
     def bundle_plans(stage: dict) -> dict:
         """The plans a bundle stores: the stage's ``bundle_plans`` list, else its default sampler."""
         wanted = stage.get("bundle_plans") or [{"sampler": stage.get("defaults", {}).get("sampler")}]
-        plans = [compile_plan(stage, **p) for p in wanted]
+        plans = []
+        for spec in wanted:
+            spec = dict(spec)
+            strength, inpaint = spec.pop("strength", None), spec.pop("inpaint", False)
+            plan = compile_plan(stage, **spec)
+            if strength is not None or inpaint:  # image-to-image / inpainting, stored for the native and web runtimes
+                from edgegen.runtimes.plans import edit_plan
+                plan = edit_plan(plan, stage, strength, inpaint=inpaint)
+            plans.append(plan)
         return {p.key: p.to_json() for p in plans}
 
     def guidance(self, guidance: Optional[float]) -> float:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from edgegen.roles import RoleSpec, TensorSpec
+from edgegen.runtimes.plans import edit_plan_specs
 from edgegen.runtimes.samplers import samplers
 from edgegen.runtimes.schedules import alpha_bar
 from edgegen.train.data import DataConfig, load_images
@@ -88,7 +89,8 @@ def sampling_info(cfg: DDPMConfig) -> dict:
                          "clip_x0": cfg.sampling.clip_x0},
             "gate": {"sampler": "ddim", "steps": 50, "eta": 0.0},  # the parity gate's trajectory
             "bundle_plans": [{"sampler": cfg.sampling.sampler, "steps": cfg.sampling.steps},
-                             {"sampler": "ddim", "steps": 50, "eta": 0.0}, {"sampler": "ddpm"}],
+                             {"sampler": "ddim", "steps": 50, "eta": 0.0}, {"sampler": "ddpm"},
+                             *edit_plan_specs({"sampler": "ddim", "steps": 50, "eta": 0.0})],
             "samplers": list(samplers("ddpm"))}
 
 

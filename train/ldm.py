@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from edgegen.errors import EdgegenError
 from edgegen.roles import RoleSpec, TensorSpec
+from edgegen.runtimes.plans import edit_plan_specs
 from edgegen.runtimes.samplers import samplers
 from edgegen.runtimes.schedules import alpha_bar
 from edgegen.train.data import DataConfig, load_images
@@ -150,7 +151,8 @@ def pipeline_info(cfg: LDMConfig) -> dict:
                                    "guidance": smp.guidance, "clip_x0": smp.clip_x0},
                       # the gate's trajectory: the default sampler, fewer steps (it runs once per format)
                       "gate": {"sampler": "ddim", "steps": 10, "eta": 0.0},
-                      "bundle_plans": [{"sampler": smp.sampler, "steps": smp.steps}, {"sampler": "ddpm"}],
+                      "bundle_plans": [{"sampler": smp.sampler, "steps": smp.steps}, {"sampler": "ddpm"},
+                                       *edit_plan_specs({"sampler": smp.sampler, "steps": smp.steps})],
                       "samplers": list(samplers("ddpm"))},
         "decoder": {"role": "vae_decoder", "input": "z", "output": "x", "scale": scale},
         "encoder": {"role": "vae_encoder", "input": "x", "output": "z", "scale": scale},

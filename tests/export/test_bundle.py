@@ -10,7 +10,7 @@ from edgegen.export.bundle import parse_formats
 from edgegen.train.runs import export_run as export_bundle
 from edgegen.manifest import read_manifest
 from edgegen.runtimes.api import open_pipeline
-from edgegen.runtimes.plans import Plan
+from edgegen.runtimes.plans import Plan, edit_plan
 from edgegen.runtimes.samplers import compile_plan
 
 
@@ -33,7 +33,10 @@ def test_manifest_round_trip(tiny_bundle):
         p = Plan.from_json(plan)
         assert p.key == key
         opts = {k: p.params[k] for k in ("eta", "clip_x0") if k in p.params}
-        assert p.to_json() == compile_plan(m.sampling, p.sampler, p.params["steps"], **opts).to_json()
+        compiled = compile_plan(m.sampling, p.sampler, p.params["steps"], **opts)
+        if p.inputs:  # a stored image-to-image / inpainting edit of the plan
+            compiled = edit_plan(compiled, m.sampling, p.params.get("strength"), inpaint=p.params.get("inpaint", False))
+        assert p.to_json() == compiled.to_json()
     assert {"ddim-50", "ddpm-1000"} <= set(m.data["plans"])
     assert m.data["training"]["config"]["model"]["base_channels"] == 16
 

@@ -79,6 +79,27 @@ def test_non_ddpm_processes_are_refused():
         edit_plan(compile_plan({"process": "gan", "latent_dim": 4}, "gan"), {"process": "gan"}, 0.5)
 
 
+def test_plan_specs_with_edits_store_exactly_edit_plans_output():
+    from edgegen.export.bundle import parse_plan_specs
+    from edgegen.runtimes.stages import PlanGenerator
+    specs = parse_plan_specs("ddim-20@strength0.6,ddim-20@inpaint,ddim-20@strength0.3@inpaint,ddim-20")
+    assert specs[0] == {"sampler": "ddim", "steps": 20, "strength": 0.6}
+    stored = PlanGenerator.bundle_plans(dict(GEN, bundle_plans=specs))
+    assert list(stored) == ["ddim-20-strength0.6", "ddim-20-inpaint", "ddim-20-strength0.3-inpaint", "ddim-20"]
+    base = compile_plan(GEN, "ddim", 20)
+    assert stored["ddim-20-strength0.6"] == edit_plan(base, GEN, 0.6).to_json()
+    assert stored["ddim-20-strength0.3-inpaint"] == edit_plan(base, GEN, 0.3, inpaint=True).to_json()
+    assert Plan.from_json(stored["ddim-20-inpaint"]).inputs == ["x_init", "mask"]
+
+
+@pytest.mark.parametrize("text, msg", [("ddim-50@strength0", r"\(0, 1\]"), ("ddim-50@strength1.5", r"\(0, 1\]"),
+                                       ("ddim-50@strengthx", r"\(0, 1\]"), ("ddim-50@blur", "unknown edit '@blur'")])
+def test_bad_edit_plan_specs_are_one_line(text, msg):
+    from edgegen.export.bundle import parse_plan_specs
+    with pytest.raises(EdgegenError, match=msg):
+        parse_plan_specs(text)
+
+
 # -- whole pipelines ----------------------------------------------------------------------------
 def _mask(shape, right=True):
     m = np.zeros(shape[1:], np.float32)
@@ -97,6 +118,9 @@ def test_img2img_and_inpainting_end_to_end(bundles, family):
     from edgegen.train.data import load_images
     kw = {"prompt": "a handwritten seven"} if family == "ldm" else {"labels": 7}
     pipes = {b: open_pipeline(bundles[family], b) for b in ("onnxruntime", "openvino")}
+    stored = pipes["onnxruntime"].manifest.data["plans"]  # the edits native and web runtimes run
+    base = "ddim-50-noclip" if family == "ldm" else "ddim-50"  # latents are not clipped
+    assert {f"{base}-strength0.3", f"{base}-strength0.6", f"{base}-strength0.8", f"{base}-inpaint"} <= set(stored)
     image = load_images("digits", "test", 16).images[0]
     a = pipes["onnxruntime"].sample(2, seed=4, init_image=image, strength=0.5, **kw)
     b = pipes["openvino"].sample(2, seed=4, init_image=image, strength=0.5, **kw)
