@@ -96,10 +96,33 @@ def lower(program: "torch.export.ExportedProgram", delegate: str = "xnnpack") ->
         return to_edge_transform_and_lower(program, partitioner=[part]).to_executorch().buffer
 
 
+def _split_with_sizes(x, split_sizes, dim=0):
+    out, start = [], 0
+    for size in split_sizes:
+        out.append(torch.ops.aten.slice.Tensor(x, dim, start, start + size))
+        start += size
+    return out
+
+
+def _split(x, split_size, dim=0):
+    n = x.shape[dim]
+    return [torch.ops.aten.slice.Tensor(x, dim, s, min(s + split_size, n)) for s in range(0, n, split_size)]
+
+
+# split/chunk -> slices before lowering: ExecuTorch's to_edge specializes the batch of a program with
+# a split (attention's ``kv(x).chunk(2, -1)``: every tensor gets the example's batch as a static size,
+# and a call on fewer rows fails with "Attempted to resize a static tensor"; measured with executorch
+# 1.5.1 on the LDM text encoder and denoiser), while slices keep it symbolic
+SPLITS_AS_SLICES = {torch.ops.aten.split_with_sizes.default: _split_with_sizes, torch.ops.aten.split.Tensor: _split}
+
+
 def export_program(module: torch.nn.Module, args: tuple, shapes: Optional[dict]):
     """``module`` in eval mode already (a quantized pt2e graph refuses ``.eval()``)."""
     with quiet(), torch.no_grad():
-        return torch.export.export(module, args, dynamic_shapes=shapes)
+        program = torch.export.export(module, args, dynamic_shapes=shapes)
+        if shapes is not None:
+            program = program.run_decompositions(SPLITS_AS_SLICES)
+        return program
 
 
 def example_args(ctx: TargetContext, batch: int) -> tuple:
