@@ -76,8 +76,12 @@ def load(folder: Path) -> Artifact:
                     CalibrationSet(raw, step, doc["calibration_data"]), doc["provenance"])
 
 
-def _session(model: onnx.ModelProto, names: list[str]):
+def _session(model: onnx.ModelProto, names: list[str], folder: Path):
+    """A session of ``model`` (its external weights, if any, read from ``folder``) that also returns
+    every tensor in ``names``."""
     import onnxruntime as ort
+
+    from edgegen.export.onnx_data import session
     m = onnx.ModelProto()
     m.CopyFrom(model)
     have = {o.name for o in m.graph.output}
@@ -87,7 +91,7 @@ def _session(model: onnx.ModelProto, names: list[str]):
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every named tensor
     so.intra_op_num_threads = 1
-    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return session(m, folder, so)
 
 
 def percentile_amax(hist: np.ndarray, amax: float, q: float = 0.9999) -> float:
@@ -100,9 +104,10 @@ def percentile_amax(hist: np.ndarray, amax: float, q: float = 0.9999) -> float:
 
 def build(onnx_path: Path, calib: CalibrationSet, batch: int = 32, progress: bool = False) -> Artifact:
     """Run the fp32 ONNX model over the calibration set; ranges and |x| histograms per float tensor."""
-    model = onnx.load(str(onnx_path))
+    from edgegen.export.onnx_data import data_files, load_graph
+    model = load_graph(onnx_path)  # external weights (a network over 2 GB) stay on disk: ORT reads them
     names = float_tensors(model)
-    sess = _session(model, names)
+    sess = _session(model, names, Path(onnx_path).parent)
     outs = [o.name for o in sess.get_outputs()]
     feeds = {i.name for i in sess.get_inputs()}
     lo = {n: np.inf for n in names}
@@ -132,4 +137,7 @@ def build(onnx_path: Path, calib: CalibrationSet, batch: int = 32, progress: boo
     ranges = {n: {"min": lo[n], "max": hi[n], "amax": amax[n], "amax_p9999": percentile_amax(hist[n], amax[n])}
               for n in seen}
     prov = {"onnx": Path(onnx_path).name, "onnx_sha256": sha256_file(Path(onnx_path)), "tensors": len(seen)}
+    data = data_files(onnx_path)
+    if data:  # the weights are there, not in the model file
+        prov["onnx_data_sha256"] = {d.name: sha256_file(d) for d in data}
     return Artifact(ranges, {n: hist[n].astype(np.float32) for n in seen}, calib, prov)

@@ -153,6 +153,7 @@ def _brief(r: dict) -> dict:
 def _naive(req: CalibrateRequest, m: Manifest, role: str, ref: gate.Reference, scratch: Path) -> dict:
     """The same ONNX Runtime quantizer calibrated on N(0, 1) inputs at the first sampler timestep."""
     from edgegen.calibration import ort_quant
+    from edgegen.export.onnx_data import copy_model
     pipe = _pipe(m, "onnxruntime", "fp32", req.gate.threads)
     plan = pipe.plan(**{k: v for k, v in gate._plan_kw(m).items() if k != "eta"})
     t0 = next((s["t"] for s in plan.steps if s["t"] is not None), None)
@@ -160,7 +161,7 @@ def _naive(req: CalibrateRequest, m: Manifest, role: str, ref: gate.Reference, s
     calib = record.naive(spec, req.calls, m.num_classes, t0, req.seed)
     art = artifact_mod.build(m.file(role, "onnx"), calib, progress=False)
     naive_m = Manifest(scratch, copy.deepcopy(m.data))
-    shutil.copyfile(m.file(role, "onnx"), scratch / "fp32.onnx")
+    copy_model(m.file(role, "onnx"), scratch / "fp32.onnx")  # with its external data (a network over 2 GB)
     ort_quant.quantize(m.file(role, "onnx"), scratch / "naive.int8.onnx", art, spec, [], req.range_method)
     naive_m.data["roles"][role]["files"]["onnx"] = {"fp32": {"path": "fp32.onnx"}, "int8": {"path": "naive.int8.onnx"}}
     result = gate.measure(_pipe(m, "onnxruntime", "int8", req.gate.threads, generator_from=naive_m), ref, req.budget,

@@ -44,7 +44,8 @@ def quantize(fp32_onnx: Path, out: Path, art: Artifact, spec, keep_float: list[s
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer, update_opset_version
-    base = onnx.load(str(fp32_onnx))
+    from edgegen.export.onnx_data import load_graph
+    base = load_graph(fp32_onnx)  # node names only; ORT's loader below reads the weights, external data too
     targets = quantizable_nodes(base, spec)
     unknown = sorted(set(keep_float) - set(targets))
     if unknown:

@@ -74,13 +74,12 @@ def _executorch(ctx: QuantContext, keep: list[str]) -> tuple[dict, dict]:
 
 def _tensorrt(ctx: QuantContext) -> dict:
     """The TensorRT calibration cache from the artifact; the int8 engine is built where it runs."""
-    import onnx
-
     from edgegen.calibration import tensorrt_cache
+    from edgegen.export.onnx_data import load_graph
     from edgegen.runtimes.backends.tensorrt_engine import tensorrt_reason
     m, role = ctx.m, ctx.role
     keep = ctx.report["formats"].get("onnx", {}).get("kept_float", [])
-    outs = {n.name: list(n.output) for n in onnx.load(str(m.file(role, "onnx"))).graph.node}
+    outs = {n.name: list(n.output) for n in load_graph(m.file(role, "onnx")).graph.node}
     skip = _conditioning_tensors(m, role) + [o for k in keep for o in outs.get(k, [])]
     check = tensorrt_cache.write(m.root / "calibration" / "tensorrt.cache", ctx.art, skip, ctx.req.range_method)
     ctx.names["tensorrt_cache"] = "tensorrt.cache"
@@ -109,10 +108,9 @@ def _coreml(ctx: QuantContext) -> dict:
 
 def _conditioning_tensors(m: Manifest, role: str) -> list[str]:
     """ONNX tensors of the time/label embedding path, kept in float (quantizing t * freqs wrecks sampling)."""
-    import onnx
-
     from edgegen.calibration.graph import conditioning_nodes
-    model = onnx.load(str(m.file(role, "onnx")))
+    from edgegen.export.onnx_data import load_graph
+    model = load_graph(m.file(role, "onnx"))
     cond = set(conditioning_nodes(model, m.role(role)))
     meta = m.role(role).meta or {}
     return [o for n in model.graph.node if n.name in cond for o in n.output] + \

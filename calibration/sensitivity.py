@@ -12,7 +12,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 from tqdm import tqdm
 
 from edgegen.calibration import ort_quant
@@ -30,7 +29,8 @@ def _session(path: Path):
 def rank(fp32_onnx: Path, art: Artifact, spec, rows: int = 64, method: str = "minmax",
          progress: bool = False) -> list[dict]:
     """[{"layer", "op", "rel_mse"}] worst first."""
-    model = onnx.load(str(fp32_onnx))
+    from edgegen.export.onnx_data import load_graph
+    model = load_graph(fp32_onnx)  # the graph: external weights stay on disk
     ops = {n.name: n.op_type for n in model.graph.node}
     layers = quantizable_nodes(model, spec)
     idx = np.linspace(0, len(art.calib) - 1, min(rows, len(art.calib))).round().astype(int)

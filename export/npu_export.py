@@ -21,30 +21,41 @@ import numpy as np
 import onnx
 import torch
 from edgegen.export.npu_ops import INTEL_NPU_NOTE, qnn_check
+from edgegen.export.onnx_data import data_files, load_graph, save_graph
 from edgegen.export.targets import TargetContext, static_reason, static_shapes, tree_entry
 
 BOUND = 1e-4  # the parity gate's single-call bound (fp32)
 
 
 def fix_shapes(src: Path, dst: Path, spec, batch: int) -> list[str]:
-    """Write ``src`` with every dim fixed for ``batch``; returns the dynamic dims still inside."""
-    from onnx.tools.update_model_dims import update_inputs_outputs_dims
-    model = onnx.load(str(src))
+    """Write ``src`` with every dim fixed for ``batch``; returns the dynamic dims still inside.
+    External weights (a network over 2 GB) stay in their data file, copied beside ``dst`` (onnx_data)."""
+    model = load_graph(src)
     ins = {k: list(v) for k, v in static_shapes(spec, batch).items()}
     outs = {t.name: list(t.concrete(batch)) for t in spec.outputs}
-    model = update_inputs_outputs_dims(model, ins, outs)
+    _set_dims(model.graph.input, ins)
+    _set_dims(model.graph.output, outs)
     del model.graph.value_info[:]  # stale symbolic shapes; re-inferred below
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     if fold_shape_nodes(model):
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
+    save_graph(model, dst, src)  # checked by path: the checker reads external data from beside the file
     left = []
     for vi in (*model.graph.input, *model.graph.output, *model.graph.value_info):
         for d in vi.type.tensor_type.shape.dim:
             if not d.HasField("dim_value"):
                 left.append(f"{vi.name}:{d.dim_param or '?'}")
     return left
+
+
+def _set_dims(values, dims: dict) -> None:
+    """Fix the dims of graph inputs/outputs (onnx.tools.update_model_dims without its in-memory checker
+    run, which cannot read external data; fix_shapes checks the written file instead)."""
+    for v in values:
+        for j, (d, want) in enumerate(zip(v.type.tensor_type.shape.dim, dims[v.name])):
+            if d.HasField("dim_value") and d.dim_value != want:
+                raise ValueError(f"{v.name} axis {j} is {d.dim_value}, cannot fix it to {want}")
+            d.dim_value = int(want)
 
 
 def fold_shape_nodes(model) -> int:
@@ -109,7 +120,7 @@ def write(ctx: TargetContext) -> tuple[dict, dict]:
         inputs = ctx.inputs(batch, 1)
         want = _torch_out(ctx.module, ctx.spec, inputs)
         got_onnx = _ort_out(ctx.root / onnx_rel, ctx.spec, inputs)
-        ops = qnn_check(onnx.load(str(ctx.root / onnx_rel)))
+        ops = qnn_check(load_graph(ctx.root / onnx_rel))
         compiled = core.compile_model(str(ctx.root / ir_rel), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         got_ir = compiled(inputs)[compiled.output(0)]
         err_onnx = float(np.max(np.abs(got_onnx.astype(np.float64) - want)))
@@ -122,7 +133,8 @@ def write(ctx: TargetContext) -> tuple[dict, dict]:
     first = str(ctx.recipe.static_batches[0])
     files = {"fp32": tree_entry(
         ctx.root, onnx_files[first], [*onnx_files.values(), *ir_files.values(),
-                                      *(p.replace(".xml", ".bin") for p in ir_files.values())],
+                                      *(p.replace(".xml", ".bin") for p in ir_files.values()),
+                                      *_data_rels(ctx.root, onnx_files.values())],
         static_batches={"onnx": onnx_files, "openvino": ir_files},
         requires={"onnx": "onnxruntime with QNNExecutionProvider (Snapdragon HTP)",
                   "openvino": "OpenVINO with the NPU device (Intel Core Ultra)"},
@@ -133,6 +145,11 @@ def write(ctx: TargetContext) -> tuple[dict, dict]:
     summary += f"; QNN ops: {_ops_summary(results[0]['qnn_ops'])}"
     return files, {"fp32": {"check": "static-shape", "passed": passed, "variants": results, "summary": summary,
                             "qnn_ops": results[0]["qnn_ops"], "openvino_npu_ops": INTEL_NPU_NOTE}}
+
+
+def _data_rels(root: Path, rels) -> list[str]:
+    """The external data files the static variants name (one shared copy per folder), bundle-relative."""
+    return sorted({p.relative_to(root).as_posix() for rel in rels for p in data_files(root / rel)})
 
 
 def _entry_ops(results: list[dict]) -> dict:
@@ -160,11 +177,11 @@ def write_int8(m, role: str, seed: int = 0) -> tuple[dict, dict] | None:
         inputs = example_inputs(spec, batch, seed, m.num_classes)
         err = float(np.max(np.abs(_ort_out(m.root / rel, spec, inputs).astype(np.float64)
                                   - _ort_out(src, spec, inputs))))
-        ops = qnn_check(onnx.load(str(m.root / rel)))
+        ops = qnn_check(load_graph(m.root / rel))
         results.append({"batch": batch, "dynamic_dims_left": left, "onnx_cpu_vs_dynamic_int8_max_abs": err,
                         "qnn_ops": ops, "passed": not left and err <= BOUND})
         onnx_files[str(batch)] = rel
-    entry = tree_entry(m.root, onnx_files[str(batches[0])], list(onnx_files.values()),
+    entry = tree_entry(m.root, onnx_files[str(batches[0])], [*onnx_files.values(), *_data_rels(m.root, onnx_files.values())],
                        static_batches={"onnx": onnx_files}, quantization="QDQ (from onnx/int8)",
                        requires={"onnx": "onnxruntime with QNNExecutionProvider (Snapdragon HTP)"},
                        qnn_ops=_entry_ops(results))

@@ -57,7 +57,7 @@ def _constants(graph) -> set[str]:
 
 
 def report(onnx_path: Path, profile: dict) -> dict:
-    model = onnx.load(str(onnx_path))
+    model = onnx.load(str(onnx_path), load_external_data=False)  # the graph: a > 2 GB network's weights stay on disk
     if model.functions:  # the dynamo exporter may emit local functions; TensorRT sees them inlined
         model = onnx.inliner.inline_local_functions(model)
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)

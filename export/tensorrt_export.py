@@ -11,7 +11,6 @@ fp32 and fp16 always; int8 when the bundle carries a TensorRT calibration cache
 from __future__ import annotations
 
 import json
-import shutil
 
 from edgegen.export.targets import TargetContext
 from edgegen.paths import atomic_write_text
@@ -23,10 +22,11 @@ def write(ctx: TargetContext) -> tuple[dict, dict]:
     from edgegen.export.tensorrt_compat import profile_for, report
 
     from edgegen.manifest import file_entry
+    from edgegen.export.onnx_data import copy_model, data_entries
     src_rel = f"onnx/{ctx.role}.onnx"
     if not (ctx.root / src_rel).exists():  # no onnx format in this bundle: keep the source beside
         src_rel = f"tensorrt/{ctx.role}.onnx"
-        shutil.copyfile(ctx.onnx(), ctx.path(src_rel))
+        copy_model(ctx.onnx(), ctx.path(src_rel))  # with its external data (a network over 2 GB)
     profile = profile_for(ctx.spec, list(ctx.recipe.static_batches))
     rep = report(ctx.root / src_rel, profile)
     rep_rel = f"tensorrt/{ctx.role}.compat.json"
@@ -36,6 +36,7 @@ def write(ctx: TargetContext) -> tuple[dict, dict]:
     reason = tensorrt_reason()
     input_dims = {t.name: list(t.shape) for t in ctx.spec.inputs}
     files, checks = {}, {}
+    data = data_entries(ctx.root, ctx.root / src_rel)  # the engine builder reads them with the model
     for precision in precisions:
         engine = f"not built here: {reason}" if reason else None
         if reason is None and rep["passed"]:
@@ -43,7 +44,7 @@ def write(ctx: TargetContext) -> tuple[dict, dict]:
                                  calib.read_bytes() if precision == "int8" else None)
             engine = f"built: {path}"
         entry = file_entry(ctx.root, src_rel)
-        entry.update({"companions": [file_entry(ctx.root, rep_rel)], "source": "onnx", "profile": profile,
+        entry.update({"companions": [file_entry(ctx.root, rep_rel), *data], "source": "onnx", "profile": profile,
                       "input_dims": input_dims, "report": rep_rel, "min_tensorrt": rep["min_tensorrt"],
                       "workspace_mib": ctx.recipe.tensorrt_workspace_mib,
                       "requires": {"python": ["tensorrt", "torch (CUDA build)"], "device": "cuda",
