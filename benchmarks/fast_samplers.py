@@ -107,7 +107,7 @@ def request(manifest, labels: np.ndarray) -> dict:
     return {"prompt": caption_set(manifest.data["data"]["source"]).random_captions(labels, 99, held_out=True)}
 
 
-def measure_latency(bundle: Path, res: dict, repeats: int, batches=(1, 16)) -> dict:
+def measure_latency(bundle: Path, res: dict, repeats: int, batches=(1, 16), pipe=None) -> dict:
     """ms per sample of every default-option row's (sampler, steps) on onnxruntime, one thread, at
     each batch size: one warm-up call each, then ``repeats`` rounds that time every point once
     (interleaved, so a change in the shared machine's load spreads over all rows alike). Both the
@@ -115,7 +115,7 @@ def measure_latency(bundle: Path, res: dict, repeats: int, batches=(1, 16)) -> d
     the CPU time is what the network costs, the wall clock adds the time spent waiting for a core."""
     import statistics
     from edgegen.runtimes.api import Pipeline, open_manifest
-    pipe = Pipeline(open_manifest(bundle), "onnxruntime", threads=1)
+    pipe = pipe or Pipeline(open_manifest(bundle), "onnxruntime", threads=1)
     lat = {"bundle": str(bundle), "backend": "onnxruntime", "threads": 1, "repeats": repeats,
            "batches": list(batches), "machine": machine(), "rows": {}}
     todo = list(dict.fromkeys((r["sampler"], r["steps"]) for r in res["rows"] if "seed" not in r))
@@ -264,9 +264,11 @@ def measure(run: Path, n: int, todo: list[tuple[str, int]], out: "Outputs", seed
 
 
 def measure_bundle(bundle: Path, n: int, todo: list[tuple[str, int]], out: "Outputs",
-                   batch_size: int = 100) -> dict:
+                   batch_size: int = 100) -> tuple[dict, object]:
     """The table from an exported bundle on onnxruntime (one thread), at its default guidance; a
-    prompt bundle gets held-out-template prompts (request), scored against their labels."""
+    prompt bundle gets held-out-template prompts (request), scored against their labels. Returns the
+    results and the pipeline (its files already loaded: the latency rows time the same bundle even if
+    the folder is replaced meanwhile)."""
     import hashlib
 
     import torch
@@ -294,7 +296,7 @@ def measure_bundle(bundle: Path, n: int, todo: list[tuple[str, int]], out: "Outp
         row = {"sampler": sampler, "steps": k, "plan": plan.key, "network_calls": len(plan.steps),
                **score_row(ev, images, labels), "seconds": seconds}
         add_row(results, row, out)
-    return results
+    return results, pipe
 
 
 def seed_means(rows: list[dict]) -> list[str]:
@@ -509,9 +511,14 @@ def main_ldm(a) -> int:
     else:
         steps = KINDS["ldm"]["steps"] if a.steps is None else [int(k) for k in a.steps.split(",")]
         todo = jobs(a.samplers.split(","), steps, fast_max=None)
-        res = measure_bundle(a.bundle, a.n, todo, out)
+        res, pipe = measure_bundle(a.bundle, a.n, todo, out)
         if not a.no_latency:
-            res = measure_latency(a.bundle, res, a.repeats)
+            res = measure_latency(a.bundle, res, a.repeats, pipe=pipe)
+        import hashlib
+        if hashlib.sha256((a.bundle / "manifest.json").read_bytes()).hexdigest() != res["manifest_sha256"]:
+            res["bundle_replaced_during_run"] = True  # the figures are of the bundle opened at the start
+            print(f"warning: {a.bundle} was replaced during the run; the figures are of the bundle opened at "
+                  f"its start (manifest sha256 {res['manifest_sha256'][:12]})", flush=True)
     out.save(res)
     if res.get("latency"):
         plot(res, out.png)
