@@ -8,8 +8,9 @@
 - diversity (precision/recall, density/coverage, spread) and memorization of the text-to-image
   samples, from the evaluator's ``score`` as for every family;
 - the same seed on torch, onnxruntime and openvino: max abs difference of the samples;
-- image-to-image on test images: at strength 0.3 the fraction whose class is kept, with a prompt of
-  the image's own class and a prompt of another class; at 0.8 with a prompt of
+- the autoencoder alone: test MSE and the evaluator's accuracy on reconstructions;
+- image-to-image on test images: at strength 0.3 the fraction whose class is kept (the label, and
+  the evaluator's reading of the input), with a prompt of the image's own class and of another class; at 0.8 with a prompt of
   another class, the fraction that follows the prompt;
 - inpainting with the right half masked and a prompt of the image's own class: accuracy, and
   whether every unmasked pixel equals the input.
@@ -60,8 +61,10 @@ def acceptance(bundle: Path, backend: str = "onnxruntime", n: int = 500, n_edit:
     out["backends_max_abs_vs_torch"] = {b: float(np.abs(few[b] - few["torch"]).max()) for b in few}
 
     test = ev.split("test")
+    out["vae_reconstruction"] = _reconstruction(pipe, ev, test.images[:1000], test.labels[:1000], batch_size)
     k = min(n_edit, len(test.images))
     x, y = test.images[:k], test.labels[:k]
+    seen = ev.predict(x)  # the class the evaluator reads in each input image
     other = (y + 1 + np.random.default_rng(1).integers(0, 9, size=k)) % 10  # never the image's class
     prompts = {"other": _prompts(caps, other, 7), "own": _prompts(caps, y, 7)}
     for strength, kinds in ((0.3, ("own", "other")), (0.8, ("other",))):
@@ -70,6 +73,9 @@ def acceptance(bundle: Path, backend: str = "onnxruntime", n: int = 500, n_edit:
             pred = ev.predict(pipe.sample(k, seed=seed, prompt=prompts[kind], init_image=x, strength=strength,
                                           batch_size=batch_size))
             fig[f"input_class_kept_{kind}_prompt"] = float(np.mean(pred == y))
+            # the same against the evaluator's reading of the input: what the edit changed, not the
+            # evaluator's own errors on the test images
+            fig[f"input_prediction_kept_{kind}_prompt"] = float(np.mean(pred == seen))
             if kind == "other":
                 fig["follows_other_prompt"] = float(np.mean(pred == other))
         out[f"img2img_strength_{strength:g}"] = fig
@@ -81,6 +87,16 @@ def acceptance(bundle: Path, backend: str = "onnxruntime", n: int = 500, n_edit:
     out["inpaint_right_half"] = {"n": k, "accuracy_own_class_prompt": float(np.mean(ev.predict(got) == y)),
                                  "unmasked_pixels_equal_input": bool(np.array_equal(got[keep], x[keep]))}
     return out
+
+
+def _reconstruction(pipe, ev, x: np.ndarray, y: np.ndarray, batch_size: int) -> dict:
+    """The autoencoder alone (encoder stage, then decoder stage, through the bundle's backend):
+    test MSE and how often the evaluator gets the reconstructions right, next to the originals."""
+    from edgegen.runtimes.stages import RoleStage
+    enc = pipe.manifest.stage("encoder")
+    rec = pipe.decoder(RoleStage(enc, pipe._get(enc["role"]), direction="encode")(x, batch_size), batch_size)
+    return {"n": len(x), "test_mse": float(np.mean((rec - x) ** 2)),
+            "accuracy": float(np.mean(ev.predict(rec) == y)), "accuracy_originals": float(np.mean(ev.predict(x) == y))}
 
 
 def main(argv=None) -> int:
