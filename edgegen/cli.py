@@ -255,6 +255,8 @@ def cmd_target_quality(args) -> int:
     from edgegen.profiling.target_quality import FULL_PLANS, TargetRequest, find, write
     from edgegen.train.evaluate import gate_scorer
     from edgegen.runtimes.api import open_manifest
+    if args.sampler or args.steps:
+        raise EdgegenError("--target-quality takes its candidates as --plans SAMPLER-STEPS,... (not --sampler/--steps)")
     scorer, reason = gate_scorer(open_manifest(args.bundle))
     if scorer is None:
         raise EdgegenError(f"--target-quality scores quality, and this bundle cannot be scored: {reason}")

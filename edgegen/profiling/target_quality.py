@@ -195,7 +195,8 @@ def find(req: TargetRequest, scorer: Scorer, progress: bool = True) -> dict:
 
     # quality: the reference, then candidates fastest first until one is within budget
     scores: dict = {}
-    qbar = tqdm(desc="target-quality: scoring", unit="config", disable=not progress, dynamic_ncols=True)
+    total = len({(v.quality_key, plan) for v, plan in plans}) if req.score_all else None  # else: until one is in
+    qbar = tqdm(total=total, desc="target-quality: scoring", unit="config", disable=not progress, dynamic_ncols=True)
 
     def score(v: Variant, plan: str) -> dict:
         key = (v.quality_key, plan)

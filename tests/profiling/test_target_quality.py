@@ -100,11 +100,15 @@ def test_bad_request(change, message):
         check_request(TargetRequest(bundle="b", **change))
 
 
-def test_cli_bad_plan_is_one_line(tiny_bundle, tmp_path):
+@pytest.mark.parametrize("args, message", [
+    (["--plans", "dpmpp_2m"], "a plan is SAMPLER-STEPS"),
+    (["--steps", "10"], "not --sampler/--steps"),
+])
+def test_cli_bad_input_is_one_line(tiny_bundle, tmp_path, args, message):
     out = tmp_path / "tq"
     proc = subprocess.run([sys.executable, "-m", "edgegen.cli", "profile", str(tiny_bundle), "--target-quality",
-                           "--plans", "dpmpp_2m", "--out", str(out)],
+                           *args, "--out", str(out)],
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().count("\n") == 0 and "SAMPLER-STEPS" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr
     assert not out.exists()
