@@ -67,3 +67,18 @@ def test_bad_mode_options_are_one_line_errors(tiny_bundle, backend):
     if backend == "onnxruntime":
         with pytest.raises(EdgegenError, match="execution_mode"):
             Pipeline(m, backend, execution_mode="fast")
+
+
+def test_cli_sample_throughput_mode_writes_latency_samples(tiny_bundle, tmp_path):
+    import subprocess
+    import sys
+    arrays = {}
+    for mode in ("latency", "throughput"):
+        out = tmp_path / f"{mode}.png"
+        res = subprocess.run([sys.executable, "-m", "edgegen.cli", "sample", str(tiny_bundle), "--backend", "openvino",
+                              "--mode", mode, "--streams", "2" if mode == "throughput" else "0", "--sampler", "ddim",
+                              "--steps", "4", "--n", "6", "--batch-size", "6", "--out", str(out), "--quiet"],
+                             capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert res.returncode == 0, res.stderr
+        arrays[mode] = np.load(tmp_path / f"{mode}.npy")
+    assert float(np.abs(arrays["throughput"] - arrays["latency"]).max()) <= TOL
