@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "edgegen.hpp"
 #include "helpers.hpp"
 
 using namespace testing_edgegen;
@@ -229,6 +230,28 @@ TEST_F(LdmTest, BadInputIsOneLine) {
   expect_bad(q, "this plan does not start from an image");
   // the bundle is still usable
   EXPECT_EQ(run(p, out), EDGEGEN_OK) << edgegen_last_error();
+}
+
+// The C++ wrapper's builders (edgegen.hpp): prompt ids, an init image, a mask.
+TEST_F(LdmTest, CppWrapperBuildsImageRequests) {
+  edgegen::Bundle bundle(ldm_bundle());
+  EXPECT_EQ(bundle.stages().has_text_encoder, 1);
+  const std::vector<int64_t> ids(std::begin(PROMPT), std::end(PROMPT));
+  edgegen::SampleParams p;
+  p.n = 2;
+  p.prompt(ids).init(image_.data(), 1, 1, 16, 16).inpaint(mask_.data(), 16, 16);
+  const std::vector<float> x = bundle.sample(p);
+  ASSERT_EQ(x.size(), 2 * image_.size());
+  for (size_t i = 0; i < x.size(); ++i)
+    if (mask_[i % mask_.size()] == 0.0f) ASSERT_EQ(x[i], image_[i % image_.size()]);
+  p.strength = 2.0;
+  try {
+    bundle.sample(p);
+    FAIL() << "strength 2 was accepted";
+  } catch (const edgegen::Exception &e) {
+    EXPECT_EQ(e.status(), EDGEGEN_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("strength must be in (0, 1], got 2"), std::string::npos) << e.what();
+  }
 }
 
 // Pixel-space DDPM: the image itself is x_init; a bundle without stored edits says how to export them.

@@ -164,6 +164,12 @@ TEST_F(PlanTest, BadBlendsAndPlanInputsAreRejected) {
   run(b_, p.dump(), 1, 1, 0, EDGEGEN_ERR_MALFORMED);
   p = base_plan();
   p["registers"].push_back("x_init");
-  p["inputs"] = {"x_init"};  // parsed, but the C API cannot fill it yet: refused with a reason
+  p["inputs"] = {"x_init"};  // filled from init_image (ABI 4): without one, a reason
+  run(b_, p.dump(), 1, 1, 0, EDGEGEN_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(edgegen_last_error()).find("give init_image"), std::string::npos);
+  p = base_plan();
+  p["registers"].push_back("z_in");
+  p["inputs"] = {"z_in"};  // a register the runtime does not know how to fill
   run(b_, p.dump(), 1, 1, 0, EDGEGEN_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(edgegen_last_error()).find("'z_in'"), std::string::npos);
 }
