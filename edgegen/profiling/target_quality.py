@@ -222,11 +222,12 @@ def find(req: TargetRequest, scorer: Scorer, progress: bool = True) -> dict:
                 r.update(fid=q["fid"], accuracy=q["accuracy"], scored=True, within_budget=budget.within(q, ref))
                 if r["within_budget"] and batch not in chosen:
                     chosen[batch] = r["name"]
-            else:
-                cached = scores.get((r["_variant"].quality_key, r["plan"]))
-                r.update(fid=cached and cached["fid"], accuracy=cached and cached["accuracy"], scored=bool(cached),
-                         within_budget=None if cached is None else budget.within(cached, ref))
     qbar.close()
+    for r in rows:  # unscored rows get a score measured for another batch size or mode, if any
+        if "scored" not in r:
+            cached = scores.get((r["_variant"].quality_key, r["plan"]))
+            r.update(fid=cached and cached["fid"], accuracy=cached and cached["accuracy"], scored=bool(cached),
+                     within_budget=None if cached is None else budget.within(cached, ref))
     for r in rows:
         r.pop("_variant")
     from edgegen.profiling.cpu_features import machine_features
@@ -260,8 +261,8 @@ def markdown(report: dict) -> str:
                      f"{row['speedup_vs_reference']:.2f}x faster than the reference, FID {row['fid']:.3f}, "
                      f"accuracy {acc(row['accuracy'])}" if row else f"- batch {batch}: nothing within budget")
     lines += ["", "Candidates are scored fastest first until one is within budget"
-              + (" (here: all of them)." if req["score_all"] else "; the slower ones are left unscored (--score-all "
-                 "scores every one)."), ""]
+              + (" (here: all of them)." if req["score_all"] else "; the slower ones are left unscored unless another batch "
+                 "size or mode scored the same samples (--score-all scores every one)."), ""]
     for batch in report["chosen"]:
         lines += [f"## Batch {batch}", "", "| configuration | ms/sample | vs reference | FID | accuracy | within budget |",
                   "|---|---:|---:|---:|---:|---|"]
