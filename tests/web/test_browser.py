@@ -8,7 +8,6 @@ stopped by each test.
 """
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import shutil
@@ -20,74 +19,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-ORT_WEB = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist" / "ort.min.mjs"
 VECTORS = ROOT / "runtimes" / "testdata" / "rng_vectors.json"
-# The flags this machine's Chromium needs (no network beyond 127.0.0.1, no background services);
-# Playwright adds --headless and a fresh temporary --user-data-dir itself.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 120_000
-
-_missing = [what for what, ok in (
-    ("Debian chromium (/usr/bin/chromium: make apt-deps)", CHROMIUM.exists()),
-    ("web/node_modules/onnxruntime-web (make web-deps)", ORT_WEB.exists()),
-    ("the Python package playwright (pip install 'edgegen[test]')", importlib.util.find_spec("playwright") is not None),
-) if not ok]
-pytestmark = pytest.mark.skipif(bool(_missing), reason="browser tests need " + ", ".join(_missing))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def serve():
-    """serve(bundle) -> a started WebServer; every one is stopped when the test ends."""
-    from edgegen.web_serve import WebServer
-    started = []
-
-    def start(bundle):
-        srv = WebServer(bundle, quiet=True).start()
-        started.append(srv)
-        return srv
-    yield start
-    for srv in started:
-        srv.close()
-        with pytest.raises(OSError):  # stopped: nothing listens on its port any more
-            urllib.request.urlopen(srv.url, timeout=5)
-
-
-def open_page(browser, url: str):
-    page = browser.new_page()
-    page.goto(url + "?ep=wasm")
-    page.wait_for_function("window.edgegen && window.edgegen.state !== 'loading'", timeout=TIMEOUT_MS)
-    return page
-
-
-def generate_in_page(page, n: int, seed: int, plan: str, label=None, prompt=None) -> dict:
-    """Fill the form, click Generate, wait; the samples and what the page shows."""
-    assert page.evaluate("window.edgegen.state") == "ready", page.evaluate("window.edgegen.error")
-    page.fill("#n", str(n))
-    page.fill("#seed", str(seed))
-    plans = page.evaluate("window.edgegen.pipeline.plans")
-    assert plan in plans, f"the page offers plans {plans}"
-    page.select_option("#plan", plan)
-    page.select_option("#label", "" if label is None else str(label))
-    if prompt is not None:
-        page.fill("#prompt", prompt)
-    page.click("#generate")
-    page.wait_for_function("['done', 'error'].includes(window.edgegen.state)", timeout=TIMEOUT_MS)
-    state = page.evaluate("[window.edgegen.state, window.edgegen.error]")
-    assert state[0] == "done", state[1]
-    return {"samples": np.array(page.evaluate("Array.from(window.edgegen.last.samples)"), dtype=np.float32),
-            "dims": page.evaluate("window.edgegen.last.dims"),
-            "latency": page.text_content("#latency"), "progress": page.evaluate("document.getElementById('progress').value")}
 
 
 def python_samples(bundle: Path, n: int, seed: int, plan: str, label=None, prompt=None) -> np.ndarray:
@@ -99,16 +31,16 @@ def python_samples(bundle: Path, n: int, seed: int, plan: str, label=None, promp
     return pipe.sample(n, seed=seed, labels=label, prompt=prompt, sampler=p["sampler"], steps=p["params"]["steps"], **opts)
 
 
-def check_same_as_python(browser, serve, bundle: Path, plan: str, n: int, seed: int, label=None, prompt=None):
-    page = open_page(browser, serve(bundle).url)
-    got = generate_in_page(page, n, seed, plan, label, prompt)
+def check_same_as_python(open_page, serve, bundle: Path, plan: str, n: int, seed: int, label=None, prompt=None):
+    page = open_page(serve(bundle))
+    got = page.generate(n, seed, plan, label, prompt)
     ref = python_samples(bundle, n, seed, plan, label, prompt)
     assert got["dims"] == list(ref.shape[1:])
     err = float(np.abs(got["samples"].reshape(ref.shape) - ref).max())
     assert err <= 1e-4, f"page vs Python onnxruntime: max abs difference {err:.3g}"
     assert float(ref.std()) > 0.05  # real samples, not a constant the two could agree on by accident
     assert got["progress"] == 1 and "network calls" in got["latency"]
-    return page
+    return page.page
 
 
 def test_rng_vectors_bit_for_bit(browser, serve, tiny_bundle):
@@ -131,9 +63,9 @@ def test_rng_vectors_bit_for_bit(browser, serve, tiny_bundle):
     assert sum(len(g) for g in got["gauss"]) > 50
 
 
-def test_tiny_ddpm_page_equals_python(browser, serve, tiny_bundle, tmp_path):
+def test_tiny_ddpm_page_equals_python(open_page, serve, tiny_bundle, tmp_path):
     """DDIM-50 on the tiny DDPM: the page's samples are Python's within 1e-4; the grid is drawn."""
-    page = check_same_as_python(browser, serve, tiny_bundle, "ddim-50", n=4, seed=7)
+    page = check_same_as_python(open_page, serve, tiny_bundle, "ddim-50", n=4, seed=7)
     from PIL import Image
     grid = np.asarray(Image.open(io.BytesIO(page.locator("#grid").screenshot())).convert("L"), dtype=np.float32)
     assert grid.shape[0] >= 64 and grid.shape[1] >= 64  # 2x2 tiles of 16 px, upscaled 4x
@@ -141,16 +73,16 @@ def test_tiny_ddpm_page_equals_python(browser, serve, tiny_bundle, tmp_path):
     page.screenshot(path=str(tmp_path / "web-page.png"), full_page=True)
 
 
-def test_tiny_flow_page_equals_python(browser, serve, family_bundle):
+def test_tiny_flow_page_equals_python(open_page, serve, family_bundle):
     """RK4-20 (80 network calls) on the tiny flow model, one class label: the page equals Python."""
-    check_same_as_python(browser, serve, family_bundle("flow"), "rk4-20", n=3, seed=11, label=3)
+    check_same_as_python(open_page, serve, family_bundle("flow"), "rk4-20", n=3, seed=11, label=3)
 
 
-def test_tiny_ldm_prompt_page_equals_python(browser, serve, family_bundle):
+def test_tiny_ldm_prompt_page_equals_python(open_page, serve, family_bundle):
     """The latent text-to-image family: prompt -> JS tokenizer -> text encoder -> DDIM with CFG on
     latents -> VAE decoder; the page equals Python, and a bad prompt is Python's one-line message."""
     bundle = family_bundle("ldm")
-    page = check_same_as_python(browser, serve, bundle, "ddim-50-noclip", n=2, seed=3, prompt="a handwritten seven")
+    page = check_same_as_python(open_page, serve, bundle, "ddim-50-noclip", n=2, seed=3, prompt="a handwritten seven")
     from edgegen.errors import EdgegenError
     from edgegen.runtimes.text import TextEncoder
     cond = json.loads((bundle / "manifest.json").read_text())["pipeline"]["condition"]
@@ -160,7 +92,7 @@ def test_tiny_ldm_prompt_page_equals_python(browser, serve, family_bundle):
     assert ids == [text.encode(p).tolist() for p in prompts]
     page.fill("#prompt", "a handwritten seven #")
     page.click("#generate")
-    page.wait_for_function("window.edgegen.state === 'error'", timeout=TIMEOUT_MS)
+    page.wait_for_function("window.edgegen.state === 'error'", timeout=120_000)
     msg = page.text_content("#error")
     with pytest.raises(EdgegenError) as python_error:
         text.encode("a handwritten seven #")
@@ -177,7 +109,7 @@ def test_unknown_plan_op_is_a_message(browser, serve, tiny_bundle):
     page.route(f"{srv.url}bundle/manifest.json",
                lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(data)))
     page.goto(srv.url + "?ep=wasm")
-    page.wait_for_function("window.edgegen && window.edgegen.state !== 'loading'", timeout=TIMEOUT_MS)
+    page.wait_for_function("window.edgegen && window.edgegen.state !== 'loading'", timeout=120_000)
     assert page.evaluate("window.edgegen.state") == "error"
     msg = page.text_content("#error")
     assert page.is_visible("#error")
@@ -185,7 +117,7 @@ def test_unknown_plan_op_is_a_message(browser, serve, tiny_bundle):
     assert "\n" not in msg.strip()
 
 
-def test_bundle_without_onnx_is_a_message(browser, serve, tiny_bundle, tmp_path):
+def test_bundle_without_onnx_is_a_message(open_page, serve, tiny_bundle, tmp_path):
     """A bundle with OpenVINO and torch files but no ONNX: the page says so and what to run."""
     bundle = tmp_path / "no-onnx"
     shutil.copytree(tiny_bundle, bundle, ignore=shutil.ignore_patterns("onnx"))
@@ -193,16 +125,16 @@ def test_bundle_without_onnx_is_a_message(browser, serve, tiny_bundle, tmp_path)
     for role in data["roles"].values():
         role["files"].pop("onnx")
     (bundle / "manifest.json").write_text(json.dumps(data))
-    page = open_page(browser, serve(bundle).url)
+    page = open_page(serve(bundle)).page
     assert page.evaluate("window.edgegen.state") == "error"
     msg = page.text_content("#error")
     assert "no ONNX files" in msg and "openvino" in msg and "--format onnx" in msg, msg
     assert page.is_disabled("#generate")
 
 
-def test_token_bundle_is_a_message(browser, serve, vq_bundle):
+def test_token_bundle_is_a_message(open_page, serve, vq_bundle):
     """A token-loop bundle (VQ-VAE prior): the page says it runs sampler plans, and does not crash."""
-    page = open_page(browser, serve(vq_bundle).url)
+    page = open_page(serve(vq_bundle)).page
     assert page.evaluate("window.edgegen.state") == "error"
     msg = page.text_content("#error")
     assert '"tokens"' in msg and "sampler plans" in msg, msg

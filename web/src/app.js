@@ -4,10 +4,12 @@
 // Tests read window.edgegen: {state: 'loading'|'ready'|'running'|'done'|'error', error, last, generate}.
 
 import { drawGrid } from './grid.js';
+import { decodeImage, halfMask, imageToMask, imageToSample } from './image.js';
 import { WebPipeline } from './pipeline.js';
 
 const $ = (id) => document.getElementById(id);
-const api = { state: 'loading', error: null, last: null, pipeline: null };
+// initImage: {name, values} once an init image is chosen; maskFile: {name, values} for "from a file"
+const api = { state: 'loading', error: null, last: null, pipeline: null, initImage: null, maskFile: null };
 window.edgegen = api;
 
 function fail(err) {
@@ -52,12 +54,87 @@ function fillControls(pipe) {
   $('prompt-box').hidden = !pipe.takesPrompt;
   label.disabled = k === 0;
   const plan = $('plan');
-  for (const key of pipe.plans) {
+  for (const key of pipe.basePlans) { // edited plans are chosen by the strength and mask controls
     const p = m.plans[key];
     plan.add(new Option(`${p.sampler}, ${p.steps.length} network calls (${key})`, key, false, key === pipe.defaultPlan));
   }
   $('bundle-info').textContent = `${m.family} bundle, ${m.data.shape.join('×')} samples, ` +
     `${pipe.takesPrompt ? 'prompts' : k > 0 ? `${k} classes` : 'unconditional'}, onnxruntime-web on ${pipe.backend}`;
+  $('edit-box').hidden = !pipe.takesImage;
+  fillStrengths();
+}
+
+// -- image to image, inpainting: the stored edit plans of the chosen steps -------------------------
+const ALL_STEPS = 'all';
+
+/** The strengths the bundle stores for the chosen plan (and "all steps" for stored inpainting). */
+function fillStrengths() {
+  const pipe = api.pipeline, sel = $('strength'), before = sel.value;
+  sel.length = 0;
+  const edits = pipe.edits($('plan').value);
+  const strengths = [...new Set(edits.filter((e) => e.strength !== null).map((e) => e.strength))].sort((a, b) => a - b);
+  for (const st of strengths) sel.add(new Option(String(st), String(st)));
+  if (edits.some((e) => e.strength === null)) sel.add(new Option('all steps (inpainting)', ALL_STEPS));
+  if ([...sel.options].some((o) => o.value === before)) sel.value = before;
+  const usable = !!api.initImage && sel.length > 0;
+  sel.disabled = !usable;
+  $('mask').disabled = !api.initImage;
+  $('clear-image').disabled = !api.initImage;
+}
+
+async function chooseInitImage(file) {
+  const pipe = api.pipeline;
+  api.initImage = null;
+  try {
+    const img = await decodeImage(file, 'init image');
+    api.initImage = { name: img.name, values: imageToSample(img, pipe.sampleShape, pipe.range) };
+    drawGrid($('init-preview'), api.initImage.values, 1, pipe.sampleShape, pipe.range);
+    $('error').hidden = true;
+    if (api.state === 'error') api.state = 'ready';
+    $('status').textContent = `init image ${img.name}`;
+  } catch (e) {
+    $('init-image').value = '';
+    clearPreview();
+    fail(e);
+  } finally {
+    fillStrengths();
+  }
+}
+
+async function chooseMaskFile(file) {
+  const [, h, w] = api.pipeline.sampleShape;
+  api.maskFile = null;
+  try {
+    const img = await decodeImage(file, 'mask');
+    api.maskFile = { name: img.name, values: imageToMask(img, h, w) };
+    $('error').hidden = true;
+    if (api.state === 'error') api.state = 'ready';
+  } catch (e) {
+    $('mask-file').value = '';
+    fail(e);
+  }
+}
+
+function clearPreview() {
+  const c = $('init-preview');
+  c.width = 0; c.height = 0;
+}
+
+function clearInitImage() {
+  api.initImage = null;
+  $('init-image').value = '';
+  clearPreview();
+  fillStrengths();
+}
+
+/** The mask the controls ask for: null (image to image), a half, or the mask file. */
+function chosenMask() {
+  const kind = $('mask').value;
+  if (kind === 'none') return null;
+  const [, h, w] = api.pipeline.sampleShape;
+  if (kind !== 'file') return { name: `${kind} half`, values: halfMask(kind, h, w) };
+  if (!api.maskFile) throw new Error('choose a mask file (black: keep, white: generate), or another mask');
+  return api.maskFile;
 }
 
 async function generate(opts) {
@@ -78,7 +155,7 @@ async function generate(opts) {
     });
     drawGrid($('grid'), res.samples, opts.n, res.dims, pipe.range);
     $('status').textContent = `${opts.n} samples, plan ${res.plan}, seed ${opts.seed}` +
-      (opts.prompt ? `, prompt "${opts.prompt}"` : '');
+      (opts.prompt ? `, prompt "${opts.prompt}"` : '') + (opts.describeEdit ? `, ${opts.describeEdit}` : '');
     $('latency').textContent = `${(res.seconds * 1000).toFixed(0)} ms in all, ` +
       `${(res.networkSeconds * 1000).toFixed(0)} ms in ${res.calls} network calls ` +
       `(${(res.networkSeconds * 1000 / Math.max(res.calls, 1)).toFixed(1)} ms each), ${pipe.backend}`;
@@ -99,7 +176,19 @@ function readControls() {
   if (!/^\d+$/.test(seed)) throw new Error(`seed must be a whole number in [0, 2**64), got '${seed}'`);
   const prompt = $('prompt').value.trim() ? $('prompt').value : null; // a prompt replaces the labels' prompts
   const label = prompt || $('label').value === '' ? null : Number($('label').value);
-  return { n, seed: BigInt(seed), label, prompt, plan: $('plan').value };
+  const opts = { n, seed: BigInt(seed), label, prompt, plan: $('plan').value };
+  if (api.initImage) { // a stored edit plan of the chosen steps (the page never compiles one)
+    const mask = chosenMask();
+    const sv = $('strength').value;
+    if (!sv) throw new Error(`this bundle stores no image-to-image plan for '${opts.plan}': choose other steps`);
+    const strength = sv === ALL_STEPS ? null : Number(sv);
+    opts.plan = api.pipeline.editPlan(opts.plan, strength, mask !== null);
+    opts.image = api.initImage.values;
+    opts.mask = mask && mask.values;
+    opts.describeEdit = `init image ${api.initImage.name}` + (strength !== null ? `, strength ${strength}` : '') +
+      (mask ? `, mask ${mask.name}` : '');
+  }
+  return opts;
 }
 
 async function main() {
@@ -109,6 +198,17 @@ async function main() {
   api.pipeline = await WebPipeline.open(await loadOrt(providers), base, providers);
   fillControls(api.pipeline);
   api.generate = generate;
+  $('plan').addEventListener('change', fillStrengths);
+  $('init-image').addEventListener('change', (e) => { if (e.target.files[0]) chooseInitImage(e.target.files[0]); else clearInitImage(); });
+  $('clear-image').addEventListener('click', clearInitImage);
+  $('mask').addEventListener('change', () => {
+    $('mask-file-box').hidden = $('mask').value !== 'file';
+    const sel = $('strength'), inpaint = $('mask').value !== 'none';
+    const hasAll = [...sel.options].some((o) => o.value === ALL_STEPS);
+    if (inpaint && hasAll) sel.value = ALL_STEPS; // the stored inpainting plan runs every step
+    else if (!inpaint && sel.value === ALL_STEPS && sel.options.length) sel.value = sel.options[0].value;
+  });
+  $('mask-file').addEventListener('change', (e) => { if (e.target.files[0]) chooseMaskFile(e.target.files[0]); });
   $('generate').disabled = false;
   $('generate').addEventListener('click', () => {
     let opts;

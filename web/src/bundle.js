@@ -65,6 +65,11 @@ export function checkSupported(manifest) {
   }
   const roles = [gen.role, p.decoder && p.decoder.role, condition.encoder && condition.encoder.role].filter(Boolean);
   roles.forEach((r) => onnxEntry(manifest, r));
+  // the image encoder (latent image-to-image, inpainting): opened when the bundle stores edit plans
+  // and has its ONNX file; without it those plans get a message when asked for
+  const edits = Object.values(manifest.plans).some((pl) => pl && pl.inputs && pl.inputs.length);
+  const enc = p.encoder && p.encoder.role;
+  if (edits && enc && !roles.includes(enc) && ((manifest.roles[enc] || {}).files || {}).onnx) roles.push(enc);
   return roles;
 }
 

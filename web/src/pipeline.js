@@ -3,7 +3,7 @@
 // generator role on onnxruntime-web -> optional decoder role.
 
 import { BundleError, checkSupported, fetchFile, fetchManifest, onnxEntry, sideEntry } from './bundle.js';
-import { checkPlan, runPlan } from './plan.js';
+import { checkPlan, planEdit, runPlan } from './plan.js';
 import { PromptTokenizer } from './text.js';
 
 export const BATCH_SIZE = 64; // as Python's default: noise depends on the sample index, not the batch
@@ -82,6 +82,21 @@ class RoleSession {
   }
 }
 
+const sortKeys = (o) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
+/**
+ * Latent inpainting (pipeline.Pipeline.sample): after decoding, the input's unmasked pixels are
+ * pasted back, keep * out + (1 - keep) * image in float32, keep = 1 where generated.
+ */
+function paste(samples, keep, image) {
+  const per = keep.length, out = new Float32Array(samples.length);
+  for (let i = 0; i < samples.length; i++) {
+    const k = keep[i % per];
+    out[i] = Math.fround(k * samples[i]) + Math.fround(Math.fround(1 - k) * image[i % per]);
+  }
+  return out;
+}
+
 export class WebPipeline {
   constructor(manifest, base, backend, roles, tokenizer) {
     this.manifest = manifest;
@@ -113,6 +128,41 @@ export class WebPipeline {
   get numClasses() { return (this.manifest.data.num_classes) || 0; }
   get nullLabel() { return this.manifest.data.null_label ?? null; }
   get plans() { return Object.keys(this.manifest.plans); }
+  /** The stored plans that start from noise (no input registers): the "steps" choices. */
+  get basePlans() { return this.plans.filter((k) => !planEdit(this.manifest.plans[k])); }
+  /** Image-to-image / inpainting apply: the bundle stores edited plans (plans.edit_plan). */
+  get takesImage() { return this.plans.some((k) => planEdit(this.manifest.plans[k])); }
+  get sampleShape() { return this.manifest.data.shape; }
+
+  /** The stored edits of base plan ``key``: [{key, strength, inpaint}] (strength null: every step). */
+  edits(key) {
+    const base = this.manifest.plans[key];
+    if (!base) return [];
+    const same = (p) => {
+      if (p.sampler !== base.sampler) return false;
+      const params = { ...p.params };
+      delete params.strength;
+      delete params.inpaint;
+      return JSON.stringify(sortKeys(params)) === JSON.stringify(sortKeys(base.params));
+    };
+    return this.plans.filter((k) => planEdit(this.manifest.plans[k]) && same(this.manifest.plans[k]))
+      .map((k) => ({ key: k, ...planEdit(this.manifest.plans[k]) }));
+  }
+
+  /**
+   * The stored plan that edits base plan ``key`` at ``strength`` (null: every step, inpainting only)
+   * with or without a mask; a BundleError naming what is stored and how to store more otherwise.
+   * The page never compiles a plan: strengths the bundle does not store are not offered.
+   */
+  editPlan(key, strength, inpaint) {
+    const edits = this.edits(key);
+    const hit = edits.find((e) => e.inpaint === inpaint && (e.strength ?? null) === (strength ?? null));
+    if (hit) return hit.key;
+    const what = `${inpaint ? 'an inpainting' : 'an image-to-image'} plan${strength != null ? ` at strength ${strength}` : ''}`;
+    const spec = `${key}${strength != null ? `@strength${strength}` : ''}${inpaint ? '@inpaint' : ''}`;
+    throw new BundleError(`this bundle stores no ${what} for '${key}' (it stores: ${edits.map((e) => e.key).join(', ') || 'none'}); ` +
+                          `store it with \`edgegen export RUN --plans ${spec}\``);
+  }
   get shape() { return this.generator.latent_shape || this.manifest.data.shape; }
   get range() { return this.manifest.data.range || [-1, 1]; }
 
@@ -125,7 +175,7 @@ export class WebPipeline {
   /** The stored plan matching the bundle's default sampler and steps, else the first one. */
   get defaultPlan() {
     const d = this.generator.defaults || {};
-    const keys = this.plans;
+    const keys = this.basePlans; // a plan that starts from noise (edited plans need an image)
     return keys.find((k) => this.manifest.plans[k].sampler === d.sampler && this.manifest.plans[k].params.steps === d.steps)
       || keys.find((k) => this.manifest.plans[k].sampler === d.sampler) || keys[0];
   }
@@ -172,7 +222,67 @@ export class WebPipeline {
    * n samples for the seed: {samples: Float32Array (n, ...dims), dims, seconds, networkSeconds, calls}.
    * onStep(done, total) is awaited after every network step (the progress bar).
    */
-  async sample({ n, seed = 0, label = null, prompt = null, plan = null, guidance = null, onStep = null }) {
+  /**
+   * pipeline.Pipeline._edit_inputs for a stored edit plan: the plan's input registers (the image,
+   * or its latents times the encoder stage's scale; the mask, max-pooled to the latent grid) and,
+   * for latent inpainting, the pixel mask and image to paste back after decoding.
+   * image: Float32Array (C*H*W) in the data range; mask: Float32Array (H*W) of 0/1 or null.
+   */
+  async editInputs(p, key, image, mask) {
+    const shape = this.sampleShape, latent = this.shape;
+    const [c, h, w] = shape;
+    if (!image) throw new BundleError(`plan '${key}' edits an image: choose an init image`);
+    if (image.length !== prod(shape)) {
+      throw new BundleError(`the init image has ${image.length} values, this model takes ${shape.join('x')} (channels x height x width)`);
+    }
+    const [lo, hi] = this.range;
+    for (let i = 0; i < image.length; i++) {
+      if (!(image[i] >= lo && image[i] <= hi)) throw new BundleError(`the init image has values outside the data range [${lo}, ${hi}]`);
+    }
+    const inpaint = p.inputs.includes('mask');
+    if (inpaint && !mask) throw new BundleError(`plan '${key}' inpaints: choose a mask`);
+    if (!inpaint && mask) throw new BundleError(`plan '${key}' does not inpaint: choose an inpainting plan or no mask`);
+    const isLatent = prod(latent) !== prod(shape) || latent.some((d, i) => d !== shape[i]);
+    let xInit = image;
+    if (isLatent) {
+      const enc = this.manifest.pipeline.encoder;
+      if (!enc || enc.scale == null || !this.roles[enc.role]) {
+        throw new BundleError('this latent model has no image encoder stage: it cannot start from an image');
+      }
+      const z = await this.roles[enc.role].map(image, shape, 1, enc.output || 'z'); // one image, batch 1 (as Python)
+      const s = Math.fround(enc.scale);
+      xInit = new Float32Array(z.length);
+      for (let i = 0; i < z.length; i++) xInit[i] = z[i] * s;
+      if (xInit.length !== prod(latent)) throw new BundleError(`the image encoder returned ${xInit.length} values, the plan runs on ${latent.join('x')}`);
+    }
+    const out = { xInit, latentMask: null, pixelMask: null, image };
+    if (inpaint) {
+      if (mask.length !== h * w) throw new BundleError(`the mask has ${mask.length} values, it must be ${h}x${w} like the image`);
+      for (let i = 0; i < mask.length; i++) {
+        if (mask[i] !== 0 && mask[i] !== 1) throw new BundleError('the mask must be binary: 1 (white) where to generate, 0 (black) where to keep');
+      }
+      const [lc, lh, lw] = latent;
+      const lm = new Float32Array(lc * lh * lw);
+      if (isLatent) { // a latent cell is generated when any of its pixels is
+        const fy = Math.floor(h / lh), fx = Math.floor(w / lw);
+        for (let i = 0; i < lh; i++) {
+          for (let j = 0; j < lw; j++) {
+            let m = 0;
+            for (let y = i * fy; y < (i + 1) * fy; y++) for (let x = j * fx; x < (j + 1) * fx; x++) m = Math.max(m, mask[y * w + x]);
+            for (let ch = 0; ch < lc; ch++) lm[(ch * lh + i) * lw + j] = m;
+          }
+        }
+        out.pixelMask = new Float32Array(c * h * w);
+        for (let ch = 0; ch < c; ch++) out.pixelMask.set(mask, ch * h * w);
+      } else {
+        for (let ch = 0; ch < lc; ch++) lm.set(mask, ch * lh * lw);
+      }
+      out.latentMask = lm;
+    }
+    return out;
+  }
+
+  async sample({ n, seed = 0, label = null, prompt = null, plan = null, guidance = null, onStep = null, image = null, mask = null }) {
     if (!Number.isInteger(n) || n <= 0 || n > 4096) throw new BundleError(`n must be an integer in 1..4096, got ${n}`);
     const s = BigInt(seed);
     if (s < 0n || s >= 2n ** 64n) throw new BundleError(`seed must be in [0, 2**64), got ${seed}`);
@@ -183,6 +293,8 @@ export class WebPipeline {
     const gen = this.roles[this.generator.role];
     Object.values(this.roles).forEach((r) => { r.seconds = 0; r.calls = 0; });
     const t0 = performance.now();
+    if (!p.inputs && (image || mask)) throw new BundleError(`plan '${key}' starts from noise: choose a strength (image-to-image) or an inpainting plan for the init image`);
+    const edit = p.inputs ? await this.editInputs(p, key, image, mask) : null;
     const { labels, context } = await this.prepareContext(n, label, prompt);
     const nullLabel = context ? -1 : this.numClasses > 0 ? this.nullLabel : null;
     const outDims = (p.shapes || {})[p.output] || this.shape;
@@ -196,6 +308,7 @@ export class WebPipeline {
       const x = await runPlan(p, net, {
         shape: this.shape, labels: labels.slice(start, stop), seed: s, firstSample: start, guidance: w, nullLabel,
         onStep: onStep ? (d) => onStep(done0 + d, total) : null,
+        inputs: edit ? this.batchInputs(edit, stop - start) : null,
       });
       out.set(x, start * per);
     }
@@ -207,7 +320,20 @@ export class WebPipeline {
       dims = spec.shape.slice(1);
       samples = await this.roles[dec.role].map(z, outDims, n, dec.output || 'x');
     }
+    if (edit && edit.pixelMask) samples = paste(samples, edit.pixelMask, edit.image);
     const seconds = (performance.now() - t0) / 1000;
     return { samples, dims, plan: key, labels, seconds, networkSeconds: gen.seconds, calls: gen.calls };
+  }
+
+  /** The edit's input registers for a batch of b samples: the same image (and mask) for each. */
+  batchInputs(edit, b) {
+    const rep = (v) => {
+      const out = new Float32Array(b * v.length);
+      for (let i = 0; i < b; i++) out.set(v, i * v.length);
+      return out;
+    };
+    const inputs = { x_init: rep(edit.xInit) };
+    if (edit.latentMask) inputs.mask = rep(edit.latentMask);
+    return inputs;
   }
 }

@@ -11,6 +11,9 @@ const f32 = Math.fround;
 /** The ops this interpreter implements (plans.py lists them). */
 export const KNOWN_OPS = ['affine', 'clip', 'langevin', 'blend'];
 
+/** The input registers the page can fill (plans.edit_plan): the init image (or its latents) and the mask. */
+export const KNOWN_INPUTS = ['x_init', 'mask'];
+
 export class PlanError extends Error {}
 
 /** Check a plan before running it: format, known ops, known registers. Throws PlanError. */
@@ -36,9 +39,20 @@ export function checkPlan(plan, name = 'plan') {
     st.ops.forEach((op, j) => checkOp(op, `steps[${i}].ops[${j}]`));
   });
   if (!regs.has(plan.output)) throw new PlanError(`${name}: output ${JSON.stringify(plan.output)} is not a register`);
-  if (plan.inputs && plan.inputs.length) {
-    throw new PlanError(`${name}: the plan needs input registers ${plan.inputs.join(', ')} (image-to-image, inpainting), which this page does not fill`);
+  for (const r of plan.inputs || []) {
+    if (!regs.has(r)) throw new PlanError(`${name}: input ${JSON.stringify(r)} is not a register`);
+    if (!KNOWN_INPUTS.includes(r)) {
+      throw new PlanError(`${name}: the plan needs input register ${JSON.stringify(r)}, which this page does not fill ` +
+                          `(it fills ${KNOWN_INPUTS.join(', ')})`);
+    }
   }
+}
+
+/** What a stored plan edits: {strength: number|null, inpaint: bool}, null for a plain plan. */
+export function planEdit(plan) {
+  if (!plan.inputs || !plan.inputs.length) return null;
+  const p = plan.params || {};
+  return { strength: p.strength ?? null, inpaint: plan.inputs.includes('mask') };
 }
 
 // -- the ops (plan_ops.apply_op) ------------------------------------------------------------------
@@ -108,9 +122,11 @@ function applyOp(op, regs, noise, batch) {
 /**
  * Run a whole plan for one batch (interpreter.run_batch): labels is an array of integers, shape the
  * per-sample dims, guidance w with the null label for classifier-free guidance.
+ * inputs: the plan's input registers for this batch (x_init, mask: Float32Array, batch x the
+ * register's per-sample size), filled before init (interpreter.run_batch).
  * onStep(done, total) is awaited after each network step. Returns the output register.
  */
-export async function runPlan(plan, net, { shape, labels, seed, firstSample = 0, guidance = 1.0, nullLabel = null, onStep = null }) {
+export async function runPlan(plan, net, { shape, labels, seed, firstSample = 0, guidance = 1.0, nullLabel = null, onStep = null, inputs = null }) {
   checkPlan(plan);
   const batch = labels.length;
   const shapes = plan.shapes || {};
@@ -123,6 +139,13 @@ export async function runPlan(plan, net, { shape, labels, seed, firstSample = 0,
     return z;
   };
   const regs = {};
+  for (const name of plan.inputs || []) {
+    const v = inputs && inputs[name];
+    if (!v) throw new PlanError(`the plan needs input register ${JSON.stringify(name)}`);
+    const want = batch * elems(shapes[name] || shape);
+    if (v.length !== want) throw new PlanError(`input register ${JSON.stringify(name)} has ${v.length} values, the plan needs ${want}`);
+    regs[name] = v instanceof Float32Array ? v : Float32Array.from(v);
+  }
   for (const op of plan.init) applyOp(op, regs, noise, batch);
   const guided = guidance !== 1.0 && nullLabel !== null && nullLabel !== undefined;
   for (let i = 0; i < plan.steps.length; i++) {
