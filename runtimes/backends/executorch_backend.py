@@ -70,6 +70,16 @@ def refusal(manifest, role: str):
     return manifest.data.get("export", {}).get(FORMAT, {}).get("refused", {}).get(role)
 
 
+def _tensor(a: np.ndarray):
+    """A torch tensor with the strides ExecuTorch expects. numpy gives an empty array (an empty KV
+    cache: a dim of 0) zero strides, torch computes them as if every dim were at least 1, and the
+    runtime aborts the whole process (an assert, not an exception) on the numpy ones."""
+    import torch
+    if a.size == 0:
+        return torch.empty(a.shape, dtype=torch.from_numpy(a.reshape(-1)[:0]).dtype)
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
 class ExecuTorchBackend(Backend):
     name = "executorch"
     format = FORMAT
@@ -112,9 +122,8 @@ class ExecuTorchBackend(Backend):
         return method
 
     def _call(self, method, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
         try:
-            outs = method.execute([torch.from_numpy(arrays[t.name]) for t in self.spec.inputs])
+            outs = method.execute([_tensor(arrays[t.name]) for t in self.spec.inputs])
         except Exception as e:
             raise EdgegenError(f"{self.role_name}: ExecuTorch failed to run: {str(e).strip().splitlines()[0]}") from e
         # outputs live in the method's planned memory, which the next call overwrites: copy them out
