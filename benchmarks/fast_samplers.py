@@ -507,7 +507,12 @@ def main_ldm(a) -> int:
     if a.render_only:
         res = out.load()
     elif a.latency:
-        res = measure_latency(a.bundle, out.load(), a.repeats)
+        import hashlib
+        res = out.load()
+        if hashlib.sha256((a.bundle / "manifest.json").read_bytes()).hexdigest() != res["manifest_sha256"]:
+            raise SystemExit(f"{a.bundle} is not the bundle of the quality rows in {out.json} (its manifest changed): "
+                             "rerun the whole table")
+        res = measure_latency(a.bundle, res, a.repeats)
     else:
         steps = KINDS["ldm"]["steps"] if a.steps is None else [int(k) for k in a.steps.split(",")]
         todo = jobs(a.samplers.split(","), steps, fast_max=None)
