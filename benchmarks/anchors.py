@@ -353,6 +353,8 @@ def phase_genai(a) -> dict:
             "output_dtype": str(img.dtype), **save_image(work / "image-openvino-genai.npy", img)}
 
 
+SAMPLE_STEPS = ("diffusers-torch", "diffusers-torch-project", "edgegen-onnxruntime", "edgegen-openvino", "optimum-onnx",
+                "optimum-intel", "openvino-genai")
 PHASES = {"latents": phase_latents, "build": phase_build, "edgegen": phase_edgegen, "torch": phase_torch, "versions": phase_versions,
           "optimum-onnx": phase_optimum_onnx, "optimum-openvino": phase_optimum_openvino, "genai": phase_genai}
 
@@ -377,13 +379,32 @@ def compare(steps: list[dict], ref_name: str = "diffusers-torch") -> dict:
     return out
 
 
+def per_tool(steps: list[dict]) -> dict:
+    """The sampling rounds of each tool: medians over the rounds, the largest peak RSS."""
+    by = {}
+    for s in steps:
+        res = s.get("result", {})
+        if "latency_s" in res:
+            by.setdefault(res["tool"], []).append((s, res))
+    out = {}
+    for tool, xs in by.items():
+        med = {k: statistics.median(res[k] for _, res in xs) for k in
+               ("load_s", "load_cpu_s", "first_image_s", "first_image_cpu_s", "latency_s", "latency_cpu_s")}
+        out[tool] = {**med, "rounds": [res["latency_s"] for _, res in xs],
+                     "rounds_cpu": [res["latency_cpu_s"] for _, res in xs], "rss_mb": max(s["rss_mb"] for s, _ in xs)}
+    return out
+
+
 def render(r: dict) -> str:
     m, a = r["machine"], r["args"]
     b = next((s for s in r["steps"] if s["name"] == "build"), {}).get("result", {})
     lines = ["# Anchor comparison: edgegen against optimum-onnx, optimum-intel and openvino-genai", "",
              "Produced by `" + r["command"] + "` (benchmarks/anchors.py; the peers from `.venv-anchors`, made by "
              "`make anchors-venv` from benchmarks/anchors-requirements.txt). Whole run: "
-             f"{r['total_s'] / 60:.1f} min ({r['started']} to {r['finished']} UTC).", "",
+             f"{r['total_s'] / 60:.1f} min ({r['started']} to {r['finished']} UTC)"
+             + (f"; the build and export steps were reused from the run started {r['reused_from']} UTC "
+                f"({sum(s['wall_s'] for s in r['steps'] if s.get('reused')) / 60:.1f} min then)"
+                if r.get("reused_from") else "") + ".", "",
              f"Machine: {m['cpu']}, flags {' '.join(m['flags'])}, {m['cores']} cores shared with other jobs, "
              f"{m['ram_total_mb']} MB RAM, Python {m['python']}. Load average (1/5/15 min) {r['load_before']} before "
              f"the run, {r['load_after']} after. One thread for every runtime (OMP_NUM_THREADS=1, ORT intra/inter-op "
@@ -398,32 +419,37 @@ def render(r: dict) -> str:
                   f"(eta 0), guidance {GUIDANCE} (the UNet at batch 2), the same initial latents "
                   f"{latents_shape(a['size'])} "
                   "(edgegen's Philox draw 0, seed 0) for every tool.", ""]
+    rounds = a.get("rounds", 1)
     lines += ["## Per image", "",
-              f"Latency: median of {a['images']} images after a first one (the first is its own column); wall "
-              "seconds, and the CPU seconds of the tool's process (all its threads: time.process_time) over the "
-              "same calls, which the other jobs on this shared machine inflate much less than the wall time. Load: "
-              "constructor to a ready pipeline (sessions created / models compiled). Peak RSS: the tool's whole "
-              "process (load and every image). Difference: against diffusers' PyTorch pipeline on the same folder "
-              "and latents, images in [0, 1] (and in 8-bit levels).", "",
-              "| tool | runtime | load s (CPU s) | first image s (CPU s) | latency per image s | CPU s per image | "
-              "peak RSS MB | max abs diff | mean abs diff | max 8-bit levels |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              f"Each tool's process ran {rounds} time(s), the tools interleaved (round 1: every tool, then round 2, "
+              f"...). In each process: load, a first image, then {a['images']} timed images (median = that round's "
+              "latency). The table gives the median over the rounds; wall seconds, and the CPU seconds of the "
+              "tool's process (all its threads: time.process_time) over the same calls, which the other jobs on "
+              "this shared machine inflate much less than the wall time. Load: constructor to a ready pipeline "
+              "(sessions created / models compiled, where the tool does it there). First image: its first call "
+              "(lazy compilation, if any). Peak RSS: the largest over the rounds of the whole process (load and "
+              "every image). Difference: against diffusers' PyTorch pipeline (.venv-anchors) on the same folder and "
+              "latents, images in [0, 1] (and in 8-bit levels).", "",
+              "| tool | runtime | load s (CPU s) | first image s (CPU s) | latency per image s (each round) | CPU s "
+              "per image | CPU vs edgegen-onnxruntime | peak RSS MB | max abs diff | mean abs diff | max 8-bit levels |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     runtime = {"edgegen-onnxruntime": "onnxruntime (edgegen's export)", "edgegen-openvino": "OpenVINO f32 (edgegen's IR)",
                "diffusers-torch": "PyTorch eager (.venv-anchors: the reference)",
                "diffusers-torch-project": "PyTorch eager (project venv)", "optimum-onnx": "onnxruntime (optimum-cli export onnx)",
                "optimum-intel": "OpenVINO f32 (optimum-cli export openvino)",
                "openvino-genai": "OpenVINO f32, C++ pipeline (optimum-intel's IR)"}
     diff = r.get("difference", {})
-    for s in r["steps"]:
-        res = s.get("result", {})
-        if "latency_s" not in res:
-            continue
-        d = diff.get(res["tool"], {})
+    agg = per_tool(r["steps"])
+    base = agg.get("edgegen-onnxruntime", {}).get("latency_cpu_s")
+    for tool, g in agg.items():
+        d = diff.get(tool, {})
         ds = (f"{d['max_abs']:.2e} | {d['mean_abs']:.2e} | {d['max_levels_8bit']}" if "max_abs" in d
               else "n/a | n/a | n/a")
-        lines.append(f"| {res['tool']} | {runtime.get(res['tool'], '')} | {res['load_s']:.1f} ({res['load_cpu_s']:.1f}) | "
-                     f"{res['first_image_s']:.2f} ({res['first_image_cpu_s']:.2f}) | {res['latency_s']:.2f} | "
-                     f"{res['latency_cpu_s']:.2f} | {s['rss_mb']} | {ds} |")
+        rel = f"{g['latency_cpu_s'] / base:.2f}x" if base else ""
+        lines.append(f"| {tool} | {runtime.get(tool, '')} | {g['load_s']:.1f} ({g['load_cpu_s']:.1f}) | "
+                     f"{g['first_image_s']:.2f} ({g['first_image_cpu_s']:.2f}) | {g['latency_s']:.2f} "
+                     f"({', '.join(f'{x:.2f}' for x in g['rounds'])}) | {g['latency_cpu_s']:.2f} | {rel} | "
+                     f"{g['rss_mb']} | {ds} |")
     lines += ["", "## Export, each by its own tool", "",
               "| step | command | wall s | CPU s | peak RSS MB | output MB | result |", "|---|---|---:|---:|---:|---:|---|"]
     for s in r["steps"]:
@@ -444,7 +470,8 @@ def render(r: dict) -> str:
     for n in sorted(set(pv) | set(av)):
         lines.append(f"| {n} | {pv.get(n) or ''} | {av.get(n) or ''} |")
     lines += ["", "## Commands (in run order; the sampling steps are phases of benchmarks/anchors.py)", ""]
-    lines += [f"- `{s['command']}`: {s['wall_s']:.0f} s ({s.get('cpu_s', 0):.0f} s CPU), load average "
+    lines += [f"- `{s['command']}`{'' if not s.get('round') else ' (round %d)' % s['round']}: {s['wall_s']:.0f} s "
+              f"({s.get('cpu_s', 0):.0f} s CPU), load average "
               f"{s['load_before'][0]:.1f} -> {s['load_after'][0]:.1f}" + (" (reused from an earlier run)" if s.get("reused") else "")
               for s in r["steps"]]
     return "\n".join(lines) + "\n"
@@ -457,6 +484,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=128, help="output image size (latents size / 8)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--images", type=int, default=2, help="timed images after the first one")
+    p.add_argument("--rounds", type=int, default=3, help="the sampling steps run this many times, interleaved")
     p.add_argument("--work", default="/tmp/edgegen-anchors")
     p.add_argument("--backend", default="onnxruntime", help="phase edgegen")
     p.add_argument("--tag", default="diffusers-torch", help="phase torch: the tool's name in the results")
@@ -520,22 +548,30 @@ def main(argv=None) -> int:
         ("openvino-genai", [str(peer), me[1], "genai", *common], f".venv-anchors/bin/python {rel} genai"),
     ]
     r = {"args": {"width_scale": a.width_scale, "size": a.size, "steps": a.steps, "images": a.images,
-                  "work": str(work)},
+                  "rounds": a.rounds, "work": str(work)},
          "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/anchors.py --peer-python .venv-anchors/bin/python"
                     + "".join(" " + x for x in extra) + " (what `make bench-anchors"
                     + (f" ANCHORS_ARGS='{' '.join(extra)}'" if extra else "") + "` runs)",
          "machine": machine(), "load_before": load(), "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
          "project_versions": versions(PROJECT_PACKAGES), "steps": []}
-    old = {}
+    old, old_started = {}, None
     if skip and a.json.exists():
-        old = {s["name"]: s for s in json.loads(a.json.read_text()).get("steps", [])}
+        prev = json.loads(a.json.read_text())
+        old = {s["name"]: s for s in prev.get("steps", []) if s["name"] not in SAMPLE_STEPS}
+        old_started = prev.get("reused_from") or prev.get("started")
     t_run = time.perf_counter()
-    for name, argv_, shown in plan:
+    setup = [x for x in plan if x[0] not in SAMPLE_STEPS]
+    sampling = [x for x in plan if x[0] in SAMPLE_STEPS]
+    rounds = [(name, argv_, shown, 0) for name, argv_, shown in setup]
+    rounds += [(name, argv_, shown, k) for k in range(1, a.rounds + 1) for name, argv_, shown in sampling]
+    for name, argv_, shown, k in rounds:
         if name in skip:
             if name in old:
                 r["steps"].append({**old[name], "reused": True})
+                r["reused_from"] = old_started
             continue
-        rec = run_step(name, argv_, work, shown)
+        rec = run_step(name if not k else f"{name}.round{k}", argv_, work, shown)
+        rec["step"], rec["round"] = name, k
         out_dir = {"edgegen-import": "edgegen-bundle", "optimum-export-onnx": "optimum-onnx",
                    "optimum-export-openvino": "optimum-openvino", "build": "pipeline"}.get(name)
         if out_dir and (work / out_dir).exists():
