@@ -213,7 +213,8 @@ def phase_edgegen(a) -> dict:
     from edgegen.runtimes.api import open_pipeline
     work = Path(a.work)
     t0, c0 = time.perf_counter(), time.process_time()
-    pipe = open_pipeline(work / "edgegen-bundle", a.backend, threads=1)
+    hint = {"inference_precision": a.inference_precision} if a.inference_precision else {}
+    pipe = open_pipeline(work / "edgegen-bundle", a.backend, threads=1, **hint)
     load_s = time.perf_counter() - t0
     load_cpu_s = time.process_time() - c0
 
@@ -226,8 +227,9 @@ def phase_edgegen(a) -> dict:
         be = getattr(pipe, "backend", None)
         if hasattr(be, "compiled_precisions"):
             extra["precision_ran"] = be.compiled_precisions()
-    return {"tool": f"edgegen-{a.backend}", "load_s": load_s, "load_cpu_s": load_cpu_s, **t, **extra,
-            **save_image(work / f"image-edgegen-{a.backend}.npy", img), "versions": versions(PROJECT_PACKAGES)}
+    tool = f"edgegen-{a.backend}" + (f"-{a.inference_precision}" if a.inference_precision else "")
+    return {"tool": tool, "load_s": load_s, "load_cpu_s": load_cpu_s, **t, **extra,
+            **save_image(work / f"image-{tool}.npy", img), "versions": versions(PROJECT_PACKAGES)}
 
 
 def phase_torch(a) -> dict:
@@ -290,6 +292,23 @@ def phase_optimum_onnx(a) -> dict:
 OV_CONFIG = {"INFERENCE_NUM_THREADS": "1", "INFERENCE_PRECISION_HINT": "f32"}
 
 
+def ov_config(a) -> dict:
+    """f32 (as edgegen's fp32 entries), or with --ov-default the plugin's own precision (bf16 on a CPU
+    with AVX512-BF16 or AMX: what a user who passes no hint gets)."""
+    return {k: v for k, v in OV_CONFIG.items() if not (a.ov_default and k == "INFERENCE_PRECISION_HINT")}
+
+
+def ov_tag(a, tool: str) -> str:
+    return tool + ("-default-precision" if a.ov_default else "")
+
+
+def ov_ran(core_or_model) -> str | None:
+    try:
+        return str(core_or_model.get_property("INFERENCE_PRECISION_HINT"))
+    except Exception:  # noqa: BLE001 - only a label in the report
+        return None
+
+
 def phase_optimum_openvino(a) -> dict:
     import numpy as np
     import torch
@@ -297,7 +316,7 @@ def phase_optimum_openvino(a) -> dict:
     from optimum.intel import OVStableDiffusionPipeline as Pipe
     work = Path(a.work)
     t0, c0 = time.perf_counter(), time.process_time()
-    pipe = Pipe.from_pretrained(str(work / "optimum-openvino"), ov_config=dict(OV_CONFIG), compile=True)
+    pipe = Pipe.from_pretrained(str(work / "optimum-openvino"), ov_config=ov_config(a), compile=True)
     load_s = time.perf_counter() - t0
     load_cpu_s = time.process_time() - c0
     if hasattr(pipe, "set_progress_bar_config"):
@@ -309,8 +328,14 @@ def phase_optimum_openvino(a) -> dict:
             return pipe(PROMPT, num_inference_steps=a.steps, guidance_scale=GUIDANCE, latents=torch.from_numpy(lat),
                         height=a.size, width=a.size, output_type="np").images
     t, img = timed_images(make, a.images)
-    return {"tool": "optimum-intel", "class": Pipe.__name__, "load_s": load_s, "load_cpu_s": load_cpu_s, **t,
-            "scheduler": type(pipe.scheduler).__name__, **save_image(work / "image-optimum-intel.npy", img)}
+    ran = None
+    try:
+        ran = ov_ran(pipe.unet.request)
+    except AttributeError:
+        pass
+    return {"tool": ov_tag(a, "optimum-intel"), "class": Pipe.__name__, "load_s": load_s, "load_cpu_s": load_cpu_s,
+            **t, "unet_precision_ran": ran, "scheduler": type(pipe.scheduler).__name__,
+            **save_image(work / f"image-{ov_tag(a, 'optimum-intel')}.npy", img)}
 
 
 def phase_genai(a) -> dict:
@@ -337,7 +362,7 @@ def phase_genai(a) -> dict:
             return ov.Tensor(lat.copy())
 
     t0, c0 = time.perf_counter(), time.process_time()
-    pipe = genai.Text2ImagePipeline(str(work / "optimum-openvino"), "CPU", **OV_CONFIG)
+    pipe = genai.Text2ImagePipeline(str(work / "optimum-openvino"), "CPU", **ov_config(a))
     load_s = time.perf_counter() - t0
     load_cpu_s = time.process_time() - c0
     gens = []
@@ -349,12 +374,21 @@ def phase_genai(a) -> dict:
                             guidance_scale=GUIDANCE, generator=g)
         return np.array(out.data)
     t, img = timed_images(make, a.images)
-    return {"tool": "openvino-genai", "load_s": load_s, "load_cpu_s": load_cpu_s, **t, "noise_requests": gens[-1].calls,
-            "output_dtype": str(img.dtype), **save_image(work / "image-openvino-genai.npy", img)}
+    return {"tool": ov_tag(a, "openvino-genai"), "load_s": load_s, "load_cpu_s": load_cpu_s, **t,
+            "noise_requests": gens[-1].calls, "output_dtype": str(img.dtype),
+            "cpu_default_precision": ov_ran_core(ov), **save_image(work / f"image-{ov_tag(a, 'openvino-genai')}.npy", img)}
+
+
+def ov_ran_core(ov) -> str | None:
+    try:
+        return str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
+    except Exception:  # noqa: BLE001 - only a label in the report
+        return None
 
 
 SAMPLE_STEPS = ("diffusers-torch", "diffusers-torch-project", "edgegen-onnxruntime", "edgegen-openvino", "optimum-onnx",
-                "optimum-intel", "openvino-genai")
+                "optimum-intel", "openvino-genai", "edgegen-openvino-bf16", "optimum-intel-default-precision",
+                "openvino-genai-default-precision")
 PHASES = {"latents": phase_latents, "build": phase_build, "edgegen": phase_edgegen, "torch": phase_torch, "versions": phase_versions,
           "optimum-onnx": phase_optimum_onnx, "optimum-openvino": phase_optimum_openvino, "genai": phase_genai}
 
@@ -437,7 +471,10 @@ def render(r: dict) -> str:
                "diffusers-torch": "PyTorch eager (.venv-anchors: the reference)",
                "diffusers-torch-project": "PyTorch eager (project venv)", "optimum-onnx": "onnxruntime (optimum-cli export onnx)",
                "optimum-intel": "OpenVINO f32 (optimum-cli export openvino)",
-               "openvino-genai": "OpenVINO f32, C++ pipeline (optimum-intel's IR)"}
+               "openvino-genai": "OpenVINO f32, C++ pipeline (optimum-intel's IR)",
+               "edgegen-openvino-bf16": "OpenVINO, bf16 hint (the entry `calibrate --precision bf16` writes; ungated here)",
+               "optimum-intel-default-precision": "OpenVINO, no precision hint (the plugin's default)",
+               "openvino-genai-default-precision": "OpenVINO C++ pipeline, no precision hint (the plugin's default)"}
     diff = r.get("difference", {})
     agg = per_tool(r["steps"])
     base = agg.get("edgegen-onnxruntime", {}).get("latency_cpu_s")
@@ -488,6 +525,10 @@ def main(argv=None) -> int:
     p.add_argument("--work", default="/tmp/edgegen-anchors")
     p.add_argument("--backend", default="onnxruntime", help="phase edgegen")
     p.add_argument("--tag", default="diffusers-torch", help="phase torch: the tool's name in the results")
+    p.add_argument("--ov-default", action="store_true", help="phases optimum-openvino, genai: no precision hint")
+    p.add_argument("--inference-precision", default=None, help="phase edgegen on openvino: the plugin's precision "
+                                                                "hint (bf16: what `edgegen calibrate --precision bf16` "
+                                                                "writes, here without its gate)")
     p.add_argument("--peer-python", default=str(ROOT / ".venv-anchors" / "bin" / "python"))
     p.add_argument("--skip", default="", help="comma list of steps to leave out (e.g. build,edgegen-import to reuse "
                                                "--work)")
@@ -546,6 +587,12 @@ def main(argv=None) -> int:
         ("optimum-intel", [str(peer), me[1], "optimum-openvino", *common],
          f".venv-anchors/bin/python {rel} optimum-openvino"),
         ("openvino-genai", [str(peer), me[1], "genai", *common], f".venv-anchors/bin/python {rel} genai"),
+        ("edgegen-openvino-bf16", me + ["edgegen", "--backend", "openvino", "--inference-precision", "bf16", *common],
+         f".venv/bin/python {rel} edgegen --backend openvino --inference-precision bf16"),
+        ("optimum-intel-default-precision", [str(peer), me[1], "optimum-openvino", "--ov-default", *common],
+         f".venv-anchors/bin/python {rel} optimum-openvino --ov-default"),
+        ("openvino-genai-default-precision", [str(peer), me[1], "genai", "--ov-default", *common],
+         f".venv-anchors/bin/python {rel} genai --ov-default"),
     ]
     r = {"args": {"width_scale": a.width_scale, "size": a.size, "steps": a.steps, "images": a.images,
                   "rounds": a.rounds, "work": str(work)},
