@@ -26,6 +26,7 @@ from edgegen.manifest import Manifest, read_manifest
 from edgegen.runtimes.backends import create_backend
 from edgegen.runtimes.backends.base import Backend
 from edgegen.runtimes.interpreter import Callback
+from edgegen.runtimes.plans import edit_strength
 from edgegen.runtimes.stages import RoleStage, check_request, make_condition, make_generator
 
 
@@ -114,7 +115,8 @@ class Pipeline:
         such as eta; token loops: temperature, top_k, top_p); None means the bundle's default.
         ``init_image`` (C, H, W), or one per sample (n, C, H, W), in the data range: image-to-image
         from it at ``strength`` in (0, 1] (default 0.6); with ``mask`` (H, W) of 0/1 (1 = generate):
-        inpainting (strength default 1), the unmasked pixels of every sample equal the image's."""
+        inpainting (default: all steps from pure noise; a strength starts from the noised image), the
+        unmasked pixels of every sample equal the image's."""
         options = {k: v for k, v in options.items() if v is not None}
         check_request(n, seed, batch_size)
         check_output_size(n, self.manifest.sample_shape)
@@ -159,8 +161,7 @@ class Pipeline:
         lo, hi = self.manifest.data["data"].get("range", [-1.0, 1.0])
         if not np.all(np.isfinite(img)) or img.min() < lo or img.max() > hi:
             raise EdgegenError(f"the init image has values outside the data range [{lo}, {hi}]")
-        if strength is not None and (isinstance(strength, bool) or not 0.0 < float(strength) <= 1.0):
-            raise EdgegenError(f"strength must be in (0, 1], got {strength}")
+        strength = edit_strength(strength, inpaint=mask is not None)
         enc = self.manifest.stage("encoder")
         latent = tuple(self.sampling.get("latent_shape") or shape)
         if latent != shape:
@@ -188,10 +189,7 @@ class Pipeline:
             else:
                 lm = m
             inputs["mask"] = np.ascontiguousarray(np.broadcast_to(lm, (n, *latent)), dtype=np.float32)
-            strength = 1.0 if strength is None else strength
-        elif strength is None:
-            strength = 0.6
-        return inputs, float(strength), pixel_mask, img
+        return inputs, strength, pixel_mask, img
 
 
 # n x sample size above this is refused before anything is allocated (issue 20): the native

@@ -260,6 +260,16 @@ def compile_gan(latent_dim: int) -> Plan:
 STORED_STRENGTHS = (0.3, 0.6, 0.8)  # the image-to-image strengths a bundle stores by default
 
 
+def edit_strength(strength, inpaint: bool) -> float | None:
+    """The strength an edit runs at: the caller's, checked, else 0.6 for image-to-image and None
+    for inpainting (every step from pure noise: the stored '-inpaint' plan)."""
+    if strength is None:
+        return None if inpaint else 0.6
+    if isinstance(strength, bool) or not 0.0 < float(strength) <= 1.0:
+        raise EdgegenError(f"strength must be in (0, 1], got {strength}")
+    return float(strength)
+
+
 def edit_plan_specs(base: dict) -> list[dict]:
     """The stored edits of one bundle plan spec (``bundle_plans`` entries): image-to-image at
     STORED_STRENGTHS and inpainting, so runtimes that run only stored plans (native, web) can edit

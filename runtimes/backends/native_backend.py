@@ -220,7 +220,7 @@ class NativeBackend(Backend):
                         init_image, mask, strength, options: dict) -> np.ndarray:
         """The pipeline executor protocol (pipeline.py Pipeline.sample): condition, image inputs,
         plan and decoder in one edgegen_sample. Python tokenizes the prompts and picks the plan (with
-        the Pipeline's image-to-image defaults: strength 0.6, or 1 with a mask); the library checks
+        the Pipeline's image-to-image defaults, plans.edit_strength); the library checks
         the images and runs the rest."""
         gen = pipe.generator
         if options.get("on_eval") is not None:
@@ -243,11 +243,8 @@ class NativeBackend(Backend):
         if init_image is None and (mask is not None or strength is not None):
             raise EdgegenError("--mask and --strength need --init-image")
         if init_image is not None:
-            from edgegen.runtimes.plans import edit_plan
-            if strength is not None and (isinstance(strength, bool) or not 0.0 < float(strength) <= 1.0):
-                raise EdgegenError(f"strength must be in (0, 1], got {strength}")
-            s = float(strength) if strength is not None else 1.0 if mask is not None else 0.6
-            plan = edit_plan(plan, gen.stage, s, inpaint=mask is not None)
+            from edgegen.runtimes.plans import edit_plan, edit_strength
+            plan = edit_plan(plan, gen.stage, edit_strength(strength, mask is not None), inpaint=mask is not None)
             self._image_params(sp, init_image, mask, keep)
         text = json.dumps(plan.to_json()).encode()
         keep.append(text)
