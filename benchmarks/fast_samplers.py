@@ -264,7 +264,7 @@ def measure(run: Path, n: int, todo: list[tuple[str, int]], out: "Outputs", seed
 
 
 def measure_bundle(bundle: Path, n: int, todo: list[tuple[str, int]], out: "Outputs",
-                   batch_size: int = 100) -> tuple[dict, object]:
+                   batch_size: int = 100, results: dict | None = None) -> tuple[dict, object]:
     """The table from an exported bundle on onnxruntime (one thread), at its default guidance; a
     prompt bundle gets held-out-template prompts (request), scored against their labels. Returns the
     results and the pipeline (its files already loaded: the latency rows time the same bundle even if
@@ -281,7 +281,7 @@ def measure_bundle(bundle: Path, n: int, todo: list[tuple[str, int]], out: "Outp
     labels = np.arange(n, dtype=np.int64) % 10
     cond = request(m, labels)
     gen = m.generator
-    results = {"kind": "ldm", "bundle": str(bundle), "n": n, "seed": 0, "backend": "onnxruntime", "threads": 1,
+    results = results or {"kind": "ldm", "bundle": str(bundle), "n": n, "seed": 0, "backend": "onnxruntime", "threads": 1,
                "batch_size": batch_size, "guidance": pipe.generator.guidance(None),
                "source": m.data["data"]["source"], "sample_shape": list(m.sample_shape),
                "latent_shape": gen.get("latent_shape"), "schedule": gen.get("schedule"),
@@ -501,25 +501,29 @@ def main(argv=None) -> int:
 
 def main_ldm(a) -> int:
     """The table of a prompt bundle: quality rows, then (unless --no-latency) their latency, the plot."""
-    if a.add or a.no_clip or a.seed:
-        raise SystemExit("--add, --seed and --no-clip are for the DDPM table (run folder), not a prompt bundle")
+    import hashlib
+    if a.no_clip or a.seed:
+        raise SystemExit("--seed and --no-clip are for the DDPM table (run folder), not a prompt bundle")
     out = Outputs("ldm")
     if a.render_only:
         res = out.load()
-    elif a.latency:
-        import hashlib
+    elif a.latency or a.add:  # more rows or their latency, for the bundle of the existing rows
         res = out.load()
         if hashlib.sha256((a.bundle / "manifest.json").read_bytes()).hexdigest() != res["manifest_sha256"]:
             raise SystemExit(f"{a.bundle} is not the bundle of the quality rows in {out.json} (its manifest changed): "
                              "rerun the whole table")
-        res = measure_latency(a.bundle, res, a.repeats)
+        pipe = None
+        if a.add:
+            todo = [(j.split(":")[0], int(j.split(":")[1])) for j in a.add.split(",")]
+            res, pipe = measure_bundle(a.bundle, res["n"], todo, out, res["batch_size"], res)
+        if a.latency:  # every row again, in one run
+            res = measure_latency(a.bundle, res, a.repeats, pipe=pipe)
     else:
         steps = KINDS["ldm"]["steps"] if a.steps is None else [int(k) for k in a.steps.split(",")]
         todo = jobs(a.samplers.split(","), steps, fast_max=None)
         res, pipe = measure_bundle(a.bundle, a.n, todo, out)
         if not a.no_latency:
             res = measure_latency(a.bundle, res, a.repeats, pipe=pipe)
-        import hashlib
         if hashlib.sha256((a.bundle / "manifest.json").read_bytes()).hexdigest() != res["manifest_sha256"]:
             res["bundle_replaced_during_run"] = True  # the figures are of the bundle opened at the start
             print(f"warning: {a.bundle} was replaced during the run; the figures are of the bundle opened at "
