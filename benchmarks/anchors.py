@@ -501,7 +501,7 @@ def render(r: dict) -> str:
         lines += ["", "## Failed steps", ""]
         for s in failed:
             lines += [f"**{s['name']}** (`{s['command']}`), exit {s['rc']}:", "", "```", s.get("error", ""), "```", ""]
-    lines += ["", "## Versions", "", "| package | project venv (edgegen, PyTorch reference) | .venv-anchors (peers) |",
+    lines += ["", "## Versions", "", "| package | project venv (edgegen, diffusers-torch-project) | .venv-anchors (peers, the build, the PyTorch reference) |",
               "|---|---|---|"]
     pv, av = r.get("project_versions", {}), r.get("peer_versions", {})
     for n in sorted(set(pv) | set(av)):
