@@ -471,6 +471,8 @@ def main(argv=None) -> int:
                    "(default bundles/ddpm-small)")
     p.add_argument("--repeats", type=int, default=5, help="latency: timed runs per point (median)")
     p.add_argument("--no-latency", action="store_true", help="with a prompt bundle: the quality table only")
+    p.add_argument("--out-dir", type=Path, default=HERE, help="with a prompt bundle: where the "
+                   "fast_samplers_ldm.* files go (default benchmarks/)")
     a = p.parse_args(argv)
     if a.n < 2:
         raise SystemExit(f"--n must be at least 2 (FID needs two samples), got {a.n}")
@@ -504,7 +506,8 @@ def main_ldm(a) -> int:
     import hashlib
     if a.no_clip or a.seed:
         raise SystemExit("--seed and --no-clip are for the DDPM table (run folder), not a prompt bundle")
-    out = Outputs("ldm")
+    a.out_dir.mkdir(parents=True, exist_ok=True)
+    out = Outputs("ldm", a.out_dir)
     if a.render_only:
         res = out.load()
     elif a.latency or a.add:  # more rows or their latency, for the bundle of the existing rows
