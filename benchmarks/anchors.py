@@ -299,7 +299,7 @@ def ov_config(a) -> dict:
 
 
 def ov_tag(a, tool: str) -> str:
-    return tool + ("-default-precision" if a.ov_default else "")
+    return tool + ("-static" if a.static else "") + ("-default-precision" if a.ov_default else "")
 
 
 def ov_ran(core_or_model) -> str | None:
@@ -316,7 +316,12 @@ def phase_optimum_openvino(a) -> dict:
     from optimum.intel import OVStableDiffusionPipeline as Pipe
     work = Path(a.work)
     t0, c0 = time.perf_counter(), time.process_time()
-    pipe = Pipe.from_pretrained(str(work / "optimum-openvino"), ov_config=ov_config(a), compile=True)
+    if a.static:  # the tool's documented static-shape path: reshape, then compile
+        pipe = Pipe.from_pretrained(str(work / "optimum-openvino"), ov_config=ov_config(a), compile=False)
+        pipe.reshape(batch_size=1, height=a.size, width=a.size, num_images_per_prompt=1)
+        pipe.compile()
+    else:
+        pipe = Pipe.from_pretrained(str(work / "optimum-openvino"), ov_config=ov_config(a), compile=True)
     load_s = time.perf_counter() - t0
     load_cpu_s = time.process_time() - c0
     if hasattr(pipe, "set_progress_bar_config"):
@@ -362,7 +367,12 @@ def phase_genai(a) -> dict:
             return ov.Tensor(lat.copy())
 
     t0, c0 = time.perf_counter(), time.process_time()
-    pipe = genai.Text2ImagePipeline(str(work / "optimum-openvino"), "CPU", **ov_config(a))
+    if a.static:  # the tool's documented static-shape path: reshape, then compile
+        pipe = genai.Text2ImagePipeline(str(work / "optimum-openvino"))
+        pipe.reshape(1, a.size, a.size, GUIDANCE)
+        pipe.compile("CPU", **ov_config(a))
+    else:
+        pipe = genai.Text2ImagePipeline(str(work / "optimum-openvino"), "CPU", **ov_config(a))
     load_s = time.perf_counter() - t0
     load_cpu_s = time.process_time() - c0
     gens = []
@@ -387,7 +397,7 @@ def ov_ran_core(ov) -> str | None:
 
 
 SAMPLE_STEPS = ("diffusers-torch", "diffusers-torch-project", "edgegen-onnxruntime", "edgegen-openvino", "optimum-onnx",
-                "optimum-intel", "openvino-genai", "edgegen-openvino-bf16", "optimum-intel-default-precision",
+                "optimum-intel", "openvino-genai", "optimum-intel-static", "openvino-genai-static", "edgegen-openvino-bf16", "optimum-intel-default-precision",
                 "openvino-genai-default-precision")
 PHASES = {"latents": phase_latents, "build": phase_build, "edgegen": phase_edgegen, "torch": phase_torch, "versions": phase_versions,
           "optimum-onnx": phase_optimum_onnx, "optimum-openvino": phase_optimum_openvino, "genai": phase_genai}
@@ -472,6 +482,8 @@ def render(r: dict) -> str:
                "diffusers-torch-project": "PyTorch eager (project venv)", "optimum-onnx": "onnxruntime (optimum-cli export onnx)",
                "optimum-intel": "OpenVINO f32 (optimum-cli export openvino)",
                "openvino-genai": "OpenVINO f32, C++ pipeline (optimum-intel's IR)",
+               "optimum-intel-static": "OpenVINO f32, reshaped to static shapes, then compiled",
+               "openvino-genai-static": "OpenVINO f32, C++ pipeline, reshaped to static shapes, then compiled",
                "edgegen-openvino-bf16": "OpenVINO, bf16 hint (the entry `calibrate --precision bf16` writes; ungated here)",
                "optimum-intel-default-precision": "OpenVINO, no precision hint (the plugin's default)",
                "openvino-genai-default-precision": "OpenVINO C++ pipeline, no precision hint (the plugin's default)"}
@@ -526,6 +538,10 @@ def main(argv=None) -> int:
     p.add_argument("--backend", default="onnxruntime", help="phase edgegen")
     p.add_argument("--tag", default="diffusers-torch", help="phase torch: the tool's name in the results")
     p.add_argument("--ov-default", action="store_true", help="phases optimum-openvino, genai: no precision hint")
+    p.add_argument("--static", action="store_true", help="phases optimum-openvino, genai: reshape to the image's "
+                                                         "static shapes before compiling")
+    p.add_argument("--only", default="", help="comma list: run only these sampling steps (with --skip for the "
+                                              "setup; use another --json/--out)")
     p.add_argument("--inference-precision", default=None, help="phase edgegen on openvino: the plugin's precision "
                                                                 "hint (bf16: what `edgegen calibrate --precision bf16` "
                                                                 "writes, here without its gate)")
@@ -533,6 +549,7 @@ def main(argv=None) -> int:
     p.add_argument("--skip", default="", help="comma list of steps to leave out (e.g. build,edgegen-import to reuse "
                                                "--work)")
     p.add_argument("--render-only", action="store_true", help="only rewrite --out from --json")
+    p.add_argument("--reuse-json", type=Path, default=None, help="where --skip takes the steps from (default --json)")
     p.add_argument("--out", type=Path, default=HERE / "anchors.md")
     p.add_argument("--json", type=Path, default=HERE / "anchors.json")
     a = p.parse_args(argv)
@@ -589,6 +606,10 @@ def main(argv=None) -> int:
         ("openvino-genai", [str(peer), me[1], "genai", *common], f".venv-anchors/bin/python {rel} genai"),
         ("edgegen-openvino-bf16", me + ["edgegen", "--backend", "openvino", "--inference-precision", "bf16", *common],
          f".venv/bin/python {rel} edgegen --backend openvino --inference-precision bf16"),
+        ("optimum-intel-static", [str(peer), me[1], "optimum-openvino", "--static", *common],
+         f".venv-anchors/bin/python {rel} optimum-openvino --static"),
+        ("openvino-genai-static", [str(peer), me[1], "genai", "--static", *common],
+         f".venv-anchors/bin/python {rel} genai --static"),
         ("optimum-intel-default-precision", [str(peer), me[1], "optimum-openvino", "--ov-default", *common],
          f".venv-anchors/bin/python {rel} optimum-openvino --ov-default"),
         ("openvino-genai-default-precision", [str(peer), me[1], "genai", "--ov-default", *common],
@@ -602,13 +623,15 @@ def main(argv=None) -> int:
          "machine": machine(), "load_before": load(), "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
          "project_versions": versions(PROJECT_PACKAGES), "steps": []}
     old, old_started = {}, None
-    if skip and a.json.exists():
-        prev = json.loads(a.json.read_text())
+    reuse = a.reuse_json or a.json
+    if skip and reuse.exists():
+        prev = json.loads(reuse.read_text())
         old = {s["name"]: s for s in prev.get("steps", []) if s["name"] not in SAMPLE_STEPS}
         old_started = prev.get("reused_from") or prev.get("started")
     t_run = time.perf_counter()
     setup = [x for x in plan if x[0] not in SAMPLE_STEPS]
-    sampling = [x for x in plan if x[0] in SAMPLE_STEPS]
+    only = set(filter(None, a.only.split(",")))
+    sampling = [x for x in plan if x[0] in SAMPLE_STEPS and (not only or x[0] in only)]
     rounds = [(name, argv_, shown, 0) for name, argv_, shown in setup]
     rounds += [(name, argv_, shown, k) for k in range(1, a.rounds + 1) for name, argv_, shown in sampling]
     for name, argv_, shown, k in rounds:
