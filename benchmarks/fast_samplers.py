@@ -21,8 +21,10 @@ The small LDM (a prompt-conditioned latent bundle, opened read-only; the same ta
 samples the exported bundle on onnxruntime (one thread) at its default guidance, prompts from the
 held-out caption templates (labels 0..9 cycled, as train/ldm_eval.py), scores prompt accuracy and
 fashion-FID with the bundle's evaluator, every sampler at every step count (50 included), then times
-every row at batch 1 and 16 as above (``--no-latency`` leaves that out). Writes
-benchmarks/fast_samplers_ldm.json (the raw rows, written as they come), .md and .png.
+every row at batch 1 and 16 as above (``--no-latency`` leaves that out), from the pipeline already
+loaded (the same bundle even if the folder is replaced meanwhile). Writes benchmarks/fast_samplers_ldm.json
+(the raw rows, written as they come), .md and .png (``--out-dir`` elsewhere). ``--add S:K,...`` adds rows
+and ``--latency`` re-times every row; both refuse a bundle whose manifest changed since the rows.
 """
 from __future__ import annotations
 
