@@ -34,22 +34,17 @@ def right_half(shape) -> np.ndarray:
     return m
 
 
-def python_edit(bundle: Path, monkeypatch, key: str, n: int, seed: int, image, mask=None, prompt=None):
-    """Python's onnxruntime Pipeline on the stored plan ``key``: the pipeline compiles its edit with
-    plans.edit_plan at the stored plan's own strength (its default with a mask is strength 1, the
-    stored inpainting plan has none), and the edit it compiles must equal the stored plan."""
-    from edgegen.runtimes import plans
+def python_edit(bundle: Path, key: str, n: int, seed: int, image, mask=None, prompt=None):
+    """Python's onnxruntime Pipeline on the stored plan ``key``: the edit it compiles (plans.edit_plan
+    on its base plan, at the stored plan's strength; inpainting without one runs every step) must
+    be the stored plan itself."""
     from edgegen.runtimes.pipeline import open_pipeline
     pipe = open_pipeline(bundle, "onnxruntime")
     stored = pipe.manifest.data["plans"][key]
-
-    def stored_edit(plan, generator, strength=None, inpaint=False):
-        edited = compile_edit(plan, generator, stored["params"].get("strength"), inpaint=inpaint)
-        assert edited.to_json() == stored, "Python's edit of the base plan is not the stored plan"
-        return edited
-    monkeypatch.setattr(plans, "edit_plan", stored_edit)
     p = stored["params"]
     opts = {k: v for k, v in p.items() if k in ("eta", "clip_x0", "variance")}
+    base = pipe.plan(stored["sampler"], p["steps"], **opts)
+    assert compile_edit(base, pipe.sampling, p.get("strength"), inpaint=mask is not None).to_json() == stored
     return pipe.sample(n, seed=seed, prompt=prompt, sampler=stored["sampler"], steps=p["steps"], init_image=image,
                        mask=mask, strength=p.get("strength"), **opts)
 
@@ -82,7 +77,7 @@ def check(got: dict, ref: np.ndarray, key: str) -> np.ndarray:
     return out
 
 
-def test_tiny_ddpm_img2img_and_inpainting_equal_python(open_page, serve, tiny_bundle, tmp_path, monkeypatch):
+def test_tiny_ddpm_img2img_and_inpainting_equal_python(open_page, serve, tiny_bundle, tmp_path):
     png = init_png(tiny_bundle, tmp_path / "digit.png")
     shape = tuple(Image.open(png).size)
     image = read_image(png, (1, shape[1], shape[0]))
@@ -97,20 +92,20 @@ def test_tiny_ddpm_img2img_and_inpainting_equal_python(open_page, serve, tiny_bu
     assert offered == ["0.3", "0.6", "0.8", "all"], offered
 
     got = page_edit(page, png, 3, 5, "ddim-50", "0.6")
-    ref = python_edit(tiny_bundle, monkeypatch, "ddim-50-strength0.6", 3, 5, image)
+    ref = python_edit(tiny_bundle, "ddim-50-strength0.6", 3, 5, image)
     out = check(got, ref, "ddim-50-strength0.6")
     assert "strength 0.6" in got["status"]
     assert np.abs(out - image).max() > 0.05  # it edited the image
 
     got = page_edit(page, png, 3, 9, "ddim-50", "all", mask="right")
-    ref = python_edit(tiny_bundle, monkeypatch, "ddim-50-inpaint", 3, 9, image, right_half(image.shape))
+    ref = python_edit(tiny_bundle, "ddim-50-inpaint", 3, 9, image, right_half(image.shape))
     out = check(got, ref, "ddim-50-inpaint")
     w = image.shape[2] // 2
     assert np.array_equal(out[..., :w], np.broadcast_to(image[..., :w], out[..., :w].shape))  # bit-exact
     assert np.abs(out[..., w:] - image[..., w:]).max() > 0.05
 
 
-def test_tiny_ldm_img2img_and_inpainting_equal_python(open_page, serve, family_bundle, tmp_path, monkeypatch):
+def test_tiny_ldm_img2img_and_inpainting_equal_python(open_page, serve, family_bundle, tmp_path):
     bundle = family_bundle("ldm")
     prompt = "a handwritten seven"
     png = init_png(bundle, tmp_path / "seven.png", prompt=prompt)
@@ -123,7 +118,7 @@ def test_tiny_ldm_img2img_and_inpainting_equal_python(open_page, serve, family_b
 
     key = f"{base}-strength0.8"
     got = page_edit(page, png, 2, 4, base, "0.8", prompt=prompt)
-    ref = python_edit(bundle, monkeypatch, key, 2, 4, image, prompt=prompt)
+    ref = python_edit(bundle, key, 2, 4, image, prompt=prompt)
     check(got, ref, key)
 
     # inpainting with a mask file (left half generated): latent mask max-pooled, pixels pasted back
@@ -132,7 +127,7 @@ def test_tiny_ldm_img2img_and_inpainting_equal_python(open_page, serve, family_b
     Image.fromarray(mask, mode="L").save(tmp_path / "mask.png")
     m = read_mask(tmp_path / "mask.png", (h, w))
     got = page_edit(page, png, 2, 6, base, "all", mask="file", mask_file=tmp_path / "mask.png", prompt=prompt)
-    ref = python_edit(bundle, monkeypatch, f"{base}-inpaint", 2, 6, image, m, prompt=prompt)
+    ref = python_edit(bundle, f"{base}-inpaint", 2, 6, image, m, prompt=prompt)
     out = check(got, ref, f"{base}-inpaint")
     assert np.array_equal(out[..., w // 2:], np.broadcast_to(image[..., w // 2:], out[..., w // 2:].shape))
 
