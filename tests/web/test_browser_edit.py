@@ -159,8 +159,18 @@ def test_bad_init_image_and_mask_are_messages(open_page, serve, tiny_bundle, tmp
     page.page.set_input_files("#mask-file", str(tmp_path / "grey.png"))
     page.page.wait_for_function("window.edgegen.state === 'error'")
     assert "the mask grey.png is not binary" in page.page.text_content("#error")
-    # the page still generates: the init image at a stored strength, no mask
+    # edits the bundle does not store: one line naming what it stores and how to store more
+    page.page.select_option("#mask", "right")
+    page.page.select_option("#strength", "0.3")
+    page.click_generate()
+    msg = page.page.text_content("#error")
+    assert "stores no inpainting plan at strength 0.3 for 'ddim-50'" in msg and "ddim-50-inpaint" in msg, msg
+    assert "--plans ddim-50@strength0.3@inpaint" in msg, msg
     page.page.select_option("#mask", "none")
+    page.page.select_option("#strength", "all")
+    page.click_generate()
+    assert "needs a strength" in page.page.text_content("#error")
+    # the page still generates: the init image at a stored strength, no mask
     page.page.select_option("#strength", "0.3")
     state, error = page.click_generate()
     assert state == "done", error

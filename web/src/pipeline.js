@@ -158,7 +158,8 @@ export class WebPipeline {
     const edits = this.edits(key);
     const hit = edits.find((e) => e.inpaint === inpaint && (e.strength ?? null) === (strength ?? null));
     if (hit) return hit.key;
-    const what = `${inpaint ? 'an inpainting' : 'an image-to-image'} plan${strength != null ? ` at strength ${strength}` : ''}`;
+    if (strength == null && !inpaint) throw new BundleError('image to image needs a strength: "all steps" is for inpainting (choose a mask)');
+    const what = `${inpaint ? 'inpainting' : 'image-to-image'} plan${strength != null ? ` at strength ${strength}` : ''}`;
     const spec = `${key}${strength != null ? `@strength${strength}` : ''}${inpaint ? '@inpaint' : ''}`;
     throw new BundleError(`this bundle stores no ${what} for '${key}' (it stores: ${edits.map((e) => e.key).join(', ') || 'none'}); ` +
                           `store it with \`edgegen export RUN --plans ${spec}\``);
