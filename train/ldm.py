@@ -49,6 +49,10 @@ class LDMConfig:
     data: DataConfig = field(default_factory=lambda: DataConfig(source="fashion", image_size=32))
     train: TrainConfig = field(default_factory=TrainConfig)  # stage 1 (VAE)
     denoiser_train: TrainConfig = field(default_factory=TrainConfig)  # stage 2 (text encoder + denoiser)
+    # stage 1b: the decoder alone on the encoder's posterior means (what sampling and image-to-image
+    # decode), the encoder frozen, as Stable Diffusion's ft-MSE decoder; steps 0 skips it. The
+    # latents (and so the denoiser) do not depend on it.
+    decoder_train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=0))
     # no x0 clipping: the scaled latents are unit-variance, not bounded like pixels
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(guidance=3.0, clip_x0=False))
     kl_weight: float = 1e-4  # beta, per latent element against the per-pixel MSE
@@ -67,16 +71,18 @@ def preset(name: str) -> LDMConfig:
                          denoiser=DenoiserConfig(base_channels=16, heads=2),
                          data=DataConfig(source="digits", image_size=16),
                          train=TrainConfig(steps=20, batch_size=32, lr=2e-3, warmup=5, ema_decay=0.9),
-                         denoiser_train=TrainConfig(steps=20, batch_size=32, lr=2e-3, warmup=5, ema_decay=0.9))
-    if name == "small":  # Fashion-MNIST; 34 min on one thread (VAE 5.2 + denoiser 28.9), session 7
-        # session 7: VAE 4000 steps, denoiser 7000 steps, EMA 0.999 (session 6: 1500 / 3000 / 0.995):
-        # VAE test MSE 0.013 -> 0.0067, prompt accuracy 0.79 -> 0.912, fashion-FID 331 -> 211
-        # (docs/notes/issue-15-session7.md)
+                         denoiser_train=TrainConfig(steps=20, batch_size=32, lr=2e-3, warmup=5, ema_decay=0.9),
+                         decoder_train=TrainConfig(steps=5, batch_size=32, lr=2e-3, warmup=1, ema_decay=0.9))
+    if name == "small":  # Fashion-MNIST; 37 min on one thread (VAE 5.2 + decoder 2.6 + denoiser 28.9)
+        # session 7: VAE 4000 steps, decoder fine-tune 3000, denoiser 7000 steps, EMA 0.999 (session 6:
+        # 1500 / none / 3000 / 0.995): VAE test MSE 0.013 -> 0.0062, prompt accuracy 0.79 -> 0.912,
+        # fashion-FID 331 -> 210 (docs/notes/issue-15-session7.md)
         return LDMConfig(vae=VAEConfig(channels=16, latent_channels=8),
                          denoiser=DenoiserConfig(base_channels=32, heads=4),
                          train=TrainConfig(steps=4000, batch_size=64, lr=2e-3, warmup=50, ema_decay=0.99),
                          denoiser_train=TrainConfig(steps=7000, batch_size=64, lr=1e-3, warmup=100,
-                                                    ema_decay=0.999))
+                                                    ema_decay=0.999),
+                         decoder_train=TrainConfig(steps=3000, batch_size=64, lr=1e-3, warmup=50, ema_decay=0.999))
     raise KeyError(name)
 
 
@@ -207,6 +213,22 @@ def train_vae(cfg: LDMConfig, images: np.ndarray, progress: bool):
     return ema.enc, ema.dec, stats
 
 
+def finetune_decoder(cfg: LDMConfig, enc: VAEEncoder, dec: VAEDecoder, images: np.ndarray, progress: bool):
+    """Stage 1b: MSE of dec(mu(x)) against x with the encoder frozen; returns the EMA decoder."""
+    torch.manual_seed(cfg.decoder_train.seed)
+    cfg.decoder_train.threads = cfg.decoder_train.threads or cfg.train.threads
+    mu = torch.from_numpy(encode(enc, images))
+
+    def loss_fn(net, batch):
+        z, x = batch
+        return F.mse_loss(net(z), x)
+
+    net = copy.deepcopy(dec).train().requires_grad_(True)  # the VAE's EMA copy comes frozen
+    ema, stats = fit(net, loss_fn, [mu, torch.from_numpy(images)], cfg.decoder_train, desc="fine-tune decoder",
+                     progress=progress)
+    return ema, stats
+
+
 def train(cfg: LDMConfig, progress: bool = True) -> tuple[dict[str, torch.nn.Module], dict]:
     from edgegen.runtimes.text import TextEncoder as Tokens
     from edgegen.train.tokenizer import train_tokenizer
@@ -226,6 +248,9 @@ def train(cfg: LDMConfig, progress: bool = True) -> tuple[dict[str, torch.nn.Mod
 
     cfg.denoiser_train.threads = cfg.denoiser_train.threads or cfg.train.threads
     enc, dec, vae_stats = train_vae(cfg, data.images, progress)
+    if cfg.decoder_train.steps > 0:
+        vae_stats["test_before_decoder_finetune"] = vae_report(enc, dec, test.images)
+        dec, vae_stats["decoder_finetune"] = finetune_decoder(cfg, enc, dec, data.images, progress)
     vae_stats["test"] = vae_report(enc, dec, test.images)
     z = encode(enc, data.images)  # (N, C, h, w) posterior means
     cfg.latent_scale = float(1.0 / z.std())
