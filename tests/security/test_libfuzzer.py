@@ -10,6 +10,7 @@ leak, UBSan report or timeout fails the test and leaves its input in the test's 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 
 import pytest
@@ -26,6 +27,13 @@ MAX_LEN = {"sample": 4096}  # fuzz_sample: the plan JSON tail bounds the plan's 
 
 def _env(harness: str) -> dict:
     return {**os.environ, "EDGEGEN_FUZZ_BUNDLE": str(BUNDLE)} if harness == "sample" else dict(os.environ)
+
+
+def _fresh(cmd: list) -> list:
+    """``cmd`` run by a shell that forks it: a process started straight from pytest inherits
+    pytest's peak RSS as its own (Linux keeps ru_maxrss across fork + exec), and libFuzzer reads
+    that for -rss_limit_mb; a grandchild of a small shell starts from the shell's."""
+    return ["sh", "-c", '"$0" "$@"; exit $?', *cmd]
 
 
 def _require(why: str) -> None:
@@ -48,16 +56,16 @@ def fuzz_runs(tmp_path_factory) -> dict:
         (work / "corpus").mkdir()
         seeds = SEEDS / "corpus" / h
         procs[h] = subprocess.Popen(
-            [str(FUZZ / f"fuzz_{h}"), f"-max_total_time={SECONDS}", f"-max_len={MAX_LEN.get(h, 65536)}",
-             "-rss_limit_mb=2048", "-timeout=10", "-print_final_stats=1", f"-artifact_prefix={work}/",
-             str(work / "corpus"), str(seeds)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(h))
+            _fresh([str(FUZZ / f"fuzz_{h}"), f"-max_total_time={SECONDS}", f"-max_len={MAX_LEN.get(h, 65536)}",
+                    "-rss_limit_mb=2048", "-timeout=10", "-print_final_stats=1", f"-artifact_prefix={work}/",
+                    str(work / "corpus"), str(seeds)]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(h), start_new_session=True)
     out = {}
     for h, p in procs.items():
         try:
             _, err = p.communicate(timeout=SECONDS + 180)
         except subprocess.TimeoutExpired:
-            p.kill()
+            os.killpg(p.pid, signal.SIGKILL)  # the shell and the fuzzer
             _, err = p.communicate()
         out[h] = (p.returncode, err)
     return out
@@ -84,6 +92,6 @@ def test_libfuzzer_regression(case):
         _require(f"{FUZZ}/fuzz_{harness} is not built (make fuzz-build)")
     if harness == "sample" and not (BUNDLE / "manifest.json").is_file():
         _require(f"{BUNDLE} is missing (make native-testdata)")
-    p = subprocess.run([str(FUZZ / f"fuzz_{harness}"), "-timeout=10", "-rss_limit_mb=2048", str(case)],
+    p = subprocess.run(_fresh([str(FUZZ / f"fuzz_{harness}"), "-timeout=10", "-rss_limit_mb=2048", str(case)]),
                        capture_output=True, text=True, timeout=120, env=_env(harness))
     assert p.returncode == 0, p.stderr[-3000:]
