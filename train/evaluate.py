@@ -80,7 +80,9 @@ def evaluate_pipeline(pipe: Pipeline, n: int = 500, seed: int = 0, sampler: Opti
         scores["prompts"] = "held-out templates"
     elif not pipe.generator.has_plans:  # a token loop started from the label's token
         scores["prompts"] = "label token"
-    if reconstruct and m.stage("encoder") and m.stage("decoder"):  # an autoencoder: its reconstructions too
+    # an autoencoder: its reconstructions too, on backends that run single roles (the native library
+    # runs the encoder only inside its whole-pipeline call)
+    if reconstruct and m.stage("encoder") and m.stage("decoder") and pipe.backend.pipeline_executor() is None:
         latent = "scale" in m.stage("encoder")  # a VAE (latent diffusion), else a VQ-VAE's codes
         scores["reconstruction"] = latent_reconstruction(pipe, ev) if latent else reconstruction(pipe, ev)
     return scores, images
