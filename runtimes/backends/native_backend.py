@@ -33,7 +33,7 @@ from edgegen.runtimes.backends.base import Backend
 
 LIB_ENV = "EDGEGEN_NATIVE_LIB"
 DEFAULT_LIB = Path(__file__).resolve().parents[2] / "build" / "native" / "libedgegen.so"
-ABI_VERSION = 4
+ABI_VERSION = 5
 OK = 0
 CANCELLED = 9  # EDGEGEN_ERR_CANCELLED
 # edgegen_progress_fn: int (*)(uint64_t done, uint64_t total, void *user); non-zero cancels

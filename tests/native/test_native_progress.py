@@ -25,7 +25,7 @@ def pipe(tiny_bundle):
 
 def test_abi_and_mirrors():
     lib = native_backend._load()
-    assert lib.edgegen_abi_version() == native_backend.ABI_VERSION == 4
+    assert lib.edgegen_abi_version() == native_backend.ABI_VERSION == 5
     assert lib.edgegen_status_name(native_backend.CANCELLED) == b"EDGEGEN_ERR_CANCELLED"
 
 

@@ -69,8 +69,11 @@ extern "C" {
       against ABI 2 must be rebuilt (the library's SONAME follows the ABI version).
    4: text encoders (latent text-to-image: prompt_tokens on plan models), image inputs
       (init_image, mask, strength) for image-to-image and inpainting; edgegen_sample_params and
-      edgegen_stage_info grew at the end (rebuild; source compatible). */
-#define EDGEGEN_ABI_VERSION 4
+      edgegen_stage_info grew at the end (rebuild; source compatible).
+   5: prompt text tokenized in C++ (openvino-tokenizers), previews (the decoded x0 prediction),
+      per-stage devices, the ExecuTorch backend; edgegen_load_params and edgegen_sample_params
+      grew at the end (rebuild; source compatible). */
+#define EDGEGEN_ABI_VERSION 5
 #define EDGEGEN_MAX_SAMPLES 1000000 /* n above this is rejected (same limit as Python) */
 
 typedef enum edgegen_status {

@@ -50,8 +50,8 @@ class ProgressTest : public ::testing::Test {
 };
 
 TEST(ProgressAbi, VersionStatusAndDefaults) {
-  EXPECT_EQ(edgegen_abi_version(), 4);
-  EXPECT_EQ(EDGEGEN_ABI_VERSION, 4);
+  EXPECT_EQ(edgegen_abi_version(), 5);
+  EXPECT_EQ(EDGEGEN_ABI_VERSION, 5);
   EXPECT_STREQ(edgegen_status_name(EDGEGEN_ERR_CANCELLED), "EDGEGEN_ERR_CANCELLED");
   EXPECT_EQ(edgegen_struct_size("edgegen_sample_params"), sizeof(edgegen_sample_params));
   edgegen_sample_params p;
