@@ -72,11 +72,12 @@ TensorSpec parse_tensor(const json &j) {
 }
 
 FileEntry parse_file(const json &j) {
-  FileEntry f{j.at("path").get<std::string>(), j.at("sha256").get<std::string>(), {}, {}};
+  FileEntry f{j.at("path").get<std::string>(), j.at("sha256").get<std::string>(), {}, {}, {}};
   if (j.contains("companions"))
     for (const auto &c : j.at("companions")) f.companions.push_back(parse_file(c));
   if (j.contains("calibration_cache") && j["calibration_cache"].is_string())
     f.calibration_cache = j["calibration_cache"].get<std::string>();
+  f.raw = j;
   return f;
 }
 

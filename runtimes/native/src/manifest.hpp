@@ -32,6 +32,7 @@ struct FileEntry {
   std::string sha256;
   std::vector<FileEntry> companions;
   std::string calibration_cache;  // tensorrt int8 entries: the calibration cache (bundle-relative), if any
+  json raw;  // the whole manifest entry: backend-specific keys (executorch: max_batch, static_batches, requires)
 };
 
 struct RoleSpec {
