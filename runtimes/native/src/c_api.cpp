@@ -164,6 +164,13 @@ std::unique_ptr<Network> make_network(const Manifest &m, const std::string &role
     fail(EDGEGEN_ERR_UNSUPPORTED, "this edgegen library was built without AOTInductor (EDGEGEN_WITH_AOTI=OFF)");
 #endif
   }
+  if (o.backend == "executorch") {
+#ifdef EDGEGEN_WITH_EXECUTORCH
+    return make_executorch_network(m, role, o);
+#else
+    fail(EDGEGEN_ERR_UNSUPPORTED, "this edgegen library was built without ExecuTorch (EDGEGEN_WITH_EXECUTORCH=OFF)");
+#endif
+  }
   fail(EDGEGEN_ERR_UNSUPPORTED, "unknown backend '" + o.backend + "' (choose " + edgegen_backends() + ")");
 }
 
@@ -290,6 +297,9 @@ const char *edgegen_backends(void) {
 #endif
 #ifdef EDGEGEN_WITH_AOTI
                                    + ",aoti"
+#endif
+#ifdef EDGEGEN_WITH_EXECUTORCH
+                                   + ",executorch"
 #endif
       ;
   return names.c_str();

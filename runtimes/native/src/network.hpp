@@ -50,5 +50,8 @@ std::unique_ptr<Network> make_tensorrt_network(const Manifest &m, const std::str
 #ifdef EDGEGEN_WITH_AOTI
 std::unique_ptr<Network> make_aoti_network(const Manifest &m, const std::string &role, const LoadOptions &o);
 #endif
+#ifdef EDGEGEN_WITH_EXECUTORCH
+std::unique_ptr<Network> make_executorch_network(const Manifest &m, const std::string &role, const LoadOptions &o);
+#endif
 
 }  // namespace edgegen
