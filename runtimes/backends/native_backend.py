@@ -38,13 +38,19 @@ OK = 0
 CANCELLED = 9  # EDGEGEN_ERR_CANCELLED
 # edgegen_progress_fn: int (*)(uint64_t done, uint64_t total, void *user); non-zero cancels
 ProgressFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p)
+# edgegen_preview_fn (ABI 5): int (*)(done, total, const float *image, n, c, h, w, void *user)
+PreviewFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64, ctypes.POINTER(ctypes.c_float),
+                             ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p)
 
 
 class LoadParams(ctypes.Structure):  # mirrors edgegen_load_params (edgegen.h)
     _fields_ = [("backend", ctypes.c_char_p), ("device", ctypes.c_char_p), ("precision", ctypes.c_char_p),
                 ("verify_sha256", ctypes.c_int), ("cache_dir", ctypes.c_char_p),
                 ("calibration_cache", ctypes.c_char_p), ("max_batch", ctypes.c_int), ("num_threads", ctypes.c_int),
-                ("trust_code", ctypes.c_int)]
+                ("trust_code", ctypes.c_int),
+                # ABI 5: per-stage devices (NULL = device)
+                ("text_encoder_device", ctypes.c_char_p), ("denoiser_device", ctypes.c_char_p),
+                ("decoder_device", ctypes.c_char_p)]
 
 
 class SampleParams(ctypes.Structure):  # mirrors edgegen_sample_params
@@ -62,14 +68,19 @@ class SampleParams(ctypes.Structure):  # mirrors edgegen_sample_params
                 ("init_image", ctypes.POINTER(ctypes.c_float)), ("image_count", ctypes.c_uint32),
                 ("image_channels", ctypes.c_uint32), ("image_height", ctypes.c_uint32), ("image_width", ctypes.c_uint32),
                 ("mask", ctypes.POINTER(ctypes.c_float)), ("mask_height", ctypes.c_uint32),
-                ("mask_width", ctypes.c_uint32), ("strength", ctypes.c_double)]
+                ("mask_width", ctypes.c_uint32), ("strength", ctypes.c_double),
+                # ABI 5: previews
+                ("preview", PreviewFn), ("preview_user", ctypes.c_void_p), ("preview_every", ctypes.c_uint32)]
 
 
 class StageInfo(ctypes.Structure):  # mirrors edgegen_stage_info (ABI 3)
     _fields_ = [("condition", ctypes.c_char * 16), ("generator", ctypes.c_char * 16), ("has_decoder", ctypes.c_int),
                 ("image_tokens", ctypes.c_int64), ("grid", ctypes.c_int64 * 2), ("prompt_length", ctypes.c_int64),
                 ("text_vocab", ctypes.c_int64), ("pad_id", ctypes.c_int64),
-                ("has_text_encoder", ctypes.c_int), ("takes_image", ctypes.c_int), ("has_image_encoder", ctypes.c_int)]
+                ("has_text_encoder", ctypes.c_int), ("takes_image", ctypes.c_int), ("has_image_encoder", ctypes.c_int),
+                # ABI 5: each stage's device
+                ("text_encoder_device", ctypes.c_char * 32), ("denoiser_device", ctypes.c_char * 32),
+                ("decoder_device", ctypes.c_char * 32)]
 
 
 class Stats(ctypes.Structure):  # mirrors edgegen_stats

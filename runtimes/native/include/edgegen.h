@@ -103,6 +103,12 @@ typedef struct edgegen_load_params {
     int trust_code;        /* 1: load formats that are code (AOTInductor .pt2, TensorRT engines) from any bundle;
                               0 (default): only those whose sha256 is in this machine's allow-list
                               (SECURITY.md; edgegen/trust.py) */
+    /* ABI 5: per-stage devices (OpenVINO device names, as `device`); NULL (default) = `device`. Each
+       stage compiles its networks on its own device. A device the backend lacks is
+       EDGEGEN_ERR_UNSUPPORTED with a one-line error naming the stage and the device. */
+    const char *text_encoder_device; /* the prompt's text encoder (latent text-to-image) */
+    const char *denoiser_device;     /* the generator: the plan's network, or the token step network */
+    const char *decoder_device;      /* the decoder and the image encoder (image-to-image) */
 } edgegen_load_params;
 
 /* Progress callback (ABI 2): called on the sampling thread after every network step of the plan,
@@ -111,6 +117,20 @@ typedef struct edgegen_load_params {
    EDGEGEN_ERR_CANCELLED. It must not call edgegen functions on the same bundle (the bundle's lock
    is held; edgegen_cancel is the exception and is safe). */
 typedef int (*edgegen_progress_fn)(uint64_t done, uint64_t total, void *user);
+
+/* Preview callback (ABI 5): called on the sampling thread after every `preview_every`-th step of a
+   plan (done as for progress: done % preview_every == 0, counted across batches), before the
+   progress callback of that step, with the current x0 prediction of the running batch: n samples of
+   c x h x w float32 (row-major; sample j of the batch is sample (done - 1) / plan steps * batch_size
+   + j of the request), decoded by the bundle's decoder when it has one (latent models: the decoder
+   on x0 / scale, as the final decode). The plan says which register holds x0 (plan JSON "preview",
+   written by the plan compilers); a plan without one, or a token model, is EDGEGEN_ERR_UNSUPPORTED.
+   `image` is valid only during the call. Non-zero stops the call like the progress callback
+   (EDGEGEN_ERR_CANCELLED, no result, the bundle stays usable). Same rules as progress: no
+   edgegen calls on this bundle except edgegen_cancel. Preview decoding adds decoder calls to the
+   stats. */
+typedef int (*edgegen_preview_fn)(uint64_t done, uint64_t total, const float *image, uint32_t n, uint32_t c,
+                                  uint32_t h, uint32_t w, void *user);
 
 typedef struct edgegen_sample_params {
     const char *sampler;   /* "ddim", "ddpm", ... ; NULL = the bundle's default */
@@ -166,6 +186,10 @@ typedef struct edgegen_sample_params {
     uint32_t mask_height, mask_width;
     double strength;              /* NaN (default): 0.6 for image-to-image, the stored "-inpaint" plan
                                      with a mask; else in (0, 1] (the fraction of the plan's steps run) */
+    /* ABI 5: previews (see edgegen_preview_fn) */
+    edgegen_preview_fn preview;   /* default NULL: none */
+    void *preview_user;           /* passed to preview as `user` (default NULL) */
+    uint32_t preview_every;       /* call preview after every k-th step (default 1; 0 = 1) */
 } edgegen_sample_params;
 
 typedef struct edgegen_stats {
@@ -200,6 +224,10 @@ typedef struct edgegen_stage_info {
     int has_text_encoder;   /* 1: prompt ids go through a text encoder (latent text-to-image) */
     int takes_image;        /* 1: init_image / mask / strength apply (DDPM-process plan models) */
     int has_image_encoder;  /* 1: the init image is encoded to latents (latent models) */
+    /* ABI 5: the device each stage's networks run on ("" when the bundle has no such stage) */
+    char text_encoder_device[32];
+    char denoiser_device[32];
+    char decoder_device[32]; /* the decoder and the image encoder */
 } edgegen_stage_info;
 
 /* Defaults and names. */

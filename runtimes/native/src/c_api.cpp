@@ -257,6 +257,7 @@ void edgegen_sample_params_init(edgegen_sample_params *p) {
   p->prompt_count = 1;
   p->image_count = 1;  // ABI 4
   p->strength = NAN;
+  p->preview_every = 1;  // ABI 5
 }
 
 const char *edgegen_status_name(edgegen_status s) {
