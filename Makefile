@@ -153,6 +153,13 @@ durability: $(STAMP) native-testdata
 bench-frontier: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/frontier.py
 
+# The same on the base DDPM (runs/ddpm-base: `edgegen train ddpm --preset base`, about 85 min on 2
+# free cores, then `edgegen export runs/ddpm-base`), on a shorter list (frontier.py use_base_preset;
+# about 40 min on one core). Writes benchmarks/frontier_base.md, .json and .png.
+.PHONY: bench-frontier-base
+bench-frontier-base: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/frontier.py --preset base --bundle bundles/ddpm-base
+
 # throughput mode vs latency mode, batch 16, 1 and 2 threads/streams (issue 19; a few minutes)
 .PHONY: bench-throughput
 bench-throughput: $(STAMP)

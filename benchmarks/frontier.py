@@ -51,6 +51,24 @@ REPEATS = {1: 3, 16: 2}
 N, BATCH_Q = 500, 100
 THREADS = 1
 REF = "ddim-50"  # the quality reference and the peer baseline: fp32 DDIM-50
+MODEL, STEM = "small DDPM", "frontier"  # --preset base: "base DDPM", "frontier_base"
+
+
+def use_base_preset() -> None:
+    """The base DDPM (6.5 M parameters, about 3.5x the small one's cost per call): the same study on a
+    shorter list, so that it runs in about 40 min on one core. Kept: the reference (DDIM-50), the plans that
+    came closest to the budget on the small DDPM, the two reduced precisions, the fused graph where it
+    won, and the peers that define the targets (the diffusers DDIM-50 loop, diffusers DPM-Solver++)."""
+    global PLANS, HOST, QUALITY, FUSED, FUSED_OV_PLANS, PEERS, REPEATS, MODEL, STEM
+    PLANS = [("ddim", 50), ("ddim", 20), ("dpmpp_2m", 15), ("dpmpp_2m", 10), ("unipc", 10), ("dpmpp_2m:noclip", 10)]
+    HOST = [("onnxruntime", "fp32"), ("openvino", "bf16"), ("onnxruntime", "int8")]
+    QUALITY = list(HOST)
+    FUSED = [("openvino", "bf16")]
+    FUSED_OV_PLANS = [("dpmpp_2m", 10), ("dpmpp_2m:noclip", 10)]
+    PEERS = [("diffusers-ort", "ddim", 50), ("torch-eager", "ddim", 50), ("diffusers-ort", "dpmpp_2m", 20),
+             ("diffusers-ort", "dpmpp_2m", 15), ("diffusers-ort", "dpmpp_2m", 10)]
+    REPEATS = {1: 2, 16: 2}
+    MODEL, STEM = "base DDPM", "frontier_base"
 # plan names, the budget (FID within 10%, accuracy within 1 point) and the timing are
 # edgegen/profiling/frontier.py's, shared with `edgegen profile --target-quality`
 _kw = plan_options
@@ -346,7 +364,7 @@ def plot(entries: list[dict], ref: dict, path: Path) -> None:
                 Line2D([], [], marker="x", ls="", color="black", label="peers"),
                 Line2D([], [], marker="^", ls="", color="gray", label="off scale (int8, no x0 clip)")]
     axes[-1].legend(handles=handles, fontsize=7, loc="upper right")
-    fig.suptitle("Time to quality, small DDPM (digits), one thread")
+    fig.suptitle(f"Time to quality, {MODEL} (digits), one thread")
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.1, top=0.9, wspace=0.08)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
@@ -360,15 +378,16 @@ def render(data: dict) -> str:
     m = data.get("machine", {})
     loads = [x for r in data.get("runs", {}).values() for x in (r.get("machine") or {}).get("load_samples", [])] or [0.0]
     v = verdict(entries)
-    lines = ["# Time to quality: small DDPM (digits)", "",
-             "Produced by `make bench-frontier` (`benchmarks/frontier.py`; raw rows in `benchmarks/frontier.json`, "
-             "plot `benchmarks/frontier.png`).",
+    make = "make bench-frontier-base" if STEM == "frontier_base" else "make bench-frontier"
+    lines = [f"# Time to quality: {MODEL} (digits)", "",
+             f"Produced by `{make}` (`benchmarks/frontier.py`; raw rows in `benchmarks/{STEM}.json`, "
+             f"plot `benchmarks/{STEM}.png`).",
              f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('features')}; one thread for every runtime; "
              f"1-minute load average between {min(loads):.1f} and {max(loads):.1f} while it ran ({len(data.get('runs', {}))} "
              "processes of this run, the quality scoring beside the timing to fit the time at hand; the machine is shared "
              "by other jobs): single latency rows move by tens of percent with the load, so the head-to-head lines "
              "(timed again interleaved) are the figures to quote.",
-             f"Bundle: {data.get('bundle')} (the base DDPM does not exist in this checkout: small only). "
+             f"Bundle: {data.get('bundle')}. "
              f"Quality: n = {N}, seed 0, labels 0..9 cycled, the project evaluator (digit-FID, class accuracy).", ""]
     if ref:
         lines += [f"Reference (fp32 DDIM-50, edgegen ONNX Runtime): FID {ref['fid']:.3f}, accuracy "
@@ -439,7 +458,13 @@ def main(argv=None) -> int:
                    "peer-quality, head-to-head (default all, in that order)")
     p.add_argument("--no-int8", action="store_true", help="leave the int8 variants out (no calibration)")
     p.add_argument("--smoke", action="store_true", help="a few seconds of everything, written under --work only")
+    p.add_argument("--preset", choices=("small", "base"), default="small",
+                   help="base: the base DDPM's shorter list (use_base_preset), written to benchmarks/frontier_base.*")
     a = p.parse_args(argv)
+    if a.preset == "base":
+        use_base_preset()
+        if a.work == Path("/tmp/edgegen-frontier"):
+            a.work = Path("/tmp/edgegen-frontier-base")
     out_dir = HERE
     global PLANS, PEERS, N, BATCH_Q, REPEATS, FUSED_OV_PLANS, HOST, QUALITY, FUSED, REF
     if a.no_int8 or a.smoke:
@@ -449,7 +474,7 @@ def main(argv=None) -> int:
         REF = "ddim-4"
         PEERS = [("diffusers-ort", "ddim", 4), ("torch-eager", "ddim", 4), ("diffusers-ort", "dpmpp_2m", 3)]
         out_dir = a.work
-    out_json = out_dir / "frontier.json"
+    out_json = out_dir / f"{STEM}.json"
     if not a.render_only:
         a.work.mkdir(parents=True, exist_ok=True)
         phases = a.phase.split(",") if a.phase != "all" else ["latency", "peers", "quality", "head-to-head"]
@@ -490,8 +515,8 @@ def main(argv=None) -> int:
         tmp.write_text(json.dumps(data, indent=1))
         tmp.replace(out_json)
     ref = data["rows"].get(f"q/onnxruntime/fp32/{REF}")
-    (out_dir / "frontier.md").write_text(render(data) + "\n")
-    plot(table(data["rows"]), ref, out_dir / "frontier.png")
+    (out_dir / f"{STEM}.md").write_text(render(data) + "\n")
+    plot(table(data["rows"]), ref, out_dir / f"{STEM}.png")
     return 0
 
 
