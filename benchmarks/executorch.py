@@ -15,7 +15,14 @@ then:
    batch 16, one thread).
 3. ``edgegen profile`` of onnxruntime and executorch, fp32 and int8, one thread (whole sampling
    runs, rounds interleaved in time).
-Writes benchmarks/executorch.json and benchmarks/executorch.md. The base DDPM has no trained run
+Writes benchmarks/executorch.json and benchmarks/executorch.md. The base DDPM (runs/ddpm-base, `edgegen train
+ddpm --preset base`), into benchmarks/executorch_base.json and .md:
+
+    OMP_NUM_THREADS=1 .venv/bin/edgegen export runs/ddpm-base --format onnx,executorch --out /tmp/ddpm-base-et
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/executorch.py --model base --bundle /tmp/ddpm-base-et \
+        --work /tmp/executorch-bench-base
+
+Before the base DDPM was trained here (session 8), the small DDPM's report below said so. The base DDPM has no trained run
 on this machine, so the int8 figures are on the small DDPM (said so in the report).
 """
 from __future__ import annotations
@@ -64,16 +71,19 @@ def main() -> None:
     ap.add_argument("--int8-refused", default=None,
                     help="do not calibrate: record this refusal (the message of an earlier calibrate run)")
     ap.add_argument("--render", action="store_true", help="only rewrite the .md from benchmarks/executorch.json")
+    ap.add_argument("--model", choices=("small", "base"), default="small",
+                    help="which DDPM the bundle holds: base writes benchmarks/executorch_base.json and .md")
     args = ap.parse_args()
+    stem = ROOT / "benchmarks" / ("executorch" if args.model == "small" else "executorch_base")
     if args.render:
-        out = json.loads((ROOT / "benchmarks/executorch.json").read_text())
-        (ROOT / "benchmarks/executorch.md").write_text(render(out))
+        out = json.loads(stem.with_suffix(".json").read_text())
+        stem.with_suffix(".md").write_text(render(out))
         return
     bundle, work = Path(args.bundle), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
     started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    out: dict = {"machine_at_start": machine(), "bundle": str(bundle), "started_utc": started,
+    out: dict = {"machine_at_start": machine(), "bundle": str(bundle), "started_utc": started, "model": args.model,
                  "verify": json.loads((bundle / "verify.json").read_text())}
     # 1. quality: the same samples on both runtimes
     for backend in ("onnxruntime", "executorch"):
@@ -82,7 +92,7 @@ def main() -> None:
             run(["eval", str(bundle), "--backend", backend, "--n", str(args.n), "--json", str(path), "--quiet"])
         out[f"eval_{backend}"] = json.loads(path.read_text())
     # 2. int8 with XNNPACK's quantizer, gated against fp32 ExecuTorch
-    int8 = work / "ddpm-small-et-int8"
+    int8 = work / f"ddpm-{args.model}-et-int8"
     if args.int8_refused:
         out["int8_error"] = args.int8_refused
     elif "int8" not in skip or not (int8 / "calibration/report.json").is_file():
@@ -106,9 +116,11 @@ def main() -> None:
         run(cmd + (["--steps", str(args.steps)] if args.steps else []))
     out["profile"] = json.loads((prof / "report.json").read_text())
     out["machine_at_end"] = machine()
-    (ROOT / "benchmarks/executorch.json").write_text(json.dumps(out, indent=1))
-    (ROOT / "benchmarks/executorch.md").write_text(render(out))
-    print("wrote benchmarks/executorch.json and benchmarks/executorch.md")
+    for suffix, text in ((".json", json.dumps(out, indent=1)), (".md", render(out))):
+        tmp = stem.with_suffix(suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(stem.with_suffix(suffix))
+    print(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.md')}")
 
 
 def _fmt(v, spec=".3f") -> str:
@@ -119,14 +131,17 @@ def render(out: dict) -> str:
     """The figures as markdown (numbers only from ``out``)."""
     m = out["machine_at_start"]
     ver = m["versions"]
-    lines = ["# ExecuTorch (XNNPACK) on the small DDPM", "",
+    model = out.get("model", "small")
+    no_base = "" if model == "base" else ("The base DDPM has no trained run on this machine (runs/ has ddpm-small "
+                                          "only), so the int8 figures are on the small DDPM. ")
+    lines = [f"# ExecuTorch (XNNPACK) on the {model} DDPM", "",
              f"Measured {out['started_utc']} on {m['cpu']} ({m['cpu_features'].get('summary', '')}), "
              f"{m['usable_cores']} usable cores, load average at start {', '.join(f'{x:.1f}' for x in m['load_average'])} "
              f"and at end {', '.join(f'{x:.1f}' for x in out['machine_at_end']['load_average'])} (shared machine: "
              "compare the ratios within this run, not the absolute times). executorch "
              f"{ver['executorch']}, torch {ver['torch']}, onnxruntime {ver['onnxruntime']}.", "",
              "Made by `benchmarks/executorch.py` (its docstring has the commands) from the bundle "
-             f"`{out['bundle']}` exported with `edgegen export runs/ddpm-small --format onnx,executorch`.", "",
+             f"`{out['bundle']}` exported with `edgegen export runs/ddpm-{model} --format onnx,executorch`.", "",
              "## Parity gate (export)", "", "| file | single call max abs | DDIM trajectory max abs | check |",
              "|---|---|---|---|"]
     for role, per in out["verify"]["results"].items():
@@ -155,8 +170,7 @@ def render(out: dict) -> str:
     r = c["formats"]["executorch"]
     q = r["quantization"]
     lines += ["", "## int8 (XNNPACK quantizer, PT2E) against fp32 ExecuTorch", "",
-              "The base DDPM has no trained run on this machine (runs/ has ddpm-small only), so the int8 "
-              "figures are on the small DDPM. `edgegen calibrate --formats executorch` on a copy of the bundle: "
+              no_base + "`edgegen calibrate --formats executorch` on a copy of the bundle: "
               f"{c['calibration'].get('calls', '?')} recorded calls, gate on {r.get('fid', {}).get('n', '?')} samples.",
               "", "| | fp32 | int8 |", "|---|---|---|"]
     if "fid" in r:
