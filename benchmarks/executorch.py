@@ -22,8 +22,8 @@ ddpm --preset base`), into benchmarks/executorch_base.json and .md:
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/executorch.py --model base --bundle /tmp/ddpm-base-et \
         --work /tmp/executorch-bench-base
 
-Before the base DDPM was trained here (session 8), the small DDPM's report below said so. The base DDPM has no trained run
-on this machine, so the int8 figures are on the small DDPM (said so in the report).
+benchmarks/executorch.md was measured before the base DDPM had a trained run here, so its int8
+figures are on the small DDPM (the report says so); executorch_base.md has them on the base DDPM.
 """
 from __future__ import annotations
 
