@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from edgegen.errors import EdgegenError
+from edgegen.export import tokenizer_export
 from edgegen.export.example_inputs import example_inputs
 from edgegen.export.parity import reference
 from edgegen.export.recipe import ExportRecipe
@@ -105,6 +106,7 @@ def export_bundle(source: ExportSource, formats: list[str], out: Path, progress:
         for name, path in source.files.items():  # side files (tokenizer.json), sha256-checked
             shutil.copyfile(path, root / path.name)
             manifest.add_side_file(name, file_entry(root, path.name))
+        tokenizer_check = tokenizer_export.write(manifest, root)  # prompt models: tokenizer.xml for C++, gated
         for role, module in source.modules.items():
             rel = f"torch/{role}.safetensors"
             save_file(role_tensors({role: module}), str(root / rel))
@@ -127,6 +129,8 @@ def export_bundle(source: ExportSource, formats: list[str], out: Path, progress:
         failed = [f"{role}/{fmt}/{prec}: {describe_check(r)}" for role, per in results.items()
                   for fmt, by_prec in per.items() for prec, r in by_prec.items() if not r["passed"]]
         verify = {"passed": not failed, "results": results}
+        if tokenizer_check is not None:
+            verify["tokenizer"] = tokenizer_check
         atomic_write_text(root / VERIFY, json.dumps(verify, indent=2))
         if failed:
             raise EdgegenError(f"parity gate failed ({'; '.join(failed)}); no bundle written")

@@ -15,6 +15,7 @@ import numpy as np
 from edgegen.errors import EdgegenError
 
 PAD, UNK = "[PAD]", "[UNK]"
+SEPARATORS = "\x1c\x1d\x1e\x1f"  # isspace() but not whitespace to the tokenizer
 
 
 class TextEncoder:
@@ -41,7 +42,10 @@ class TextEncoder:
         """One prompt -> (text_length,) int64 ids, right-padded."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise EdgegenError("the prompt is empty: describe the image, e.g. \"a handwritten seven\"")
-        unknown = sorted({c for c in self.normalize(prompt) if c not in self.alphabet and not c.isspace()})
+        # Spaces are what the pre-tokenizer splits on (Unicode White_Space): str.isspace() also holds
+        # for the separators U+001C..U+001F, which the tokenizer would turn into [UNK].
+        unknown = sorted({c for c in self.normalize(prompt)
+                          if c not in self.alphabet and (not c.isspace() or c in SEPARATORS)})
         if unknown:
             shown = ", ".join(repr(c) for c in unknown[:10])
             raise EdgegenError(f"the prompt has characters the tokenizer does not know: {shown} "
