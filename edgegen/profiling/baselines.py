@@ -11,6 +11,8 @@
 Both start from the same x_T as edgegen (Philox draw 0), so the runner can check that
 they compute the same samples. Each returns (pipe, first_call, run) like the worker's
 edgegen runner; run() -> (wall, network seconds, calls, None) and keeps the last samples.
+A prompt-conditioned latent bundle (the small LDM) gets baselines_ldm's loops (text encoder, CFG
+denoiser loop, VAE decoder).
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ DIFFUSERS_SAMPLERS = {"ddim": "DDIMScheduler", "dpmpp_2m": "DPMSolverMultistepSc
 
 def unsupported(manifest, sampler: str, kind: str = "diffusers-ort") -> str | None:
     """Why baseline ``kind`` cannot run on this bundle and sampler, or None."""
+    from edgegen.profiling import baselines_ldm
+    if baselines_ldm.is_prompt_bundle(manifest):  # the prompt -> image pipeline of a latent bundle
+        return baselines_ldm.unsupported(manifest, sampler, kind)
     if manifest.generator.get("process") != "ddpm":
         return "the baselines are DDPM loops; this bundle's sampling is not the ddpm process"
     if sampler not in DIFFUSERS_SAMPLERS or (kind != "diffusers-ort" and sampler != "ddim"):
@@ -133,6 +138,10 @@ def diffusers_ort(job: dict):
 
 
 def make(job: dict):
+    from edgegen.profiling import baselines_ldm
+    from edgegen.runtimes.api import open_manifest
+    if baselines_ldm.is_prompt_bundle(open_manifest(job["bundle"])):
+        return baselines_ldm.make(job)
     if job["kind"] == "torch-eager":
         return torch_eager(job)
     if job["kind"] == "torch-compile":
