@@ -52,6 +52,7 @@ N, BATCH_Q = 500, 100
 THREADS = 1
 REF = "ddim-50"  # the quality reference and the peer baseline: fp32 DDIM-50
 MODEL, STEM = "small DDPM", "frontier"  # --preset base: "base DDPM", "frontier_base"
+DATA, FID_NAME = "digits", "digit-FID"  # the plot's words (frontier_ldm.py: fashion)
 
 
 def use_base_preset() -> None:
@@ -106,7 +107,7 @@ class Raw:
 
 
 # -- the bundle copy with its variants --------------------------------------------------------------
-def prepare(bundle: Path, work: Path, raw: Raw, int8: bool = True) -> Path:
+def prepare(bundle: Path, work: Path, raw: Raw, int8: bool = True, formats=("onnx", "openvino")) -> Path:
     from edgegen.calibration.precision_gate import VARIANTS
     from edgegen.manifest import MANIFEST, read_manifest
     copy = work / bundle.name
@@ -121,7 +122,7 @@ def prepare(bundle: Path, work: Path, raw: Raw, int8: bool = True) -> Path:
         from edgegen.calibration.calibrate import CalibrateRequest, calibrate
         from edgegen.calibration.gate import GateSettings
         t0 = time.time()
-        report = calibrate(CalibrateRequest(copy, ["onnx", "openvino"], calls=256, gate=GateSettings(threads=THREADS),
+        report = calibrate(CalibrateRequest(copy, list(formats), calls=256, gate=GateSettings(threads=THREADS),
                                             mixed_precision=False, naive_baseline=False, allow_over_budget=True,
                                             progress=False))
         raw.put("calibration", {"seconds": time.time() - t0, "drift": {f: r["drift"] for f, r in
@@ -355,7 +356,7 @@ def plot(entries: list[dict], ref: dict, path: Path) -> None:
         ax.set_xlabel(f"latency per sample at batch {b} (ms, log)")
         ax.set_title(f"batch {b}")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("digit-FID (500 samples)")
+    axes[0].set_ylabel(f"{FID_NAME} (500 samples)")
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], marker="o", ls="", color=c, label=p) for p, c in colors.items()]
     handles += [Line2D([], [], marker="o", ls="", color="gray", label="host loop"),
@@ -364,7 +365,7 @@ def plot(entries: list[dict], ref: dict, path: Path) -> None:
                 Line2D([], [], marker="x", ls="", color="black", label="peers"),
                 Line2D([], [], marker="^", ls="", color="gray", label="off scale (int8, no x0 clip)")]
     axes[-1].legend(handles=handles, fontsize=7, loc="upper right")
-    fig.suptitle(f"Time to quality, {MODEL} (digits), one thread")
+    fig.suptitle(f"Time to quality, {MODEL} ({DATA}), one thread")
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.1, top=0.9, wspace=0.08)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
