@@ -70,7 +70,9 @@ class SampleParams(ctypes.Structure):  # mirrors edgegen_sample_params
                 ("mask", ctypes.POINTER(ctypes.c_float)), ("mask_height", ctypes.c_uint32),
                 ("mask_width", ctypes.c_uint32), ("strength", ctypes.c_double),
                 # ABI 5: previews
-                ("preview", PreviewFn), ("preview_user", ctypes.c_void_p), ("preview_every", ctypes.c_uint32)]
+                ("preview", PreviewFn), ("preview_user", ctypes.c_void_p), ("preview_every", ctypes.c_uint32),
+                # ABI 5: prompt text (tokenized in C++)
+                ("prompts", ctypes.POINTER(ctypes.c_char_p))]
 
 
 class StageInfo(ctypes.Structure):  # mirrors edgegen_stage_info (ABI 3)
@@ -80,7 +82,7 @@ class StageInfo(ctypes.Structure):  # mirrors edgegen_stage_info (ABI 3)
                 ("has_text_encoder", ctypes.c_int), ("takes_image", ctypes.c_int), ("has_image_encoder", ctypes.c_int),
                 # ABI 5: each stage's device
                 ("text_encoder_device", ctypes.c_char * 32), ("denoiser_device", ctypes.c_char * 32),
-                ("decoder_device", ctypes.c_char * 32)]
+                ("decoder_device", ctypes.c_char * 32), ("has_tokenizer", ctypes.c_int)]
 
 
 class Stats(ctypes.Structure):  # mirrors edgegen_stats

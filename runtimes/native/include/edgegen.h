@@ -155,7 +155,7 @@ typedef struct edgegen_sample_params {
     double top_p;                 /* NaN (default) = the bundle's default; 1 = off */
     /* Prompt models (condition "prompt"): token ids of the bundle's tokenizer, prompt_count rows of
        prompt_len ids, each right-padded with the pad id to the model's text length (trailing pad ids
-       are padding). Tokenizing text stays in Python for now: `edgegen tokenize BUNDLE "text"`. An
+       are padding); prompt text: `prompts` below (ABI 5), or `edgegen tokenize BUNDLE "text"`. An
        empty prompt, one longer than the text length, or an id outside the text vocabulary is
        EDGEGEN_ERR_INVALID_ARGUMENT. Label-token models take labels instead. Latent text-to-image
        models (ABI 4; edgegen_stage_info.has_text_encoder) take them too: the text encoder runs once
@@ -190,6 +190,12 @@ typedef struct edgegen_sample_params {
     edgegen_preview_fn preview;   /* default NULL: none */
     void *preview_user;           /* passed to preview as `user` (default NULL) */
     uint32_t preview_every;       /* call preview after every k-th step (default 1; 0 = 1) */
+    /* ABI 5: prompt text (prompt models whose bundle has a tokenizer model, edgegen_stage_info
+       .has_tokenizer): prompt_count UTF-8 strings (1: one prompt for all n samples; n: one per sample),
+       tokenized in C++ exactly as Python's `edgegen tokenize` (edgegen_tokenize). Exclusive with
+       prompt_tokens. An empty prompt, characters the tokenizer does not know, or more tokens than the
+       text length is EDGEGEN_ERR_INVALID_ARGUMENT with Python's message. */
+    const char *const *prompts;   /* default NULL */
 } edgegen_sample_params;
 
 typedef struct edgegen_stats {
@@ -228,6 +234,7 @@ typedef struct edgegen_stage_info {
     char text_encoder_device[32];
     char denoiser_device[32];
     char decoder_device[32]; /* the decoder and the image encoder */
+    int has_tokenizer;       /* 1: prompt text works (sample params prompts, edgegen_tokenize) */
 } edgegen_stage_info;
 
 /* Defaults and names. */
@@ -280,6 +287,16 @@ EDGEGEN_API edgegen_status edgegen_cancel(edgegen_bundle *bundle);
    prod(sample shape) float32, in batches of batch_size (0 = 64). Serialized with edgegen_sample. */
 EDGEGEN_API edgegen_status edgegen_decode(edgegen_bundle *bundle, const int64_t *codes, size_t codes_count, uint32_t n,
                                           uint32_t batch_size, float *out, size_t out_count);
+
+/* Prompt text -> token ids (ABI 5), as Python's TextEncoder (runtimes/text.py): the bundle's tokenizer
+   model (tokenizer.xml, converted at export by openvino-tokenizers) run by OpenVINO with the extension
+   library libopenvino_tokenizers.so ($EDGEGEN_OV_TOKENIZERS, default: the path recorded when the library
+   was built). ids receives the prompt's ids right-padded with the pad id to the text length
+   (edgegen_stage_info.prompt_length; cap must be at least that), *len the number of ids before the
+   padding. Bad prompts as edgegen_sample_params.prompts; a bundle without a tokenizer model is
+   EDGEGEN_ERR_UNSUPPORTED. Serialized with edgegen_sample on the bundle. */
+EDGEGEN_API edgegen_status edgegen_tokenize(edgegen_bundle *bundle, const char *text, int64_t *ids, size_t cap,
+                                            size_t *len);
 
 /* Token sampling from logits (ABI 3), exactly runtimes/tokens.py next_tokens: logits (batch,
    vocab) float32 and one uniform in (0, 1) per row -> tokens (batch). temperature 0 = greedy,
