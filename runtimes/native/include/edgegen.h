@@ -294,7 +294,7 @@ EDGEGEN_API edgegen_status edgegen_decode(edgegen_bundle *bundle, const int64_t 
    was built). ids receives the prompt's ids right-padded with the pad id to the text length
    (edgegen_stage_info.prompt_length; cap must be at least that), *len the number of ids before the
    padding. Bad prompts as edgegen_sample_params.prompts; a bundle without a tokenizer model is
-   EDGEGEN_ERR_UNSUPPORTED. Serialized with edgegen_sample on the bundle. */
+   EDGEGEN_ERR_UNSUPPORTED. Thread-safe; it does not wait for an edgegen_sample running on the bundle. */
 EDGEGEN_API edgegen_status edgegen_tokenize(edgegen_bundle *bundle, const char *text, int64_t *ids, size_t cap,
                                             size_t *len);
 

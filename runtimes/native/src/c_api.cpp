@@ -191,7 +191,7 @@ TokenSampling token_sampling(const Manifest &m, const edgegen_sample_params &p) 
 void check_plan_only_fields(const Bundle &b, const edgegen_sample_params &p) {
   if (b.tokens) return;
   if (p.codes_out || p.codes_count) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "codes_out is for token models; this one samples a plan");
-  if ((p.prompt_tokens || p.prompt_len) && !b.text_encoder)
+  if ((p.prompt_tokens || p.prompt_len || p.prompts) && !b.text_encoder)
     fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model takes no prompt tokens (it samples a plan" +
                                            std::string(b.manifest.num_classes ? "; give labels)" : ")"));
 }
@@ -444,6 +444,7 @@ edgegen_status edgegen_bundle_stages(edgegen_bundle *h, edgegen_stage_info *out)
     info.has_text_encoder = b->text_encoder ? 1 : 0;
     info.takes_image = b->takes_image ? 1 : 0;
     info.has_image_encoder = b->image_encoder ? 1 : 0;
+    info.has_tokenizer = b->condition->has_tokenizer() ? 1 : 0;  // ABI 5
     if (b->text_encoder) {
       info.prompt_length = b->condition->prompt_length();
       info.text_vocab = b->condition->text_vocab();
@@ -813,6 +814,23 @@ edgegen_status edgegen_decode(edgegen_bundle *h, const int64_t *codes, size_t co
     edgegen_stats st{0.0, 0.0, 0};
     std::lock_guard<std::mutex> lock(b->mu);
     b->decoder->decode_codes(codes, n, batch_size == 0 ? 64u : std::min(batch_size, n), out, st);
+  });
+}
+
+edgegen_status edgegen_tokenize(edgegen_bundle *h, const char *text, int64_t *ids, size_t cap, size_t *len) {
+  return guarded([&] {
+    auto b = lookup(h);
+    require(text, "text");
+    require(ids, "ids");
+    require(len, "len");
+    const size_t need = size_t(std::max<int64_t>(b->condition->prompt_length(), 0));
+    if (b->condition->kind() == "prompt" && cap < need)
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "cap is " + std::to_string(cap) + " but the prompt row has " + std::to_string(need) +
+                                             " ids (the text length)");
+    size_t used = 0;
+    const std::vector<int64_t> row = b->condition->tokenize(text, used);  // the tokenizer's own lock
+    std::copy(row.begin(), row.end(), ids);
+    *len = used;
   });
 }
 

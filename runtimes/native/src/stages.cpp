@@ -8,6 +8,7 @@
 
 #include "error.hpp"
 #include "paths.hpp"
+#include "tokenizer.hpp"
 
 namespace fs = std::filesystem;
 
@@ -15,14 +16,15 @@ namespace edgegen {
 
 namespace {
 
-struct Tokenizer {
-  int64_t pad_id = -1;
+struct TokenizerInfo {
+  int64_t pad_id = -1, unk_id = -1;
   int64_t vocab = 0;  // the largest id of the vocabulary and the added tokens, plus one
+  std::u32string alphabet;  // the single-character tokens (text.py's known characters)
 };
 
 // The pad id and vocabulary size of the bundle's tokenizer (Hugging Face tokenizer.json; text.py
 // pads with "[PAD]").
-Tokenizer read_tokenizer(const Manifest &m, const std::string &rel) {
+TokenizerInfo read_tokenizer(const Manifest &m, const std::string &rel) {
   bool listed = false;  // only a file the manifest lists (contained, hashed) is opened
   for (const auto &[name, entry] : m.side_files.items())
     if (entry.is_object() && entry.value("path", std::string()) == rel) listed = true;
@@ -36,16 +38,22 @@ Tokenizer read_tokenizer(const Manifest &m, const std::string &rel) {
   text << in.rdbuf();
   try {
     const json t = json::parse(text.str());
-    Tokenizer out;
+    TokenizerInfo out;
     if (t.contains("added_tokens"))
       for (const auto &a : t["added_tokens"]) {
         const int64_t id = a.at("id").get<int64_t>();
         out.vocab = std::max(out.vocab, id + 1);
         if (a.value("content", std::string()) == "[PAD]") out.pad_id = id;
+        if (a.value("content", std::string()) == "[UNK]") out.unk_id = id;
       }
     const json &vocab = t.at("model").at("vocab");
-    for (const auto &[tok, id] : vocab.items()) out.vocab = std::max(out.vocab, id.get<int64_t>() + 1);
+    for (const auto &[tok, id] : vocab.items()) {
+      out.vocab = std::max(out.vocab, id.get<int64_t>() + 1);
+      char32_t c = 0;
+      if (single_codepoint(tok, c)) out.alphabet.push_back(c);
+    }
     if (out.pad_id < 0) out.pad_id = vocab.at("[PAD]").get<int64_t>();
+    if (out.unk_id < 0 && vocab.contains("[UNK]")) out.unk_id = vocab.at("[UNK]").get<int64_t>();
     return out;
   } catch (const json::exception &e) {
     fail(EDGEGEN_ERR_MALFORMED, "cannot read the pad token of " + path + ": " + e.what());
@@ -62,8 +70,12 @@ ConditionStage::ConditionStage(const Manifest &m) : m_(m) {
     } else if (kind_ == "prompt") {
       text_length_ = m.condition.at("tokenizer").at("text_length").get<int64_t>();
       if (text_length_ <= 0 || text_length_ > MAX_DIM) fail(EDGEGEN_ERR_MALFORMED, "the tokenizer's text_length is out of range");
-      const Tokenizer tok = read_tokenizer(m, m.condition["tokenizer"].at("file").get<std::string>());
+      const TokenizerInfo tok = read_tokenizer(m, m.condition["tokenizer"].at("file").get<std::string>());
       pad_id_ = tok.pad_id;
+      const json &model = m.condition["tokenizer"].value("openvino", json());
+      if (model.is_string() && tok.unk_id >= 0)  // prompt text (export/tokenizer_export.py)
+        tokenizer_ = std::make_unique<Tokenizer>(m, model.get<std::string>(), text_length_, pad_id_, tok.unk_id,
+                                                 tok.alphabet);
       if (m.condition.contains("encoder") && !m.condition["encoder"].is_null()) {
         encoder_ = m.condition["encoder"];
         if (!encoder_.is_object() || !encoder_.contains("role"))
@@ -113,7 +125,38 @@ std::vector<int64_t> ConditionStage::labels(uint32_t n, const int64_t *labels, i
   return out;
 }
 
+std::vector<int64_t> ConditionStage::tokenize(const char *text, size_t &used) const {
+  if (kind_ != "prompt") fail(EDGEGEN_ERR_UNSUPPORTED, "this model takes no prompt (condition '" + kind_ + "')");
+  if (!tokenizer_)
+    fail(EDGEGEN_ERR_UNSUPPORTED, "this bundle has no tokenizer model for prompt text (re-export it with this edgegen "
+                                  "to add tokenizer.xml), pass token ids in prompt_tokens instead");
+  if (!text) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "the prompt text is NULL");
+  return tokenizer_->encode(text, used);
+}
+
 std::vector<int64_t> ConditionStage::prompt(uint32_t n, const edgegen_sample_params &p) const {
+  if (p.prompts) {  // ABI 5: text, tokenized here
+    if (p.prompt_tokens || p.prompt_len)
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "give prompt text (prompts) or token ids (prompt_tokens), not both");
+    if (kind_ == "label_token")
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model is class-conditional: it takes labels, not a prompt");
+    if (p.labels || p.label != -1) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "give a prompt or labels, not both");
+    const uint32_t count = p.prompt_count == 0 ? 1 : p.prompt_count;
+    if (count != 1 && count != n)
+      fail(EDGEGEN_ERR_INVALID_ARGUMENT, "prompt_count must be 1 (one prompt for every sample) or n = " + std::to_string(n) +
+                                             ", got " + std::to_string(count));
+    std::vector<int64_t> out(size_t(n) * size_t(text_length_));
+    for (uint32_t i = 0; i < n; ++i) {
+      size_t used = 0;
+      if (i < count) {
+        const std::vector<int64_t> row = tokenize(p.prompts[i], used);
+        std::copy(row.begin(), row.end(), out.begin() + size_t(i) * size_t(text_length_));
+      } else {  // one prompt for all samples
+        std::copy(out.begin(), out.begin() + text_length_, out.begin() + size_t(i) * size_t(text_length_));
+      }
+    }
+    return out;
+  }
   const bool given = p.prompt_tokens != nullptr || p.prompt_len != 0;
   if (kind_ == "label_token") {
     if (given)
@@ -124,8 +167,8 @@ std::vector<int64_t> ConditionStage::prompt(uint32_t n, const edgegen_sample_par
   }
   if (kind_ != "prompt") fail(EDGEGEN_ERR_UNSUPPORTED, "condition '" + kind_ + "' takes no prompt");
   if (!given)
-    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model takes a prompt: pass its token ids in prompt_tokens (the native "
-                                       "runtime does not tokenize text yet; `edgegen tokenize BUNDLE \"...\"` prints them)");
+    fail(EDGEGEN_ERR_INVALID_ARGUMENT, "this model takes a prompt: pass its text in prompts, or its token ids in "
+                                       "prompt_tokens (`edgegen tokenize BUNDLE \"...\"` prints them)");
   if (p.labels || p.label != -1) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "give a prompt or labels, not both");
   if (!p.prompt_tokens) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "prompt_tokens is NULL but prompt_len is " + std::to_string(p.prompt_len));
   const uint32_t count = p.prompt_count == 0 ? 1 : p.prompt_count;

@@ -4,6 +4,7 @@
 // latent models) and the decoder that turns the generator's output (codes, latents) into images.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,11 +12,12 @@
 #include "interpreter.hpp"
 #include "manifest.hpp"
 #include "network.hpp"
+#include "tokenizer.hpp"
 
 namespace edgegen {
 
-// The condition stage: kind none, label, label_token or prompt. Tokenizing text stays in Python
-// for now: a prompt model takes token ids (edgegen tokenize). A prompt stage may name a text
+// The condition stage: kind none, label, label_token or prompt. A prompt model takes token ids
+// (edgegen tokenize) or, when its bundle has a tokenizer model, text (tokenizer.hpp). A prompt stage may name a text
 // encoder role (latent models): its ids then go through an EncoderStage (the C API runs it).
 class ConditionStage {
  public:
@@ -33,6 +35,10 @@ class ConditionStage {
   // The text encoder stage (role, input, output) when the prompt is encoded; null otherwise.
   const json &encoder() const { return encoder_; }
   bool has_encoder() const { return !encoder_.is_null(); }
+  // Prompt text (ABI 5): whether the bundle has a tokenizer model, and one prompt -> text-length ids,
+  // right-padded (`used`: the ids before the padding); Error(UNSUPPORTED) without a tokenizer model.
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  std::vector<int64_t> tokenize(const char *text, size_t &used) const;
 
  private:
   const Manifest &m_;
@@ -40,6 +46,7 @@ class ConditionStage {
   int64_t offset_ = 0;                       // label_token: token = offset + label
   int64_t text_length_ = 0, pad_id_ = -1, text_vocab_ = 0;  // prompt
   json encoder_;                                          // prompt: the text encoder stage, or null
+  std::unique_ptr<Tokenizer> tokenizer_;                  // prompt: text -> ids, when the bundle has the model
 };
 
 // A role run before the generator (RoleStage in Python, direction "encode"): the text encoder
