@@ -4,8 +4,8 @@ Unlike the other adapters it runs whole plans itself - that is its point: it is 
 executor (executors.py): the Pipeline hands it the plan and it returns the samples plus its own
 timing of the network calls. For token models (ABI 3) it is the token executor too: the whole
 token loop (prefill, KV-cache decode steps, sampling from the Philox stream) runs in C++, and on
-the decoder role it runs the bundle's decoder (``edgegen_decode``). Prompts are tokenized in
-Python (the C API takes token ids). The request's ``callback(done, total)`` is called from inside the
+the decoder role it runs the bundle's decoder (``edgegen_decode``). Prompt text is tokenized in
+C++ (ABI 5) when the bundle has a tokenizer model (export/tokenizer_export.py), else in Python. The request's ``callback(done, total)`` is called from inside the
 C++ loop after every network step (a ctypes progress callback, ABI 2); returning False cancels
 the call (EDGEGEN_ERR_CANCELLED -> ``edgegen.errors.Cancelled``). The library is found at $EDGEGEN_NATIVE_LIB, else at
 ``build/native/libedgegen.so`` in the source tree (``make native`` builds it).
@@ -128,6 +128,11 @@ def _load() -> ctypes.CDLL:
     lib.edgegen_bundle_stages.argtypes = [ctypes.c_void_p, ctypes.POINTER(StageInfo)]
     lib.edgegen_decode.argtypes = [ctypes.c_void_p, I64P, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_uint32, F32P,
                                    ctypes.c_size_t]
+    try:
+        lib.edgegen_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, I64P, ctypes.c_size_t,
+                                         ctypes.POINTER(ctypes.c_size_t)]
+    except AttributeError:  # a library built before ABI 5's tokenizer
+        raise EdgegenError(f"{path} has no edgegen_tokenize: it is older than this binding (rebuild: make native)") from None
     lib.edgegen_next_tokens.argtypes = [F32P, ctypes.c_uint32, ctypes.c_size_t, ctypes.POINTER(ctypes.c_double),
                                         ctypes.c_double, ctypes.c_int64, ctypes.c_double, I64P]
     if lib.edgegen_abi_version() != ABI_VERSION:
@@ -226,8 +231,49 @@ class NativeBackend(Backend):
         return None if self.is_decoder else self
 
     def pipeline_executor(self):
-        """Plan models: every stage in one native call (``sample_pipeline``)."""
-        return None if self.is_decoder or self.manifest.generator.get("kind") != "plan" else self
+        """Plan models, and prompt token models whose bundle has a tokenizer model (ABI 5): every
+        stage in one native call (``sample_pipeline``)."""
+        if self.is_decoder:
+            return None
+        kind = self.manifest.generator.get("kind")
+        return self if kind == "plan" or (kind == "tokens" and self.has_tokenizer) else None
+
+    @property
+    def has_tokenizer(self) -> bool:
+        """The library tokenizes prompt text for this bundle (edgegen_stage_info.has_tokenizer)."""
+        if not hasattr(self, "_has_tokenizer"):
+            info = StageInfo()
+            _check(self._lib.edgegen_bundle_stages(self._handle, ctypes.byref(info)))
+            self._has_tokenizer = bool(info.has_tokenizer)
+        return self._has_tokenizer
+
+    def tokenize(self, text: str) -> tuple[np.ndarray, int]:
+        """edgegen_tokenize: one prompt -> (text_length,) int64 ids right-padded, and the ids before the padding."""
+        length = int(self.manifest.stage("condition")["tokenizer"]["text_length"])
+        ids, used = np.empty(length, dtype=np.int64), ctypes.c_size_t()
+        _check(self._lib.edgegen_tokenize(self._handle, text.encode("utf-8"), ids.ctypes.data_as(I64P), length,
+                                          ctypes.byref(used)))
+        return ids, int(used.value)
+
+    def _prompt_params(self, sp: SampleParams, cond, n: int, labels, prompt, keep: list) -> None:
+        """The n prompts (or the stored prompts of the labels) as text for the C++ tokenizer (ABI 5),
+        or as Python's token ids when the bundle has no tokenizer model. A prompt C cannot hold (NUL,
+        lone surrogates, not a string) goes to Python's TextEncoder, which refuses it in its words."""
+        prompts = cond.prompts(n, labels, prompt)
+        if self.has_tokenizer:
+            try:
+                texts = [p.encode("utf-8") for p in prompts if "\x00" not in p]
+            except (AttributeError, TypeError, UnicodeEncodeError):
+                texts = []
+            if len(texts) == n:
+                arr = (ctypes.c_char_p * n)(*texts)
+                keep.append(arr)
+                sp.prompts = ctypes.cast(arr, ctypes.POINTER(ctypes.c_char_p))
+                sp.prompt_count = n
+                return
+        tokens = np.ascontiguousarray(cond.text.encode_batch(prompts), dtype=np.int64)
+        keep.append(tokens)
+        sp.prompt_tokens, sp.prompt_len, sp.prompt_count = tokens.ctypes.data_as(I64P), tokens.shape[1], n
 
     def sample_pipeline(self, pipe, n: int, seed: int, labels, prompt, batch_size: int, callback,
                         init_image, mask, strength, options: dict) -> np.ndarray:
@@ -236,6 +282,9 @@ class NativeBackend(Backend):
         the Pipeline's image-to-image defaults, plans.edit_strength); the library checks
         the images and runs the rest."""
         gen = pipe.generator
+        if self.manifest.generator.get("kind") == "tokens":
+            return self._sample_tokens(pipe, n, seed, labels, prompt, batch_size, callback, init_image, mask,
+                                       strength, options)
         if options.get("on_eval") is not None:
             raise EdgegenError(f"backend '{self.name}' runs whole plans: it cannot show each network call")
         opts = {k: v for k, v in options.items() if k not in ("on_eval", "guidance")}
@@ -244,10 +293,8 @@ class NativeBackend(Backend):
         sp = self._params(n, seed, batch_size, callback)
         sp.guidance = float(gen.guidance(options.get("guidance")))
         cond = pipe.condition
-        if getattr(cond, "needs_encoder", False):  # latent text-to-image: token ids, the C++ text encoder
-            tokens = np.ascontiguousarray(cond.text.encode_batch(cond.prompts(n, labels, prompt)), dtype=np.int64)
-            keep.append(tokens)
-            sp.prompt_tokens, sp.prompt_len, sp.prompt_count = tokens.ctypes.data_as(I64P), tokens.shape[1], n
+        if getattr(cond, "needs_encoder", False):  # latent text-to-image: the C++ tokenizer and text encoder
+            self._prompt_params(sp, cond, n, labels, prompt, keep)
         else:
             y = np.ascontiguousarray(cond.prepare(n, labels, prompt).labels, dtype=np.int64)
             keep.append(y)
@@ -262,6 +309,25 @@ class NativeBackend(Backend):
         text = json.dumps(plan.to_json()).encode()
         keep.append(text)
         sp.plan_json = text
+        count = ctypes.c_size_t()
+        _check(self._lib.edgegen_sample_count(self._handle, ctypes.byref(sp), ctypes.byref(count)))
+        out = np.empty(count.value, dtype=np.float32)
+        stats = self._call(sp, out, out.size, callback)
+        self.network_seconds += stats["network_seconds"]
+        self.network_calls += stats["network_calls"]
+        return out.reshape(n, *self.manifest.sample_shape)
+
+    def _sample_tokens(self, pipe, n: int, seed: int, labels, prompt, batch_size: int, callback, init_image, mask,
+                       strength, options: dict) -> np.ndarray:
+        """A prompt token model in one edgegen_sample (ABI 5): the prompt text tokenized in C++, the
+        token loop, the decoder; the same images as the token executor + decoder path."""
+        if init_image is not None or mask is not None or strength is not None:
+            raise EdgegenError("image inputs (--init-image, --mask, --strength) are for diffusion plan models")
+        cfg = pipe.generator.token_sampling(**{k: options[k] for k in ("temperature", "top_k", "top_p") if k in options})
+        sp = self._params(n, seed, batch_size, callback)
+        sp.temperature, sp.top_p, sp.top_k = float(cfg.temperature), float(cfg.top_p), int(cfg.top_k or 0)
+        keep: list = []
+        self._prompt_params(sp, pipe.condition, n, labels, prompt, keep)
         count = ctypes.c_size_t()
         _check(self._lib.edgegen_sample_count(self._handle, ctypes.byref(sp), ctypes.byref(count)))
         out = np.empty(count.value, dtype=np.float32)
