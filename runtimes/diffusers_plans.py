@@ -119,6 +119,12 @@ def _x0_ops(x0: Terms, clip: float | None, dst: str = "x0") -> tuple[list[dict],
     return [affine(dst, x0), {"op": "clip", "dst": dst, "lo": -float(clip), "hi": float(clip)}], [(dst, 1.0)]
 
 
+def _preview(clip: float | None) -> str | None:
+    """The x0 register a preview shows (plans.py "preview"): written only when x0 is clipped,
+    else folded into the update."""
+    return None if clip is None else "x0"
+
+
 def _clip_op(register: str, clip: float | None) -> list[dict]:
     return [] if clip is None else [{"op": "clip", "dst": register, "lo": -float(clip), "hi": float(clip)}]
 
@@ -154,7 +160,8 @@ def compile_ddpm(cfg: ds.SchedulerConfig, n: int) -> Plan:
         mean = [("x0", np.sqrt(a_prev) * beta / (1 - a)), ("x", np.sqrt(1 - beta) * (1 - a_prev) / (1 - a))]
         ops.append(affine("x", _sub(mean, "x0", x0), np.sqrt(var) if t > 0 else 0.0))
         steps.append(_step(t, "x", ops))
-    return Plan("ddpm", {"steps": len(ts)}, ["x", "out", "x0"], [affine("x", [], 1.0)], steps, "x")
+    return Plan("ddpm", {"steps": len(ts)}, ["x", "out", "x0"], [affine("x", [], 1.0)], steps, "x",
+                preview=_preview(clip))
 
 
 def compile_ddim(cfg: ds.SchedulerConfig, n: int, eta: float = 0.0) -> Plan:
@@ -179,7 +186,8 @@ def compile_ddim(cfg: ds.SchedulerConfig, n: int, eta: float = 0.0) -> Plan:
         update = _sub([("x0", np.sqrt(a_prev))], "x0", x0) + [(r, c_dir * c) for r, c in eps]
         ops.append(affine("x", _merge(update), std))
         steps.append(_step(t, "x", ops))
-    return Plan("ddim", {"steps": len(ts), "eta": float(eta)}, ["x", "out", "x0"], [affine("x", [], 1.0)], steps, "x")
+    return Plan("ddim", {"steps": len(ts), "eta": float(eta)}, ["x", "out", "x0"], [affine("x", [], 1.0)], steps, "x",
+                preview=_preview(clip))
 
 
 def lcm_timesteps(cfg: ds.SchedulerConfig, n: int) -> np.ndarray:
@@ -209,7 +217,8 @@ def compile_lcm(cfg: ds.SchedulerConfig, n: int) -> Plan:
         else:
             ops.append(affine("x", denoised))
         steps.append(_step(t, "x", ops))
-    return Plan("lcm", {"steps": len(ts)}, ["x", "out", "x0"], [affine("x", [], 1.0)], steps, "x")
+    return Plan("lcm", {"steps": len(ts)}, ["x", "out", "x0"], [affine("x", [], 1.0)], steps, "x",
+                preview=_preview(clip))
 
 
 # --- Euler, Euler ancestral, Heun (sigma space) --------------------------------------------------

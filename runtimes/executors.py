@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 
 from edgegen.errors import EdgegenError
-from edgegen.runtimes.interpreter import Callback, EvalHook, Progress, run_plan
+from edgegen.runtimes.interpreter import Callback, EvalHook, PreviewHook, Progress, run_plan
 from edgegen.runtimes.plans import Plan
 
 
@@ -40,6 +40,8 @@ class PlanRequest:
     context: Optional[np.ndarray] = None  # (k, L, D) float32
     null_context: Optional[np.ndarray] = None  # (1, L, D) float32
     inputs: Optional[dict] = None  # plan input registers (plan.inputs), each (n, *register shape)
+    preview: Optional[PreviewHook] = None  # preview(done, total, x0) every preview_every steps; Python executor only
+    preview_every: int = 1
 
     def progress(self, total: int) -> Progress:
         return Progress(total, self.callback)
@@ -84,6 +86,7 @@ class InterpreterExecutor:
         try:
             return run_plan(plan, self.net, req.sample_shape, req.labels, int(req.seed), batch_size=req.batch_size,
                             guidance=req.guidance, null_label=req.null_label, on_eval=req.on_eval,
-                            callback=req.callback, inputs=req.inputs)
+                            callback=req.callback, inputs=req.inputs, on_preview=req.preview,
+                            preview_every=req.preview_every)
         finally:
             self._table = None

@@ -22,6 +22,11 @@ Net = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 EvalHook = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
 # callback(done, total) after every network step; returning False cancels the run (Cancelled)
 Callback = Callable[[int, int], Optional[bool]]
+# on_preview(done, total, x0) after every k-th step (before that step's callback): x0 is the batch's
+# x0 prediction, the plan's "preview" register (B, ...); returning False cancels the run (Cancelled)
+PreviewHook = Callable[[int, int, np.ndarray], Optional[bool]]
+# Pipeline.sample's preview(done, total, images): the same, on the decoded x0 (pipeline.py)
+Preview = PreviewHook
 
 
 class Progress:
@@ -32,6 +37,9 @@ class Progress:
 
     def step(self, k: int = 1) -> None:
         self.done += k
+        self.report()
+
+    def report(self) -> None:
         if self.callback is not None and self.callback(self.done, self.total) is False:
             raise Cancelled(f"cancelled by the callback after {self.done} of {self.total} steps")
 
@@ -51,9 +59,13 @@ def guided_eval(net: Net, x: np.ndarray, t: np.ndarray, y: np.ndarray, guidance:
 def run_batch(plan: Plan, net: Net, shape: tuple[int, ...], labels: np.ndarray, seed: int,
               first_sample: int = 0, guidance: float = 1.0, null_label: Optional[int] = None,
               on_eval: Optional[EvalHook] = None, progress: Optional[Progress] = None,
-              inputs: Optional[dict] = None) -> np.ndarray:
+              inputs: Optional[dict] = None, on_preview: Optional[PreviewHook] = None,
+              preview_every: int = 1) -> np.ndarray:
     """Run the whole plan for one batch. shape = (B, *sample shape); labels: (B,) int64;
-    ``inputs``: the plan's input registers for this batch (filled before ``init``)."""
+    ``inputs``: the plan's input registers for this batch (filled before ``init``);
+    ``on_preview``: see PreviewHook (needs ``progress``, whose count it shares)."""
+    if on_preview is not None:
+        check_preview(plan)
     draws = 0
     shapes = plan.shapes or {}
 
@@ -84,24 +96,39 @@ def run_batch(plan: Plan, net: Net, shape: tuple[int, ...], labels: np.ndarray, 
         for op in step["ops"]:
             apply_op(op, regs, noise)
         if progress is not None:
-            progress.step()
+            progress.done += 1
+            if on_preview is not None and progress.done % max(1, preview_every) == 0 and \
+                    on_preview(progress.done, progress.total, regs[plan.preview]) is False:
+                raise Cancelled(f"cancelled by the preview callback after {progress.done} of {progress.total} steps")
+            progress.report()
     return regs[plan.output]
+
+
+def check_preview(plan: Plan) -> None:
+    """A preview shows the register the plan compiler named (plans.py "preview"); none: refused."""
+    if not plan.preview:
+        raise EdgegenError(f"plan '{plan.key}' names no x0 prediction register: it has no preview "
+                           "(DDIM and DDPM plans with clip_x0 have one; re-export a bundle stored before previews)")
 
 
 def run_plan(plan: Plan, net: Net, sample_shape: tuple[int, ...], labels: np.ndarray, seed: int,
              batch_size: int = 64, guidance: float = 1.0, null_label: Optional[int] = None,
              on_eval: Optional[EvalHook] = None, callback: Optional[Callback] = None,
-             inputs: Optional[dict] = None) -> np.ndarray:
+             inputs: Optional[dict] = None, on_preview: Optional[PreviewHook] = None,
+             preview_every: int = 1) -> np.ndarray:
     """Sample len(labels) items of ``sample_shape`` (e.g. (C, H, W)); returns (n, *sample_shape) float32.
     ``inputs``: the plan's input registers, each (n, ...) (sliced per batch like the labels)."""
     n = len(labels)
     out_dims = tuple((plan.shapes or {}).get(plan.output, sample_shape))
     out = np.empty((n, *out_dims), dtype=np.float32)
     progress = Progress(-(-n // batch_size) * len(plan.steps), callback)
+    if on_preview is not None:
+        check_preview(plan)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         out[start:stop] = run_batch(plan, net, (stop - start, *sample_shape), labels[start:stop], seed,
                                     first_sample=start, guidance=guidance, null_label=null_label,
                                     on_eval=on_eval, progress=progress,
-                                    inputs=None if inputs is None else {k: v[start:stop] for k, v in inputs.items()})
+                                    inputs=None if inputs is None else {k: v[start:stop] for k, v in inputs.items()},
+                                    on_preview=on_preview, preview_every=preview_every)
     return out

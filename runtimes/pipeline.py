@@ -11,7 +11,10 @@ and the decoder on z / scale. Image-to-image (``init_image=``, ``strength=``) an
 plans alike: the init image (encoded and scaled for latent models) and the mask fill plan inputs.
 
 ``callback(done, total)`` is called after every network step (plan steps, tokens); returning
-False stops the run with ``edgegen.errors.Cancelled``. Not thread-safe: one per thread.
+False stops the run with ``edgegen.errors.Cancelled``. ``preview(done, total, images)`` is called
+after every ``preview_every``-th plan step with the batch's current x0 prediction (the register the
+plan compiler names, plans.py "preview"), decoded when the bundle has a decoder; False cancels too.
+Not thread-safe: one per thread.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from edgegen.errors import EdgegenError
 from edgegen.manifest import Manifest, read_manifest
 from edgegen.runtimes.backends import create_backend
 from edgegen.runtimes.backends.base import Backend
-from edgegen.runtimes.interpreter import Callback
+from edgegen.runtimes.interpreter import Callback, Preview
 from edgegen.runtimes.plans import edit_strength
 from edgegen.runtimes.stages import RoleStage, check_request, make_condition, make_generator
 
@@ -52,6 +55,7 @@ class Pipeline:
     def __init__(self, manifest: Manifest, backend: Union[str, Backend, dict] = "onnxruntime",
                  precision: str = "fp32", **backend_opts):
         self.manifest = manifest
+        kv_cache = backend_opts.pop("kv_cache", "auto")  # token models: static_kv.MODES
         given = backend if isinstance(backend, dict) else {manifest.generator["role"]: backend} \
             if isinstance(backend, Backend) else {}
         name = backend if isinstance(backend, str) else next(iter(given.values())).name
@@ -70,7 +74,7 @@ class Pipeline:
         self._get = get
         self.condition = make_condition(manifest, get)
         self.backend = get(manifest.generator["role"])
-        self.generator = make_generator(manifest, self.backend)
+        self.generator = make_generator(manifest, self.backend, get, kv_cache)
         dec = manifest.stage("decoder")
         self.decoder = RoleStage(dec, get(dec["role"])) if dec else None
         self._encoder = None  # opened on first use (image-to-image on a latent model)
@@ -108,7 +112,8 @@ class Pipeline:
     # -- sampling -------------------------------------------------------------------------------
     def sample(self, n: int, seed: int = 0, labels=None, prompt=None, batch_size: int = 64,
                progress: bool = False, callback: Optional[Callback] = None, init_image=None, mask=None,
-               strength: Optional[float] = None, **options) -> np.ndarray:
+               strength: Optional[float] = None, preview: Optional[Preview] = None, preview_every: int = 1,
+               **options) -> np.ndarray:
         """n samples (n, *sample shape) float32 in the data range; same seed -> same samples.
 
         ``options``: the generator's (plans: sampler, steps, guidance and the sampler's own options
@@ -116,8 +121,15 @@ class Pipeline:
         ``init_image`` (C, H, W), or one per sample (n, C, H, W), in the data range: image-to-image
         from it at ``strength`` in (0, 1] (default 0.6); with ``mask`` (H, W) of 0/1 (1 = generate):
         inpainting (default: all steps from pure noise; a strength starts from the noised image), the
-        unmasked pixels of every sample equal the image's."""
+        unmasked pixels of every sample equal the image's.
+        ``preview(done, total, images)``: every ``preview_every`` plan steps, the running batch's x0
+        prediction (b, *sample shape), decoded like the output; returning False cancels."""
         options = {k: v for k, v in options.items() if v is not None}
+        if preview is not None:
+            if not getattr(self.generator, "has_plans", False):
+                raise EdgegenError("no preview for token models (a preview shows a diffusion plan's x0 prediction)")
+            if isinstance(preview_every, bool) or not isinstance(preview_every, int) or preview_every < 1:
+                raise EdgegenError(f"preview_every must be a positive integer, got {preview_every!r}")
         check_request(n, seed, batch_size)
         check_output_size(n, self.manifest.sample_shape)
         self.generator.check_options(options)
@@ -132,8 +144,12 @@ class Pipeline:
             callback = bar_callback(bar, callback)
         try:
             if whole is not None:
+                if preview is not None:
+                    options = {**options, "preview": preview, "preview_every": preview_every}
                 return whole.sample_pipeline(self, n, seed, labels, prompt, batch_size, callback, init_image, mask,
                                              strength, options)
+            if preview is not None:
+                edit_kw.update(preview=self._decoded_preview(preview, batch_size), preview_every=preview_every)
             out = self.generator.generate(cond, seed, batch_size, callback, **options, **edit_kw)
         finally:
             if bar is not None:
@@ -143,6 +159,13 @@ class Pipeline:
             keep = edit[2]
             out = keep * out + (np.float32(1.0) - keep) * edit[3]
         return out
+
+    def _decoded_preview(self, preview: "Preview", batch_size: int):
+        """The interpreter's hook (done, total, x0) -> the caller's preview on the decoded x0."""
+        def hook(done: int, total: int, x0: np.ndarray):
+            images = self.decoder(x0, batch_size) if self.decoder else np.array(x0, dtype=np.float32)
+            return preview(done, total, images)
+        return hook
 
     # -- image-to-image, inpainting ------------------------------------------------------------
     def _edit_inputs(self, n: int, init_image, mask, strength, batch_size: int):

@@ -46,6 +46,11 @@ Optional fields:
     "inputs": [R, ...]  registers the caller fills before ``init`` (per sample, shaped like
         the sample unless in "shapes"): image-to-image's ``x_init``, inpainting's ``mask``
         (edit_plan below). A runtime refuses a plan whose inputs it was not given.
+    "preview": R  the register that holds the sampler's x0 prediction after every step's ops
+        (a DDIM/DDPM plan's clipped ``x0``). Runtimes hand it to a preview callback (decoded when
+        the bundle has a decoder); they never compute x0 themselves, so a plan without "preview"
+        (one that folds x0 into its update, e.g. ``clip_x0=False``, or an SDE/flow plan) has no
+        preview. Plans stored before it existed lack it and sample as before.
     a step with "t": null calls a role that has no time input (role meta has no
         "time_input"), e.g. a GAN generator G(z, y):
         init [affine z <- 1.0 * noise], steps [{"t": null, "src": "z", "dst": "x", "ops": []}], output "x".
@@ -80,6 +85,7 @@ class Plan:
     format: str = PLAN_FORMAT
     shapes: dict | None = None  # register -> per-sample dims, for registers not shaped like the sample
     inputs: list | None = None  # registers the caller fills before init (image-to-image, inpainting)
+    preview: str | None = None  # the register holding the x0 prediction after each step's ops
 
     @property
     def key(self) -> str:
@@ -92,6 +98,8 @@ class Plan:
             d["shapes"] = self.shapes
         if self.inputs:
             d["inputs"] = self.inputs
+        if self.preview:
+            d["preview"] = self.preview
         return d
 
     @staticmethod
@@ -99,7 +107,7 @@ class Plan:
         if d.get("format") != PLAN_FORMAT:
             raise EdgegenError(f"unsupported plan format {d.get('format')!r} (expected {PLAN_FORMAT})")
         plan = Plan(d["sampler"], d["params"], list(d["registers"]), d["init"], d["steps"], d["output"],
-                    shapes=d.get("shapes"), inputs=d.get("inputs"))
+                    shapes=d.get("shapes"), inputs=d.get("inputs"), preview=d.get("preview"))
         validate(plan)
         return plan
 
@@ -164,6 +172,8 @@ def validate(plan: Plan) -> None:
     for name in plan.inputs or []:
         if name not in regs:
             raise EdgegenError(f"plan inputs name unknown register {name!r}")
+    if plan.preview is not None and plan.preview not in regs:
+        raise EdgegenError(f"plan preview names unknown register {plan.preview!r}")
 
 
 def affine(dst: str, terms: list[tuple[str, float]], noise: float = 0.0) -> dict:
@@ -212,7 +222,7 @@ def compile_ddim(ab: np.ndarray, steps: int, eta: float = 0.0, clip_x0: bool = T
             ops = [_affine("x", [("x", c_x), ("eps", c_eps)], sigma)]
         out.append({"t": float(t), "src": "x", "dst": "eps", "ops": ops})
     return Plan("ddim", {"steps": len(ts), "eta": float(eta), "clip_x0": bool(clip_x0)},
-                ["x", "eps", "x0"], [_affine("x", [], 1.0)], out, "x")
+                ["x", "eps", "x0"], [_affine("x", [], 1.0)], out, "x", preview="x0" if clip_x0 else None)
 
 
 def compile_ddpm(ab: np.ndarray, steps: int | None = None, clip_x0: bool = True,
@@ -246,7 +256,7 @@ def compile_ddpm(ab: np.ndarray, steps: int | None = None, clip_x0: bool = True,
                            np.sqrt(var))]
         out.append({"t": float(t), "src": "x", "dst": "eps", "ops": ops})
     return Plan("ddpm", {"steps": len(ts), "clip_x0": bool(clip_x0), "variance": variance},
-                ["x", "eps", "x0"], [_affine("x", [], 1.0)], out, "x")
+                ["x", "eps", "x0"], [_affine("x", [], 1.0)], out, "x", preview="x0" if clip_x0 else None)
 
 
 def compile_gan(latent_dim: int) -> Plan:
@@ -319,7 +329,8 @@ def edit_plan(plan: Plan, generator: dict, strength: float | None = None, inpain
         params["inpaint"] = True
     inputs = ["x_init"] + (["mask"] if inpaint else [])
     registers = list(plan.registers) + [r for r in (*inputs, *(["x_known"] if inpaint else [])) if r not in plan.registers]
-    edited = Plan(plan.sampler, params, registers, init, steps, x, shapes=plan.shapes, inputs=inputs)
+    edited = Plan(plan.sampler, params, registers, init, steps, x, shapes=plan.shapes, inputs=inputs,
+                  preview=plan.preview)
     validate(edited)
     return edited
 

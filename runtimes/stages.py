@@ -23,6 +23,7 @@ from edgegen.runtimes.executors import InterpreterExecutor, PlanRequest
 from edgegen.runtimes.interpreter import Callback, Progress
 from edgegen.runtimes.plans import Plan, plan_key
 from edgegen.runtimes.samplers import compile_plan
+from edgegen.runtimes.static_kv import StaticKV, wants_static
 from edgegen.runtimes.tokens import TokenSampling, generate
 
 MAX_SAMPLES = 1_000_000
@@ -163,7 +164,7 @@ class PlanGenerator:
     options = ("sampler", "steps", "guidance", "on_eval")  # plus the chosen sampler's own options
     has_plans = True  # calibration records its trajectories; bundles store its plans
 
-    def __init__(self, manifest: Manifest, stage: dict, backend):
+    def __init__(self, manifest: Manifest, stage: dict, backend, backend_factory=None, kv_cache: str = "auto"):
         self.manifest, self.stage, self.backend = manifest, stage, backend
         self.executor = backend.plan_executor() or InterpreterExecutor(backend)
 
@@ -182,7 +183,12 @@ class PlanGenerator:
         """The bundle's stored plan when it has this one, else compiled the same way."""
         plan = compile_plan(self.stage, sampler, steps, **options)
         stored = self.manifest.data.get("plans", {}).get(plan_key(plan.sampler, plan.params))
-        return Plan.from_json(stored) if stored else plan
+        if not stored:
+            return plan
+        kept = Plan.from_json(stored)
+        if kept.preview is None and plan.preview in kept.registers:  # stored before previews: the compiler names x0
+            kept.preview = plan.preview
+        return kept
 
     def describe(self, sampler=None, steps=None, guidance=None, on_eval=None, **options) -> str:
         return self.plan(sampler, steps, **options).key
@@ -215,7 +221,7 @@ class PlanGenerator:
 
     def generate(self, cond: Conditioning, seed: int, batch_size: int, callback: Optional[Callback],
                  sampler=None, steps=None, guidance=None, on_eval=None, inputs: Optional[dict] = None,
-                 strength: Optional[float] = None, **options) -> np.ndarray:
+                 strength: Optional[float] = None, preview=None, preview_every: int = 1, **options) -> np.ndarray:
         """``inputs``: plan input registers (image-to-image ``x_init``, inpainting ``mask``), each
         (n, *shape); with them the plan is edited (plans.edit_plan) to start at ``strength``."""
         plan = self.plan(sampler, steps, **options)
@@ -225,6 +231,9 @@ class PlanGenerator:
         whole = not isinstance(self.executor, InterpreterExecutor)
         if on_eval is not None and whole:
             raise EdgegenError(f"backend '{self.backend.name}' runs whole plans: it cannot show each network call")
+        if preview is not None and whole:
+            raise EdgegenError(f"backend '{self.backend.name}' runs whole plans: it has no preview "
+                               "(use torch, onnxruntime, openvino or native)")
         if whole and (cond.context is not None or plan.inputs):
             what = "a text context" if cond.context is not None else "image inputs (image-to-image, inpainting)"
             raise EdgegenError(f"backend '{self.backend.name}' runs whole plans and does not take {what} yet: "
@@ -232,7 +241,8 @@ class PlanGenerator:
         m = self.manifest
         null = -1 if cond.context is not None else m.null_label if m.num_classes > 0 else None
         req = PlanRequest(cond.labels, int(seed), batch_size, self.guidance(guidance), null, self.shape, callback,
-                          on_eval, context=cond.context, null_context=cond.null_context, inputs=inputs)
+                          on_eval, context=cond.context, null_context=cond.null_context, inputs=inputs,
+                          preview=preview, preview_every=preview_every)
         return self.executor.execute(plan, req)
 
 
@@ -241,13 +251,28 @@ class TokenGenerator:
     options = ("temperature", "top_k", "top_p")
     has_plans = False
 
-    def __init__(self, manifest: Manifest, stage: dict, backend):
+    def __init__(self, manifest: Manifest, stage: dict, backend, backend_factory=None, kv_cache: str = "auto"):
         self.executor = backend.token_executor()  # None: the Python loop over backend.run
         if self.executor is None and not backend.single_calls:
             raise EdgegenError(f"backend '{backend.name}' runs whole sampler plans; token models run on "
                                "torch, onnxruntime, openvino or native")
         self.stage, self.backend = stage, backend
+        self.static = None  # the static-shape cache (static_kv.py) when the bundle has one and it is wanted
+        if self.executor is None and backend_factory is not None and wants_static(stage, backend, kv_cache):
+            info = stage["static_kv"]
+            decode = backend_factory(info["decode"])
+            prefill = backend_factory(info["prefill"]) if info["prefill"] != info["decode"] else decode
+            self.static = StaticKV(info, stage["cache"], self._timed(decode.run), self._timed(prefill.run))
         self.reset_counters()
+
+    def _timed(self, run):
+        def call(inputs: dict) -> dict:
+            t0 = time.perf_counter()
+            out = run(inputs)
+            self.network_seconds += time.perf_counter() - t0
+            self.network_calls += 1
+            return out
+        return call
 
     def reset_counters(self) -> None:
         self.network_seconds, self.network_calls = 0.0, 0
@@ -300,9 +325,10 @@ class TokenGenerator:
             return codes.reshape(n, h, w)
         codes = np.zeros((n, n_tok), dtype=np.int64)
         progress = Progress(-(-n // batch_size) * n_tok, callback)
+        step, empty = (self.static, self.static.empty) if self.static else (self.step, self.empty_past)
         for start in range(0, n, batch_size):
             b = min(batch_size, n - start)
-            codes[start:start + b] = generate(self.step, cond.tokens[start:start + b], n_tok, self.empty_past(b), cfg,
+            codes[start:start + b] = generate(step, cond.tokens[start:start + b], n_tok, empty(b), cfg,
                                               int(seed), first_sample=start, token_offset=s["code_offset"],
                                               on_token=lambda i: progress.step())
         return codes.reshape(n, h, w)
@@ -319,8 +345,10 @@ def generator_class(manifest: Manifest) -> type:
     return GENERATORS[kind]
 
 
-def make_generator(manifest: Manifest, backend):
-    return generator_class(manifest)(manifest, manifest.generator, backend)
+def make_generator(manifest: Manifest, backend, backend_factory=None, kv_cache: str = "auto"):
+    """``backend_factory(role) -> Backend`` opens the other roles a generator may run (the static
+    KV-cache roles of a token model); ``kv_cache``: static_kv.MODES (token models)."""
+    return generator_class(manifest)(manifest, manifest.generator, backend, backend_factory, kv_cache)
 
 
 # -- decoder -----------------------------------------------------------------------------------
