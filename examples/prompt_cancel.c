@@ -1,10 +1,13 @@
 /* A C program that generates from a prompt with a progress bar and stops cleanly on Ctrl-C.
  *
- *   build/native/prompt_example BUNDLE TOKENS [N]
- *   build/native/prompt_example bundles/ldm-small "$(edgegen tokenize bundles/ldm-small 'a photo of a coat')" 4
+ *   build/native/prompt_example BUNDLE "PROMPT" [N]
+ *   build/native/prompt_example bundles/ldm-small "a photo of a coat" 4
+ *   build/native/prompt_example BUNDLE --tokens TOKENS [N]
+ *   build/native/prompt_example bundles/ldm-small --tokens "$(edgegen tokenize bundles/ldm-small 'a photo of a coat')" 4
  *
- * TOKENS are the prompt's token ids, comma-separated (`edgegen tokenize BUNDLE "text"` prints them:
- * the C API takes ids, it does not tokenize text yet). Ctrl-C (SIGINT) sets a flag that the
+ * The prompt text is tokenized by the library (ABI 5: the bundle's tokenizer model, the same ids as
+ * Python's; edgegen_tokenize shows them); --tokens takes the ids instead, comma-separated (`edgegen
+ * tokenize BUNDLE "text"` prints them). Both give the same samples. Ctrl-C (SIGINT) sets a flag that the
  * progress callback turns into a non-zero return, so the call stops after the current network
  * step with EDGEGEN_ERR_CANCELLED, writes no result, and the bundle stays usable (the program
  * then checks that by asking for the stored plan list). Exit status: 0 done, 130 cancelled,
@@ -65,19 +68,22 @@ static size_t parse_ids(const char *text, int64_t *ids, size_t cap) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: %s BUNDLE TOKENS [N]   (TOKENS: edgegen tokenize BUNDLE \"a prompt\")\n", argv[0]);
+    const int tokens = argc >= 3 && strcmp(argv[2], "--tokens") == 0; /* ids instead of text */
+    const int first = tokens ? 4 : 3;                                /* argv index of N */
+    if (argc < first || argc > first + 1) {
+        fprintf(stderr, "usage: %s BUNDLE \"PROMPT\" [N]   or   %s BUNDLE --tokens ID,ID,... [N]\n", argv[0], argv[0]);
         return 2;
     }
     int64_t ids[256];
-    size_t len = parse_ids(argv[2], ids, sizeof ids / sizeof ids[0]);
-    if (len == 0) {
-        fprintf(stderr, "prompt_example: TOKENS must be comma-separated token ids, e.g. 5,17,3 (got '%s')\n", argv[2]);
+    size_t len = 0;
+    if (tokens && (len = parse_ids(argv[3], ids, sizeof ids / sizeof ids[0])) == 0) {
+        fprintf(stderr, "prompt_example: --tokens must be comma-separated token ids, e.g. 5,17,3 (got '%s')\n", argv[3]);
         return 2;
     }
-    long n = argc == 4 ? strtol(argv[3], NULL, 10) : 4;
+    const char *text[1] = {argv[2]};
+    long n = argc == first + 1 ? strtol(argv[first], NULL, 10) : 4;
     if (n < 1 || n > 1024) {
-        fprintf(stderr, "prompt_example: N must be 1..1024, got '%s'\n", argv[3]);
+        fprintf(stderr, "prompt_example: N must be 1..1024, got '%s'\n", argv[first]);
         return 2;
     }
     struct sigaction sa;
@@ -91,6 +97,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "prompt_example: %s: %s\n", edgegen_status_name(s), edgegen_last_error());
         return 1;
     }
+    if (!tokens) { /* the ids the library tokenizes the prompt to (edgegen_tokenize), shown */
+        size_t used = 0;
+        s = edgegen_tokenize(bundle, text[0], ids, sizeof ids / sizeof ids[0], &used);
+        if (s != EDGEGEN_OK) {
+            fprintf(stderr, "prompt_example: %s: %s\n", edgegen_status_name(s), edgegen_last_error());
+            edgegen_bundle_free(bundle);
+            return 1;
+        }
+        fprintf(stderr, "prompt ids:");
+        for (size_t i = 0; i < used; ++i) fprintf(stderr, "%s%lld", i ? "," : " ", (long long)ids[i]);
+        fputc('\n', stderr);
+    }
     struct progress prog = {0, 0};
     const char *at = getenv("EDGEGEN_EXAMPLE_INTERRUPT_AT");
     if (at) prog.interrupt_at = strtoull(at, NULL, 10);
@@ -99,8 +117,12 @@ int main(int argc, char **argv) {
     edgegen_sample_params_init(&params);
     params.n = (uint32_t)n;
     params.seed = 0;
-    params.prompt_tokens = ids;
-    params.prompt_len = len;
+    if (tokens) {
+        params.prompt_tokens = ids;
+        params.prompt_len = len;
+    } else {
+        params.prompts = text; /* tokenized by the library */
+    }
     params.prompt_count = 1;
     params.progress = on_progress;
     params.progress_user = &prog;
@@ -127,13 +149,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "prompt_example: %s: %s\n", edgegen_status_name(s), edgegen_last_error());
         rc = 1;
     } else {
-        double lo = out[0], hi = out[0];
+        double lo = out[0], hi = out[0], sum = 0;
         for (size_t i = 0; i < count; ++i) {
             lo = out[i] < lo ? out[i] : lo;
             hi = out[i] > hi ? out[i] : hi;
+            sum += out[i];
         }
-        printf("%ld samples of %zu values, min %.3f max %.3f, %.3f s (%llu network calls)\n", n, count / (size_t)n,
-               lo, hi, stats.total_seconds, (unsigned long long)stats.network_calls);
+        printf("%ld samples of %zu values, min %.3f max %.3f sum %.6f, %.3f s (%llu network calls)\n", n,
+               count / (size_t)n, lo, hi, sum, stats.total_seconds, (unsigned long long)stats.network_calls);
     }
     free(out);
     edgegen_bundle_free(bundle);

@@ -5,12 +5,15 @@
 //   std::vector<float> x = bundle.sample(p);                 // (16, C, H, W)
 //   std::vector<int64_t> ids = {18, 68, 92, 62};              // latent text-to-image / DALL-E
 //   p.prompt(ids).init(image.data(), 1, 1, 32, 32).inpaint(mask.data(), 32, 32);  // ABI 4
+//   const char *text[] = {"a handwritten seven"};  p.prompt_text(text);   // ABI 5: tokenized in C++
+//   std::vector<int64_t> row = bundle.tokenize("a handwritten seven");    // the padded ids
 //
 // Failures throw edgegen::Exception carrying the status and the last-error message.
 // Thread safety is the C API's: a Bundle may be shared between threads (calls serialize).
 #ifndef EDGEGEN_HPP
 #define EDGEGEN_HPP
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -45,6 +48,13 @@ struct SampleParams : edgegen_sample_params {
     prompt_tokens = ids.data();
     prompt_len = ids.size();
     prompt_count = 1;
+    return *this;
+  }
+  // Prompt text (ABI 5): count UTF-8 strings (1 = one for every sample, or n), tokenized by the
+  // library; exclusive with prompt(ids). The array and strings must outlive the sample call.
+  SampleParams &prompt_text(const char *const *texts, uint32_t count = 1) {
+    prompts = texts;
+    prompt_count = count;
     return *this;
   }
   // Image-to-image (ABI 4): count images of c x h x w floats in the data range (1 = one for every
@@ -121,6 +131,18 @@ class Bundle {
     edgegen_stage_info out;
     check(edgegen_bundle_stages(handle_, &out));
     return out;
+  }
+
+  // Prompt text -> the token ids of the bundle's tokenizer (ABI 5), right-padded with the pad id to
+  // the text length; `used` (optional) gets the number of ids before the padding.
+  std::vector<int64_t> tokenize(const std::string &text, size_t *used = nullptr) const {
+    const size_t length = size_t(std::max<int64_t>(stages().prompt_length, 0));
+    std::vector<int64_t> ids(std::max<size_t>(length, 1));  // a model without prompts: UNSUPPORTED, not NULL
+    size_t len = 0;
+    check(edgegen_tokenize(handle_, text.c_str(), ids.data(), ids.size(), &len));
+    ids.resize(length);
+    if (used) *used = len;
+    return ids;
   }
 
   // Token models: the generated codes only (n x image_tokens), without decoding.

@@ -3,14 +3,15 @@
 //   edgegen-run BUNDLE [--sampler ddim] [--steps 50] [--eta 0] [--plan PLAN.json] [--n 16]
 //               [--seed 0] [--label 3] [--guidance W] [--batch-size 64] [--device CPU]
 //               [--backend openvino] [--precision fp32] [--no-verify] [--raw OUT.f32] [--progress]
-//               [--temperature T] [--top-k K] [--top-p P] [--prompt-tokens 5,17,3] [--codes OUT.txt]
-//               [--init-image in.png [--strength 0.6] [--mask mask.png]]
+//               [--temperature T] [--top-k K] [--top-p P] [--prompt "a handwritten seven"]
+//               [--prompt-tokens 5,17,3] [--codes OUT.txt] [--init-image in.png [--strength 0.6] [--mask mask.png]]
 //               --out samples.png
 //   edgegen-run BUNDLE --list-plans        the keys of the plans the bundle stores, one a line
 //
-// Token models (VQ-VAE prior, DALL-E): --label, or --prompt-tokens (ids of the bundle's tokenizer:
-// `edgegen tokenize BUNDLE "a handwritten seven"` prints them); --codes writes the generated codes.
-// Latent text-to-image models take --prompt-tokens too (their text encoder runs natively).
+// Token models (VQ-VAE prior, DALL-E): --label, or --prompt TEXT (tokenized natively with the bundle's
+// tokenizer model, ABI 5), or --prompt-tokens (ids of the bundle's tokenizer: `edgegen tokenize
+// BUNDLE "a handwritten seven"` prints them); --codes writes the generated codes.
+// Latent text-to-image models take --prompt / --prompt-tokens too (their text encoder runs natively).
 // Image-to-image (--init-image, --strength) and inpainting (--mask: white = generate, black = keep)
 // run the bundle's stored edited plans (`edgegen export RUN --plans ddim-50@strength0.6,ddim-50@inpaint`;
 // --list-plans shows them). The PNGs must have the model's size and channels (no resizing).
@@ -42,7 +43,8 @@ const char *USAGE =
     "                   [--label K] [--guidance W] [--batch-size B] [--device CPU|GPU|NPU|AUTO]\n"
     "                   [--backend openvino|tensorrt|aoti] [--precision fp32|fp16|int8] [--threads T]\n"
     "                   [--no-verify] [--raw OUT.f32] [--progress]\n"
-    "                   [--temperature T] [--top-k K] [--top-p P] [--prompt-tokens ID,ID,...] [--codes OUT.txt]\n"
+    "                   [--temperature T] [--top-k K] [--top-p P] [--prompt TEXT | --prompt-tokens ID,ID,...]\n"
+    "                   [--codes OUT.txt]\n"
     "                   [--init-image IN.png [--strength S] [--mask MASK.png]]\n"
     "                   --out samples.png\n"
     "       edgegen-run BUNDLE --list-plans\n";
@@ -156,6 +158,8 @@ int run(int argc, char **argv) {
   bool verify = true, list_plans = false;
   int threads = 0;
   std::vector<int64_t> prompt;
+  std::string prompt_text;
+  bool has_prompt_text = false;
   std::string codes_file, init_image_file, mask_file;
   ProgressLine progress;
   progress.show = isatty(STDERR_FILENO) != 0;
@@ -202,6 +206,10 @@ int run(int argc, char **argv) {
       else if (a == "--init-image") init_image_file = v;
       else if (a == "--mask") mask_file = v;
       else if (a == "--strength") sp.strength = parse_double(a, v);
+      else if (a == "--prompt") {
+        prompt_text = v;
+        has_prompt_text = true;
+      }
       else if (a == "--prompt-tokens") {
         std::stringstream ids(v);
         std::string id;
@@ -216,6 +224,7 @@ int run(int argc, char **argv) {
     }
   }
   if (bundle_path.empty()) throw UsageError{"missing BUNDLE (see --help)"};
+  if (has_prompt_text && !prompt.empty()) throw UsageError{"give --prompt or --prompt-tokens, not both"};
   if (list_plans) {
     edgegen_load_params lp;
     edgegen_load_params_init(&lp);
@@ -251,6 +260,8 @@ int run(int argc, char **argv) {
     sp.prompt_tokens = prompt.data();
     sp.prompt_len = prompt.size();
   }
+  const char *prompt_texts[1] = {prompt_text.c_str()};
+  if (has_prompt_text) sp.prompts = prompt_texts;  // one prompt for all samples (prompt_count 1)
   std::vector<float> init_image, mask;
   if (init_image_file.empty() && (!mask_file.empty() || !std::isnan(sp.strength)))
     throw UsageError{"--mask and --strength need --init-image"};
