@@ -88,6 +88,7 @@ struct Bundle {
   std::unique_ptr<Network> image_net;     // the image encoder stage (latent models: image-to-image)
   std::unique_ptr<EncoderStage> image_encoder;
   bool takes_image = false;         // image-to-image and inpainting apply (DDPM-process plan models)
+  std::string text_device, denoiser_device, decoder_device;  // each stage's device (ABI 5; "" = no such stage)
   std::vector<int64_t> plan_shape;  // the plan's sample shape: the generator's latent_shape, else data.shape
   std::mutex mu;  // serializes samples on this bundle (the compiled-model cache is shared)
   std::atomic<uint64_t> cancels{0};  // edgegen_cancel increments; a sample stops when it moved
@@ -172,6 +173,19 @@ std::unique_ptr<Network> make_network(const Manifest &m, const std::string &role
 #endif
   }
   fail(EDGEGEN_ERR_UNSUPPORTED, "unknown backend '" + o.backend + "' (choose " + edgegen_backends() + ")");
+}
+
+// A stage's network on the stage's own device (ABI 5: edgegen_load_params.*_device, NULL = device);
+// an unsupported device (or precision, format) names the stage.
+std::unique_ptr<Network> make_stage_network(const Manifest &m, const std::string &role, LoadOptions o, const char *stage,
+                                            const std::string &device) {
+  o.device = device;
+  try {
+    return make_network(m, role, o);
+  } catch (const Error &e) {
+    if (e.status() != EDGEGEN_ERR_UNSUPPORTED) throw;
+    fail(EDGEGEN_ERR_UNSUPPORTED, std::string("the ") + stage + " stage on device '" + device + "': " + e.what());
+  }
 }
 
 // Token sampling settings: the caller's, else the bundle's defaults (TokenGenerator.token_sampling).
@@ -326,6 +340,9 @@ edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *
     o.max_batch = p.max_batch;
     if (p.num_threads < 0) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "num_threads must be >= 0 (0 = the runtime's default)");
     o.threads = p.num_threads;
+    auto stage_device = [&](const char *d) { return std::string(d ? d : o.device.c_str()); };
+    const std::string text_device = stage_device(p.text_encoder_device), gen_device = stage_device(p.denoiser_device),
+                      dec_device = stage_device(p.decoder_device);
     const Manifest &m = b->manifest;
     check_code_trust(m, m.sampling_role, o.backend, o.precision, p.trust_code != 0);  // SECURITY.md
     const std::string kind = m.sampling.value("kind", std::string());
@@ -336,9 +353,11 @@ edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *
     const bool prompt_ids = b->condition->prompt_length() > 0 && !b->condition->has_encoder();  // the token loop's
     if (b->tokens != prompt_ids)
       fail(EDGEGEN_ERR_UNSUPPORTED, "condition '" + b->condition->kind() + "' cannot start a " + kind + " generator");
-    b->network = make_network(m, m.sampling_role, o);
+    b->network = make_stage_network(m, m.sampling_role, o, "denoiser", gen_device);
+    b->denoiser_device = gen_device;
     if (b->tokens) {
       b->steps = std::make_unique<StepRunner>(m.role(m.sampling_role), *b->network, m.sampling.value("cache", json::object()));
+      b->steps->use_static_kv(m, [&](const std::string &r) { return make_network(m, r, o); });  // static_kv bundles
     } else {
       b->runner = std::make_unique<RoleRunner>(m.role(m.sampling_role), *b->network);
       b->plan_shape = m.sampling.contains("latent_shape") ? m.sampling["latent_shape"].get<std::vector<int64_t>>()
@@ -347,7 +366,8 @@ edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *
     if (!m.decoder.is_null()) {
       const std::string role = m.decoder.at("role").get<std::string>();
       check_code_trust(m, role, o.backend, o.precision, p.trust_code != 0);
-      b->decoder_net = make_network(m, role, o);
+      b->decoder_net = make_stage_network(m, role, o, "decoder", dec_device);
+      b->decoder_device = dec_device;
       b->decoder = std::make_unique<DecoderStage>(m, *b->decoder_net);
       const int64_t per = b->tokens ? m.sampling.value("image_tokens", int64_t{0}) : 0;
       if (b->tokens && (!b->decoder->takes_codes() || int64_t(b->decoder->in_elems()) != per))
@@ -357,7 +377,8 @@ edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *
       const std::string role = b->condition->encoder().at("role").get<std::string>();
       if (b->tokens) fail(EDGEGEN_ERR_UNSUPPORTED, "a token model with a text encoder is not supported natively");
       check_code_trust(m, role, o.backend, o.precision, p.trust_code != 0);
-      b->text_net = make_network(m, role, o);
+      b->text_net = make_stage_network(m, role, o, "text encoder", text_device);
+      b->text_device = text_device;
       b->text_encoder = std::make_unique<EncoderStage>(m, b->condition->encoder(), *b->text_net);
       if (!b->text_encoder->takes_ids() || int64_t(b->text_encoder->in_elems()) != b->condition->prompt_length())
         fail(EDGEGEN_ERR_MALFORMED, "the text encoder does not take " + std::to_string(b->condition->prompt_length()) +
@@ -374,7 +395,8 @@ edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *
       if (latent && !m.encoder.is_null()) {  // image-to-image on a latent model: images -> latents * scale
         const std::string role = m.encoder.at("role").get<std::string>();
         check_code_trust(m, role, o.backend, o.precision, p.trust_code != 0);
-        b->image_net = make_network(m, role, o);
+        b->image_net = make_stage_network(m, role, o, "image encoder", dec_device);
+        b->decoder_device = dec_device;
         b->image_encoder = std::make_unique<EncoderStage>(m, m.encoder, *b->image_net);
         const size_t sample_elems = size_t(std::accumulate(m.sample_shape.begin(), m.sample_shape.end(), int64_t{1},
                                                            std::multiplies<int64_t>()));
@@ -444,6 +466,9 @@ edgegen_status edgegen_bundle_stages(edgegen_bundle *h, edgegen_stage_info *out)
     info.has_text_encoder = b->text_encoder ? 1 : 0;
     info.takes_image = b->takes_image ? 1 : 0;
     info.has_image_encoder = b->image_encoder ? 1 : 0;
+    copy_str(info.text_encoder_device, sizeof(info.text_encoder_device), b->text_device);
+    copy_str(info.denoiser_device, sizeof(info.denoiser_device), b->denoiser_device);
+    copy_str(info.decoder_device, sizeof(info.decoder_device), b->decoder_device);
     info.has_tokenizer = b->condition->has_tokenizer() ? 1 : 0;  // ABI 5
     if (b->text_encoder) {
       info.prompt_length = b->condition->prompt_length();
@@ -500,6 +525,7 @@ void sample_tokens(Bundle &b, const edgegen_sample_params &p, Progress &progress
                                        "plan_json do not apply)");
   if (p.init_image || p.mask || !std::isnan(p.strength))
     fail(EDGEGEN_ERR_INVALID_ARGUMENT, "image-to-image and inpainting need a diffusion model (this one samples tokens)");
+  if (p.preview) fail(EDGEGEN_ERR_UNSUPPORTED, "no preview for token models (a preview shows a diffusion plan's x0 prediction)");
   TokenRequest req{};
   req.image_tokens = m.sampling.at("image_tokens").get<int64_t>();
   req.code_offset = m.sampling.value("code_offset", int64_t{0});
@@ -716,6 +742,35 @@ void paste_unmasked(const Bundle &b, const ImageInputs &img, uint32_t n, float *
   }
 }
 
+// The preview hook (ABI 5): the batch's x0 prediction (the plan's "preview" register), decoded by the
+// decoder stage when the bundle has one (x0 / scale, like the final decode), to the caller's callback.
+void set_preview(Bundle &b, const edgegen_sample_params &p, const Plan &plan, RunRequest &req, std::vector<float> &shown,
+                 edgegen_stats &st) {
+  const std::vector<int64_t> &dims = b.decoder ? b.manifest.sample_shape : plan.shapes[plan.preview];
+  // c x h x w: rank 3 as is; rank 2 (h, w) with c = 1; rank 1 (d) as d x 1 x 1; leading dims fold into c
+  uint32_t chw[3] = {1, 1, 1};
+  const size_t r = dims.size();
+  if (r == 1) chw[0] = uint32_t(dims[0]);
+  if (r >= 2) {
+    chw[1] = uint32_t(dims[r - 2]);
+    chw[2] = uint32_t(dims[r - 1]);
+    for (size_t i = 0; i + 2 < r; ++i) chw[0] *= uint32_t(dims[i]);
+  }
+  req.preview_every = p.preview_every == 0 ? 1 : p.preview_every;
+  req.preview = [&b, &p, &shown, &st, chw](uint64_t done, uint64_t total, const float *x0, uint32_t n) {
+    const float *image = x0;
+    if (b.decoder) {
+      if (b.decoder->takes_codes()) fail(EDGEGEN_ERR_MALFORMED, "the plan's output does not match the decoder's input");
+      shown.resize(size_t(n) * b.decoder->out_elems());
+      b.decoder->decode_latents(x0, n, n, shown.data(), st);
+      image = shown.data();
+    }
+    if (p.preview(done, total, image, n, chw[0], chw[1], chw[2], p.preview_user) != 0)
+      fail(EDGEGEN_ERR_CANCELLED, "cancelled by the preview callback after " + std::to_string(done) + " of " +
+                                      std::to_string(total) + " steps");
+  };
+}
+
 // Sets the runner's context table for one call and clears it after (the table lives on the stack).
 struct ContextScope {
   RoleRunner &runner;
@@ -730,6 +785,9 @@ void sample_plan(Bundle &b, const edgegen_sample_params &p, Progress &progress, 
   const ImageInputs img = check_image(b, p);
   Resolved r = resolve(b, p);
   check_plan_inputs(r.plan, img, p);
+  if (p.preview && r.plan.preview < 0)
+    fail(EDGEGEN_ERR_UNSUPPORTED, "this " + r.plan.sampler + " plan names no x0 prediction register: it has no preview "
+                                  "(DDIM and DDPM plans with clip_x0 have one; re-export a bundle stored before previews)");
   const size_t want = size_t(p.n) * (b.decoder ? b.decoder->out_elems() : r.plan.elems[r.plan.output]);
   if (out_count != want)
     fail(EDGEGEN_ERR_INVALID_ARGUMENT, "out_count is " + std::to_string(out_count) + " but " + std::to_string(p.n) +
@@ -746,6 +804,8 @@ void sample_plan(Bundle &b, const edgegen_sample_params &p, Progress &progress, 
   std::vector<std::vector<float>> bufs;
   bufs.reserve(r.plan.inputs.size());
   if (img.image) fill_image_inputs(b, r.plan, img, p.n, r.batch, bufs, req.inputs, st);
+  std::vector<float> shown;  // the decoded preview of one batch
+  if (p.preview) set_preview(b, p, r.plan, req, shown, st);
   progress.check();
   ContextScope scope(*b.runner, table, b.text_encoder ? table.size() / b.text_encoder->out_elems() : 0);
   if (!b.decoder) {

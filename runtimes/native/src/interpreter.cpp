@@ -163,6 +163,13 @@ class BatchRun {
       }
       std::swap(regs_[s.dst], scratch_);
       for (const Op &op : s.ops) apply(op);
+      if (req_.preview && (progress->done + 1) % req_.preview_every == 0) {
+        const std::vector<float> &x0 = regs_[plan_.preview];
+        if (x0.size() != size_t(batch_) * plan_.elems[plan_.preview])
+          fail(EDGEGEN_ERR_MALFORMED, "the plan's preview register '" + plan_.registers[plan_.preview] +
+                                          "' is not written by its steps");
+        req_.preview(progress->done + 1, progress->total, x0.data(), batch_);
+      }
       if (progress) progress->step();
     }
     return regs_[plan_.output];
@@ -263,6 +270,8 @@ void run_plan(const RunRequest &req, RoleRunner &runner, float *out, edgegen_sta
                                        "inpainting) but " + std::to_string(req.inputs.size()) + " were given");
   for (const float *p : req.inputs)
     if (!p) fail(EDGEGEN_ERR_INVALID_ARGUMENT, "a plan input register is NULL");
+  if (req.preview && (plan.preview < 0 || !req.progress || req.preview_every == 0))
+    fail(EDGEGEN_ERR_UNSUPPORTED, "this plan names no x0 prediction register: it has no preview");
   const size_t oe = plan.elems[plan.output];
   if (req.progress) {
     const uint64_t batches = (uint64_t(req.n) + req.batch_size - 1) / req.batch_size;

@@ -4,6 +4,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -71,6 +72,11 @@ struct RunRequest {
   // The plan's input registers (plan.inputs: image-to-image x_init, inpainting mask), in the
   // plan's order, each n * plan.elems[register] floats (sample i at i * elems).
   std::vector<const float *> inputs;
+  // Preview (ABI 5): after every preview_every-th step (progress's count, which it needs), before
+  // that step's progress callback: the batch's plan.preview register (x0, batch * its elems floats).
+  // The caller decodes it and may throw (Error(CANCELLED) to stop). Empty: no preview.
+  std::function<void(uint64_t done, uint64_t total, const float *x0, uint32_t batch)> preview;
+  uint32_t preview_every = 1;
 };
 
 // Checks the plan against the role (shapes, time input); Error(MALFORMED) otherwise.

@@ -13,7 +13,7 @@
 namespace edgegen {
 namespace {
 
-const char *const DEVICES[] = {"CPU", "GPU", "NPU", "AUTO"};
+const char *const DEVICES[] = {"CPU", "GPU", "NPU", "AUTO", "HETERO", "MULTI"};
 
 ov::element::Type element(DType d) {
   switch (d) {
@@ -37,23 +37,53 @@ class OpenVINONetwork : public Network {
     // with a clear message for one the bundle does not have
     const std::string xml = m.file(role, "openvino", o.precision);
     device_ = upper(o.device.empty() ? "CPU" : o.device);
-    const std::string family = device_.substr(0, device_.find_first_of(":."));
-    if (std::find(std::begin(DEVICES), std::end(DEVICES), family) == std::end(DEVICES))
-      fail(EDGEGEN_ERR_UNSUPPORTED, "unknown OpenVINO device '" + device_ + "' (choose CPU, GPU, NPU, AUTO)");
-    if (family != "AUTO") {
-      const auto avail = core_.get_available_devices();
-      if (std::find(avail.begin(), avail.end(), device_.substr(0, device_.find('.'))) == avail.end()) {
-        std::string list;
-        for (const auto &d : avail) list += (list.empty() ? "" : ", ") + d;
-        fail(EDGEGEN_ERR_UNSUPPORTED, "OpenVINO device '" + device_ + "' is not available here (available: " + list + ")");
-      }
-    }
+    check_device();
     // like the Python backend: fp32 models must not silently run in bf16; quantized IRs keep the
     // device's default for their float layers
     if (o.precision == "fp32") config_[ov::hint::inference_precision.name()] = ov::element::f32;
     if (!o.cache_dir.empty()) config_[ov::cache_dir.name()] = o.cache_dir;
     if (o.threads > 0) config_[ov::inference_num_threads.name()] = o.threads;
     model_ = core_.read_model(xml);
+  }
+
+  // CPU, GPU(.k), NPU, or a virtual device over a list (AUTO[:d1,d2], HETERO:d1,d2, MULTI:d1,d2): every
+  // physical device it names must be available here, so a missing one fails at load with one line,
+  // not when the first batch compiles.
+  void check_device() {
+    const size_t colon = device_.find(':');
+    const std::string family = device_.substr(0, std::min(colon, device_.find('.')));
+    if (std::find(std::begin(DEVICES), std::end(DEVICES), family) == std::end(DEVICES))
+      fail(EDGEGEN_ERR_UNSUPPORTED, "unknown OpenVINO device '" + device_ + "' (choose CPU, GPU, NPU, AUTO, HETERO:<devices>, "
+                                    "MULTI:<devices>)");
+    const bool virt = family == "AUTO" || family == "HETERO" || family == "MULTI";
+    std::vector<std::string> named;  // the physical devices to check
+    if (!virt) {
+      named.push_back(device_);
+    } else if (colon != std::string::npos) {
+      std::string list = device_.substr(colon + 1);
+      for (size_t start = 0; start <= list.size();) {
+        size_t end = list.find(',', start);
+        if (end == std::string::npos) end = list.size();
+        std::string d = list.substr(start, end - start);
+        d = d.substr(0, d.find('('));  // MULTI:CPU(4),GPU(2): a request count
+        if (!d.empty()) named.push_back(d);
+        start = end + 1;
+      }
+    }
+    if (family != "AUTO" && virt && named.empty())
+      fail(EDGEGEN_ERR_UNSUPPORTED, "OpenVINO device '" + device_ + "' needs a device list, e.g. " + family + ":CPU");
+    const auto avail = core_.get_available_devices();
+    for (const std::string &d : named) {
+      const std::string base = d.substr(0, d.find('.'));
+      const bool ok = std::any_of(avail.begin(), avail.end(), [&](const std::string &a) {
+        return a == d || a == base || a.rfind(d + ".", 0) == 0;
+      });
+      if (!ok) {
+        std::string have;
+        for (const auto &a : avail) have += (have.empty() ? "" : ", ") + a;
+        fail(EDGEGEN_ERR_UNSUPPORTED, "OpenVINO device '" + d + "' is not available here (available: " + have + ")");
+      }
+    }
   }
 
   void run(const std::vector<HostTensor> &inputs, int64_t batch, float *out, size_t out_elems) override {

@@ -126,6 +126,7 @@ Plan parse_plan(const json &j, const std::vector<int64_t> &sample_shape) {
       p.steps.push_back(std::move(st));
     }
     p.output = ps.read(j.at("output"));
+    if (j.contains("preview") && !j["preview"].is_null()) p.preview = ps.reg(j["preview"], "previews an");
   } catch (const json::exception &e) {
     fail(EDGEGEN_ERR_MALFORMED, std::string("malformed plan: ") + e.what());
   }

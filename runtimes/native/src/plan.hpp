@@ -44,6 +44,7 @@ struct Plan {
   std::vector<Step> steps;
   int output;
   std::vector<int> inputs;  // registers the caller fills before init (image-to-image, inpainting)
+  int preview = -1;         // the register holding x0 after each step's ops (plans.py "preview"); -1: none
 };
 
 // Parse and validate (known ops and registers, shapes agree, no read before write);
