@@ -38,6 +38,14 @@ inline void check(edgegen_status s) {
 
 struct LoadParams : edgegen_load_params {
   LoadParams() { edgegen_load_params_init(this); }
+  // Per-stage devices (ABI 5; nullptr = `device`), e.g. devices("CPU", "GPU", "CPU"). The strings
+  // must outlive the load call.
+  LoadParams &devices(const char *text_encoder, const char *denoiser, const char *decoder) {
+    text_encoder_device = text_encoder;
+    denoiser_device = denoiser;
+    decoder_device = decoder;
+    return *this;
+  }
 };
 
 struct SampleParams : edgegen_sample_params {
@@ -72,6 +80,14 @@ struct SampleParams : edgegen_sample_params {
     mask = m;
     mask_height = h;
     mask_width = w;
+    return *this;
+  }
+  // Preview (ABI 5): fn(done, total, image, n, c, h, w, user) after every `every`-th plan step with
+  // the running batch's x0 prediction, decoded when the bundle has a decoder; non-zero cancels.
+  SampleParams &on_preview(edgegen_preview_fn fn, void *user = nullptr, uint32_t every = 1) {
+    preview = fn;
+    preview_user = user;
+    preview_every = every;
     return *this;
   }
 };
