@@ -5,6 +5,7 @@
 //               [--backend openvino] [--precision fp32] [--no-verify] [--raw OUT.f32] [--progress]
 //               [--temperature T] [--top-k K] [--top-p P] [--prompt "a handwritten seven"]
 //               [--prompt-tokens 5,17,3] [--codes OUT.txt] [--init-image in.png [--strength 0.6] [--mask mask.png]]
+//               [--text-encoder-device D] [--denoiser-device D] [--decoder-device D]
 //               --out samples.png
 //   edgegen-run BUNDLE --list-plans        the keys of the plans the bundle stores, one a line
 //
@@ -15,6 +16,9 @@
 // Image-to-image (--init-image, --strength) and inpainting (--mask: white = generate, black = keep)
 // run the bundle's stored edited plans (`edgegen export RUN --plans ddim-50@strength0.6,ddim-50@inpaint`;
 // --list-plans shows them). The PNGs must have the model's size and channels (no resizing).
+//
+// Per-stage devices (ABI 5): each stage compiles its networks on its own OpenVINO device (default
+// --device); the decoder's also runs the image encoder.
 //
 // Progress: a `step D/T` line on stderr (when stderr is a terminal, or with --progress).
 // Ctrl-C cancels the run through the progress callback (exit code 130).
@@ -46,6 +50,7 @@ const char *USAGE =
     "                   [--temperature T] [--top-k K] [--top-p P] [--prompt TEXT | --prompt-tokens ID,ID,...]\n"
     "                   [--codes OUT.txt]\n"
     "                   [--init-image IN.png [--strength S] [--mask MASK.png]]\n"
+    "                   [--text-encoder-device D] [--denoiser-device D] [--decoder-device D]\n"
     "                   --out samples.png\n"
     "       edgegen-run BUNDLE --list-plans\n";
 
@@ -152,6 +157,7 @@ std::string read_file(const std::string &path) {
 
 int run(int argc, char **argv) {
   std::string bundle_path, out, raw, plan_file, sampler, backend = "openvino", device = "CPU", precision = "fp32";
+  std::string text_device, denoiser_device, decoder_device;  // "" = --device
   edgegen_sample_params sp;
   edgegen_sample_params_init(&sp);
   sp.n = 16;
@@ -194,6 +200,9 @@ int run(int argc, char **argv) {
       else if (a == "--guidance") sp.guidance = parse_double(a, v);
       else if (a == "--batch-size") sp.batch_size = uint32_t(parse_int(a, v, 1, 1 << 20));
       else if (a == "--device") device = v;
+      else if (a == "--text-encoder-device") text_device = v;
+      else if (a == "--denoiser-device") denoiser_device = v;
+      else if (a == "--decoder-device") decoder_device = v;
       else if (a == "--backend") backend = v;
       else if (a == "--precision") precision = v;
       else if (a == "--threads") threads = int(parse_int(a, v, 0, 1024));
@@ -247,6 +256,9 @@ int run(int argc, char **argv) {
   edgegen_load_params_init(&lp);
   lp.backend = backend.c_str();
   lp.device = device.c_str();
+  lp.text_encoder_device = text_device.empty() ? nullptr : text_device.c_str();
+  lp.denoiser_device = denoiser_device.empty() ? nullptr : denoiser_device.c_str();
+  lp.decoder_device = decoder_device.empty() ? nullptr : decoder_device.c_str();
   lp.precision = precision.c_str();
   lp.verify_sha256 = verify ? 1 : 0;
   lp.num_threads = threads;
