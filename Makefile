@@ -161,6 +161,13 @@ bench-frontier: $(STAMP)
 bench-frontier-base: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/frontier.py --preset base --bundle bundles/ddpm-base
 
+# The same on the small LDM (bundles/ldm-small, prompts -> Fashion-MNIST images): the whole prompt -> image
+# pipeline, gated bf16 and int8 of the denoiser, the fast samplers, and the diffusers + onnxruntime and torch
+# loops with CFG (edgegen/profiling/baselines_ldm.py). Writes benchmarks/frontier_ldm.md, .json and .png.
+.PHONY: bench-frontier-ldm
+bench-frontier-ldm: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/frontier_ldm.py
+
 # throughput mode vs latency mode, batch 16, 1 and 2 threads/streams (issue 19; a few minutes)
 .PHONY: bench-throughput
 bench-throughput: $(STAMP)
