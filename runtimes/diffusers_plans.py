@@ -119,10 +119,12 @@ def _x0_ops(x0: Terms, clip: float | None, dst: str = "x0") -> tuple[list[dict],
     return [affine(dst, x0), {"op": "clip", "dst": dst, "lo": -float(clip), "hi": float(clip)}], [(dst, 1.0)]
 
 
-def _preview(clip: float | None) -> str | None:
-    """The x0 register a preview shows (plans.py "preview"): written only when x0 is clipped,
-    else folded into the update."""
-    return None if clip is None else "x0"
+def _x0_step(t: float, ops: list[dict], x0_raw: Terms, clip: float | None) -> dict:
+    """A step; without clipping its ops fold x0 into the update, so previews get ops of their own."""
+    step = _step(t, "x", ops)
+    if clip is None:
+        step["preview_ops"] = [affine("x0", x0_raw)]
+    return step
 
 
 def _clip_op(register: str, clip: float | None) -> list[dict]:
@@ -156,12 +158,13 @@ def compile_ddpm(cfg: ds.SchedulerConfig, n: int) -> Plan:
         a_prev = ab[_index(cfg, ts[i + 1])] if i + 1 < len(ts) else 1.0
         beta = 1 - a / a_prev
         var = beta if cfg["variance_type"] == "fixed_large" else max((1 - a_prev) / (1 - a) * beta, 1e-20)
-        ops, x0 = _x0_ops(_x0_vp(pred, np.sqrt(a), np.sqrt(1 - a)), clip)
+        x0_raw = _x0_vp(pred, np.sqrt(a), np.sqrt(1 - a))
+        ops, x0 = _x0_ops(x0_raw, clip)
         mean = [("x0", np.sqrt(a_prev) * beta / (1 - a)), ("x", np.sqrt(1 - beta) * (1 - a_prev) / (1 - a))]
         ops.append(affine("x", _sub(mean, "x0", x0), np.sqrt(var) if t > 0 else 0.0))
-        steps.append(_step(t, "x", ops))
+        steps.append(_x0_step(t, ops, x0_raw, clip))
     return Plan("ddpm", {"steps": len(ts)}, ["x", "out", "x0"], [affine("x", [], 1.0)], steps, "x",
-                preview=_preview(clip))
+                preview="x0")
 
 
 def compile_ddim(cfg: ds.SchedulerConfig, n: int, eta: float = 0.0) -> Plan:
@@ -185,9 +188,9 @@ def compile_ddim(cfg: ds.SchedulerConfig, n: int, eta: float = 0.0) -> Plan:
         c_dir = np.sqrt(max(1 - a_prev - std ** 2, 0.0))
         update = _sub([("x0", np.sqrt(a_prev))], "x0", x0) + [(r, c_dir * c) for r, c in eps]
         ops.append(affine("x", _merge(update), std))
-        steps.append(_step(t, "x", ops))
+        steps.append(_x0_step(t, ops, x0_raw, clip))
     return Plan("ddim", {"steps": len(ts), "eta": float(eta)}, ["x", "out", "x0"], [affine("x", [], 1.0)], steps, "x",
-                preview=_preview(clip))
+                preview="x0")
 
 
 def lcm_timesteps(cfg: ds.SchedulerConfig, n: int) -> np.ndarray:
@@ -209,16 +212,17 @@ def compile_lcm(cfg: ds.SchedulerConfig, n: int) -> Plan:
         a = ab[_index(cfg, t)]
         u = t * float(cfg["timestep_scaling"])
         c_skip, c_out = 0.25 / (u * u + 0.25), u / np.sqrt(u * u + 0.25)
-        ops, x0 = _x0_ops(_x0_vp(pred, np.sqrt(a), np.sqrt(1 - a)), clip)
+        x0_raw = _x0_vp(pred, np.sqrt(a), np.sqrt(1 - a))
+        ops, x0 = _x0_ops(x0_raw, clip)
         denoised = _sub([("x0", c_out), ("x", c_skip)], "x0", x0)
         if i + 1 < len(ts):
             a_prev = ab[_index(cfg, ts[i + 1])]
             ops.append(affine("x", [(r, np.sqrt(a_prev) * c) for r, c in denoised], np.sqrt(1 - a_prev)))
         else:
             ops.append(affine("x", denoised))
-        steps.append(_step(t, "x", ops))
+        steps.append(_x0_step(t, ops, x0_raw, clip))
     return Plan("lcm", {"steps": len(ts)}, ["x", "out", "x0"], [affine("x", [], 1.0)], steps, "x",
-                preview=_preview(clip))
+                preview="x0")
 
 
 # --- Euler, Euler ancestral, Heun (sigma space) --------------------------------------------------

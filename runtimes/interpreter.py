@@ -93,13 +93,18 @@ def run_batch(plan: Plan, net: Net, shape: tuple[int, ...], labels: np.ndarray, 
         if on_eval is not None:
             on_eval(i, x_in, t_in, y)
         regs[step["dst"]] = guided_eval(net, x_in, t_in, y, guidance, null_label)
+        due = on_preview is not None and (progress.done + 1) % max(1, preview_every) == 0
+        for op in step.get("preview_ops", ()) if due else ():  # x0 for the preview only (plans.py)
+            apply_op(op, regs, noise)
         for op in step["ops"]:
             apply_op(op, regs, noise)
         if progress is not None:
             progress.done += 1
-            if on_preview is not None and progress.done % max(1, preview_every) == 0 and \
-                    on_preview(progress.done, progress.total, regs[plan.preview]) is False:
-                raise Cancelled(f"cancelled by the preview callback after {progress.done} of {progress.total} steps")
+            if due:
+                if plan.preview not in regs:
+                    raise EdgegenError(f"the plan's preview register {plan.preview!r} is not written by its steps")
+                if on_preview(progress.done, progress.total, regs[plan.preview]) is False:
+                    raise Cancelled(f"cancelled by the preview callback after {progress.done} of {progress.total} steps")
             progress.report()
     return regs[plan.output]
 
@@ -108,7 +113,7 @@ def check_preview(plan: Plan) -> None:
     """A preview shows the register the plan compiler named (plans.py "preview"); none: refused."""
     if not plan.preview:
         raise EdgegenError(f"plan '{plan.key}' names no x0 prediction register: it has no preview "
-                           "(DDIM and DDPM plans with clip_x0 have one; re-export a bundle stored before previews)")
+                           "(DDIM and DDPM plans have one; re-export a bundle stored before previews)")
 
 
 def run_plan(plan: Plan, net: Net, sample_shape: tuple[int, ...], labels: np.ndarray, seed: int,

@@ -47,10 +47,14 @@ Optional fields:
         the sample unless in "shapes"): image-to-image's ``x_init``, inpainting's ``mask``
         (edit_plan below). A runtime refuses a plan whose inputs it was not given.
     "preview": R  the register that holds the sampler's x0 prediction after every step's ops
-        (a DDIM/DDPM plan's clipped ``x0``). Runtimes hand it to a preview callback (decoded when
-        the bundle has a decoder); they never compute x0 themselves, so a plan without "preview"
-        (one that folds x0 into its update, e.g. ``clip_x0=False``, or an SDE/flow plan) has no
-        preview. Plans stored before it existed lack it and sample as before.
+        (a DDIM/DDPM plan's ``x0``). Runtimes hand it to a preview callback (decoded when the
+        bundle has a decoder); they never compute x0 themselves, so a plan without "preview"
+        (an SDE or flow plan) has no preview. Plans stored before it existed lack it and sample
+        as before.
+    a step's "preview_ops": [op, ...]  affine ops without noise (or clips) that write only the
+        preview register; a runtime runs them right after the step's network call, and only at
+        steps where a preview is due, so a plan that folds x0 into its update (``clip_x0=False``)
+        still names it. Runtimes that show no preview ignore them.
     a step with "t": null calls a role that has no time input (role meta has no
         "time_input"), e.g. a GAN generator G(z, y):
         init [affine z <- 1.0 * noise], steps [{"t": null, "src": "z", "dst": "x", "ops": []}], output "x".
@@ -174,6 +178,11 @@ def validate(plan: Plan) -> None:
             raise EdgegenError(f"plan inputs name unknown register {name!r}")
     if plan.preview is not None and plan.preview not in regs:
         raise EdgegenError(f"plan preview names unknown register {plan.preview!r}")
+    for step in plan.steps:
+        for op in step.get("preview_ops", ()):
+            check_op(op)
+            if op.get("dst") != plan.preview or op.get("op") not in ("affine", "clip") or "noise" in op:
+                raise EdgegenError("plan preview_ops must be affine ops without noise (or clips) writing the preview register")
 
 
 def affine(dst: str, terms: list[tuple[str, float]], noise: float = 0.0) -> dict:
@@ -220,9 +229,16 @@ def compile_ddim(ab: np.ndarray, steps: int, eta: float = 0.0, clip_x0: bool = T
             c_x = np.sqrt(a_prev) / np.sqrt(a)
             c_eps = c_dir - np.sqrt(a_prev) * np.sqrt(1 - a) / np.sqrt(a)
             ops = [_affine("x", [("x", c_x), ("eps", c_eps)], sigma)]
-        out.append({"t": float(t), "src": "x", "dst": "eps", "ops": ops})
+        out.append(_with_preview({"t": float(t), "src": "x", "dst": "eps", "ops": ops}, a, clip_x0))
     return Plan("ddim", {"steps": len(ts), "eta": float(eta), "clip_x0": bool(clip_x0)},
-                ["x", "eps", "x0"], [_affine("x", [], 1.0)], out, "x", preview="x0" if clip_x0 else None)
+                ["x", "eps", "x0"], [_affine("x", [], 1.0)], out, "x", preview="x0")
+
+
+def _with_preview(step: dict, a: float, clipped: bool) -> dict:
+    """A DDIM/DDPM step whose ops fold x0 into the update gets ops that compute it for previews only."""
+    if not clipped:
+        step["preview_ops"] = [_affine("x0", [("x", 1 / np.sqrt(a)), ("eps", -np.sqrt(1 - a) / np.sqrt(a))])]
+    return step
 
 
 def compile_ddpm(ab: np.ndarray, steps: int | None = None, clip_x0: bool = True,
@@ -254,9 +270,9 @@ def compile_ddpm(ab: np.ndarray, steps: int | None = None, clip_x0: bool = True,
         else:  # mean = (x - beta / sqrt(1 - ab) eps) / sqrt(alpha)
             ops = [_affine("x", [("x", c0 / np.sqrt(a) + c1), ("eps", -c0 * np.sqrt(1 - a) / np.sqrt(a))],
                            np.sqrt(var))]
-        out.append({"t": float(t), "src": "x", "dst": "eps", "ops": ops})
+        out.append(_with_preview({"t": float(t), "src": "x", "dst": "eps", "ops": ops}, a, clip_x0))
     return Plan("ddpm", {"steps": len(ts), "clip_x0": bool(clip_x0), "variance": variance},
-                ["x", "eps", "x0"], [_affine("x", [], 1.0)], out, "x", preview="x0" if clip_x0 else None)
+                ["x", "eps", "x0"], [_affine("x", [], 1.0)], out, "x", preview="x0")
 
 
 def compile_gan(latent_dim: int) -> Plan:

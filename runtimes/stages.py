@@ -11,6 +11,7 @@ here plus its entry in CONDITIONS or GENERATORS (ARCHITECTURE.md).
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -159,6 +160,12 @@ def make_condition(manifest: Manifest, backend_factory=None) -> LabelCondition:
 
 
 # -- generators ----------------------------------------------------------------------------
+def _without_preview(plan: dict) -> dict:
+    """A plan's JSON as a bundle stored it before previews (plans.py "preview", "preview_ops")."""
+    steps = [{k: v for k, v in st.items() if k != "preview_ops"} for st in plan["steps"]]
+    return json.loads(json.dumps({**{k: v for k, v in plan.items() if k != "preview"}, "steps": steps}))
+
+
 class PlanGenerator:
     """A sampler plan over the generator role, run by the backend's executor (executors.py)."""
     options = ("sampler", "steps", "guidance", "on_eval")  # plus the chosen sampler's own options
@@ -185,10 +192,9 @@ class PlanGenerator:
         stored = self.manifest.data.get("plans", {}).get(plan_key(plan.sampler, plan.params))
         if not stored:
             return plan
-        kept = Plan.from_json(stored)
-        if kept.preview is None and plan.preview in kept.registers:  # stored before previews: the compiler names x0
-            kept.preview = plan.preview
-        return kept
+        if "preview" not in stored and plan.preview and _without_preview(plan.to_json()) == stored:
+            return plan  # stored before previews: the same plan, plus the compiler's x0 register
+        return Plan.from_json(stored)
 
     def describe(self, sampler=None, steps=None, guidance=None, on_eval=None, **options) -> str:
         return self.plan(sampler, steps, **options).key

@@ -162,8 +162,11 @@ class BatchRun {
         for (size_t i = 0; i < dst.size(); ++i) dst[i] = e_u[i] + w * (e_c[i] - e_u[i]);
       }
       std::swap(regs_[s.dst], scratch_);
+      const bool due = req_.preview && (progress->done + 1) % req_.preview_every == 0;
+      if (due)
+        for (const Op &op : s.preview_ops) apply(op);  // x0 for the preview only (plans.py "preview_ops")
       for (const Op &op : s.ops) apply(op);
-      if (req_.preview && (progress->done + 1) % req_.preview_every == 0) {
+      if (due) {
         const std::vector<float> &x0 = regs_[plan_.preview];
         if (x0.size() != size_t(batch_) * plan_.elems[plan_.preview])
           fail(EDGEGEN_ERR_MALFORMED, "the plan's preview register '" + plan_.registers[plan_.preview] +

@@ -114,6 +114,7 @@ Plan parse_plan(const json &j, const std::vector<int64_t> &sample_shape) {
         ps.written[r] = true;
         p.inputs.push_back(r);
       }
+    if (j.contains("preview") && !j["preview"].is_null()) p.preview = ps.reg(j["preview"], "previews an");
     for (const auto &o : j.at("init")) p.init.push_back(ps.op(o));
     for (const auto &s : j.at("steps")) {
       Step st;
@@ -122,11 +123,20 @@ Plan parse_plan(const json &j, const std::vector<int64_t> &sample_shape) {
       st.src = ps.read(s.at("src"));
       st.dst = ps.reg(s.at("dst"), "writes");
       ps.written[st.dst] = true;
+      if (s.contains("preview_ops")) {  // before ops: they read the registers as the network call left them
+        const bool was = p.preview >= 0 && ps.written[p.preview];  // they run only when a preview is due
+        for (const auto &o : s.at("preview_ops")) {
+          Op op = ps.op(o);
+          if (op.dst != p.preview || (op.kind != Op::AFFINE && op.kind != Op::CLIP) || op.has_noise)
+            fail(EDGEGEN_ERR_MALFORMED, "plan preview_ops must be affine ops without noise (or clips) writing the preview register");
+          st.preview_ops.push_back(std::move(op));
+        }
+        if (p.preview >= 0) ps.written[p.preview] = was;
+      }
       for (const auto &o : s.at("ops")) st.ops.push_back(ps.op(o));
       p.steps.push_back(std::move(st));
     }
     p.output = ps.read(j.at("output"));
-    if (j.contains("preview") && !j["preview"].is_null()) p.preview = ps.reg(j["preview"], "previews an");
   } catch (const json::exception &e) {
     fail(EDGEGEN_ERR_MALFORMED, std::string("malformed plan: ") + e.what());
   }

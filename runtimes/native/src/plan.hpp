@@ -32,6 +32,7 @@ struct Step {
   std::optional<float> t;  // nullopt: the role has no time input (GAN generator)
   int src, dst;
   std::vector<Op> ops;
+  std::vector<Op> preview_ops;  // run after the network call only when a preview is due (plans.py)
 };
 
 struct Plan {
