@@ -90,6 +90,7 @@ class Stats(ctypes.Structure):  # mirrors edgegen_stats
                 ("network_calls", ctypes.c_uint64)]
 
 
+STAGE_DEVICES = ("text_encoder_device", "denoiser_device", "decoder_device")  # NativeBackend options (ABI 5)
 STRUCTS = {"edgegen_load_params": LoadParams, "edgegen_sample_params": SampleParams, "edgegen_stats": Stats,
            "edgegen_stage_info": StageInfo}
 I64P = ctypes.POINTER(ctypes.c_int64)
@@ -169,6 +170,8 @@ class NativeBackend(Backend):
 
     def __init__(self, manifest, role, precision="fp32", device: str = "CPU", engine: str = "openvino",
                  cache_dir: Optional[str] = None, threads: int = 0, **opts):
+        # ABI 5: per-stage devices (None = device): the text encoder, the generator, the decoder/image encoder
+        self._stage_devices = tuple(opts.pop(k, None) for k in STAGE_DEVICES)
         super().__init__(manifest, role, precision, **opts)
         lib = _load()
         self._lib, self._handle = lib, None
@@ -197,6 +200,9 @@ class NativeBackend(Backend):
         lp.verify_sha256 = 0  # open_manifest already checked every sha256 of this bundle
         lp.num_threads = int(threads)  # OpenVINO INFERENCE_NUM_THREADS, like the openvino backend's option
         lp.trust_code = int(bool(opts.get("trust_code")))  # code-bearing formats (SECURITY.md)
+        devices = [None if d is None else str(d).encode() for d in self._stage_devices]
+        self._keep += [d for d in devices if d]
+        lp.text_encoder_device, lp.denoiser_device, lp.decoder_device = devices
         handle = ctypes.c_void_p()
         _check(lib.edgegen_bundle_load(str(self.manifest.root).encode(), ctypes.byref(lp), ctypes.byref(handle)))
         self._handle = handle
@@ -287,11 +293,12 @@ class NativeBackend(Backend):
                                        strength, options)
         if options.get("on_eval") is not None:
             raise EdgegenError(f"backend '{self.name}' runs whole plans: it cannot show each network call")
-        opts = {k: v for k, v in options.items() if k not in ("on_eval", "guidance")}
+        opts = {k: v for k, v in options.items() if k not in ("on_eval", "guidance", "preview", "preview_every")}
         plan = gen.plan(opts.pop("sampler", None), opts.pop("steps", None), **opts)
         keep: list = []
         sp = self._params(n, seed, batch_size, callback)
         sp.guidance = float(gen.guidance(options.get("guidance")))
+        self._preview_params(sp, options.get("preview"), options.get("preview_every", 1))
         cond = pipe.condition
         if getattr(cond, "needs_encoder", False):  # latent text-to-image: the C++ tokenizer and text encoder
             self._prompt_params(sp, cond, n, labels, prompt, keep)
@@ -335,6 +342,24 @@ class NativeBackend(Backend):
         self.network_seconds += stats["network_seconds"]
         self.network_calls += stats["network_calls"]
         return out.reshape(n, *self.manifest.sample_shape)
+
+    def _preview_params(self, sp: SampleParams, preview, every: int) -> None:
+        """The ABI 5 preview: the library's (decoded) x0 prediction of the running batch, copied out as
+        (n, *sample shape) for ``preview(done, total, images)``; False cancels (after _params)."""
+        if preview is None:
+            return
+        raised, shape = self._raised, tuple(self.manifest.sample_shape)
+
+        def trampoline(done, total, image, n, c, h, w, _user):  # never lets an exception cross into C
+            try:
+                flat = np.ctypeslib.as_array(image, shape=(n * c * h * w,))
+                images = flat.reshape(n, *shape) if flat.size == n * int(np.prod(shape)) else flat.reshape(n, c, h, w)
+                return 1 if preview(int(done), int(total), images.copy()) is False else 0
+            except BaseException as e:  # noqa: BLE001 - re-raised after the call returns
+                raised.append(e)
+                return 1
+        self._preview_fn = PreviewFn(trampoline)  # referenced until the next call
+        sp.preview, sp.preview_every = self._preview_fn, int(every)
 
     def _image_params(self, sp: SampleParams, init_image, mask, keep: list) -> None:
         """init_image (C, H, W) or (k, C, H, W) and mask (H, W) or (1, H, W) into the ABI 4 fields;
