@@ -357,7 +357,7 @@ edgegen_status edgegen_bundle_load(const char *path, const edgegen_load_params *
     b->denoiser_device = gen_device;
     if (b->tokens) {
       b->steps = std::make_unique<StepRunner>(m.role(m.sampling_role), *b->network, m.sampling.value("cache", json::object()));
-      b->steps->use_static_kv(m, [&](const std::string &r) { return make_network(m, r, o); });  // static_kv bundles
+      b->steps->use_static_kv(m, [&](const std::string &r) { return make_stage_network(m, r, o, "denoiser", gen_device); });  // static_kv bundles
     } else {
       b->runner = std::make_unique<RoleRunner>(m.role(m.sampling_role), *b->network);
       b->plan_shape = m.sampling.contains("latent_shape") ? m.sampling["latent_shape"].get<std::vector<int64_t>>()
@@ -787,7 +787,7 @@ void sample_plan(Bundle &b, const edgegen_sample_params &p, Progress &progress, 
   check_plan_inputs(r.plan, img, p);
   if (p.preview && r.plan.preview < 0)
     fail(EDGEGEN_ERR_UNSUPPORTED, "this " + r.plan.sampler + " plan names no x0 prediction register: it has no preview "
-                                  "(DDIM and DDPM plans with clip_x0 have one; re-export a bundle stored before previews)");
+                                  "(DDIM and DDPM plans have one; re-export a bundle stored before previews)");
   const size_t want = size_t(p.n) * (b.decoder ? b.decoder->out_elems() : r.plan.elems[r.plan.output]);
   if (out_count != want)
     fail(EDGEGEN_ERR_INVALID_ARGUMENT, "out_count is " + std::to_string(out_count) + " but " + std::to_string(p.n) +
