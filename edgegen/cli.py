@@ -128,7 +128,15 @@ def _backend_opts(args) -> dict:
         opts["trust_code"] = True
     if getattr(args, "mode", None) and args.mode != "latency":  # onnxruntime, openvino (backends/throughput.py)
         opts.update(mode=args.mode, streams=args.streams)
+    for key in STAGE_DEVICES:  # native: each stage on its own OpenVINO device
+        if getattr(args, key, None):
+            if getattr(args, "backend", None) != "native":
+                raise EdgegenError(f"--{key.replace('_', '-')} needs --backend native (per-stage devices)")
+            opts[key] = getattr(args, key)
     return opts
+
+
+STAGE_DEVICES = ("text_encoder_device", "denoiser_device", "decoder_device")
 
 
 def _open(path, verify: bool = True):
@@ -489,6 +497,10 @@ def build_parser(full_train: bool = True) -> Parser:
     s.add_argument("--streams", type=int, default=0, help="throughput mode's parallel requests (default: one per core)")
     s.add_argument("--device", default=None, help="openvino device (CPU, GPU, NPU, AUTO) or torch device "
                                                    "(cpu, cuda: the whole plan in a CUDA graph)")
+    for stage, what in (("text-encoder", "the text encoder"), ("denoiser", "the generator's network"),
+                        ("decoder", "the decoder and image encoder")):
+        s.add_argument(f"--{stage}-device", default=None, help=f"--backend native: OpenVINO device of {what} "
+                       "(default --device)")
     s.add_argument("--out", default="samples.png", help="PNG grid; the raw array goes next to it as .npy")
     s.add_argument("--trust-code", action="store_true", help="load code-bearing formats (AOTInductor .pt2, "
                    "TensorRT engines) from a bundle this machine did not build (SECURITY.md)")
