@@ -153,11 +153,16 @@ def _check_step(step, where: str) -> None:
     for key in ("src", "dst"):
         if not _is_reg(step[key]):
             bad(f".{key}", f"must be a register name (1-64 characters), got {_short(step[key])}")
-    ops = step["ops"]
+    for name in ("ops", "preview_ops"):  # preview_ops is optional (plans.py "preview")
+        if name in step:
+            _check_ops(step[name], name, bad)
+
+
+def _check_ops(ops, name: str, bad) -> None:
     if not isinstance(ops, list) or len(ops) > 64:
-        bad(".ops", "must be an array of at most 64 ops (limit)")
+        bad(f".{name}", "must be an array of at most 64 ops (limit)")
     for j, op in enumerate(ops):
-        w = f".ops[{j}]"
+        w = f".{name}[{j}]"
         if not isinstance(op, dict) or "op" not in op or "dst" not in op:
             bad(w, "must be an object with 'op' and 'dst'")
         if not isinstance(op["op"], str) or op["op"] not in _OP_FIELDS:  # a list here was a fuzz finding
