@@ -146,7 +146,10 @@ def export_source(run_path: Path):
         role.pop("files", None)
     tok = (data["pipeline"].get("condition") or {}).get("tokenizer")
     files = {"tokenizer": Path(run_path) / tok["file"]} if tok else {}
-    return ExportSource(data, run.modules, files, _real_images(data["data"]))
+    from edgegen.train.static_kv import add_static_kv
+    modules = dict(run.modules)
+    add_static_kv(data, modules)  # token models: the static-shape step roles beside the dynamic one
+    return ExportSource(data, modules, files, _real_images(data["data"]))
 
 
 def _real_images(d: dict):

@@ -24,7 +24,12 @@ def build_role_module(manifest, role: str, trust_code: bool = False) -> torch.nn
     family = get_family(manifest.family)
     cfg = from_dict(type(family.preset(family.PRESETS[0])), manifest.data["training"]["config"])
     trusted = {"trusted": True} if trust_code and "trusted" in inspect.signature(family.build).parameters else {}
-    module = family.build(cfg, **trusted)[role]
+    base = (manifest.role(role).meta or {}).get("static_of")
+    if base:  # a static-shape step role (static_kv.py): the step network's module, wrapped
+        from edgegen.train.static_kv import StaticStep
+        module = StaticStep(family.build(cfg, **trusted)[base])
+    else:
+        module = family.build(cfg, **trusted)[role]
     load_state({role: module}, manifest.file(role, "torch", "fp32"))
     return module
 

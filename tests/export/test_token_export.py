@@ -20,7 +20,8 @@ def test_kv_cache_parity_gate(which, request):
     assert verify["passed"]
     m = open_manifest(bundle)
     step = m.sampling["role"]
-    assert set(verify["results"]) == {step, "decoder", "encoder"}
+    static = m.sampling["static_kv"]  # the static-shape step roles (tests/runtimes/test_static_kv.py)
+    assert set(verify["results"]) == {step, "decoder", "encoder", static["decode"], static["prefill"]}
     for fmt in ("onnx", "openvino"):
         r = verify["results"][step][fmt]["fp32"]
         assert r["decode_steps"] == 20 and r["trajectory_max_abs"] <= 1e-4 and r["single_call_max_abs"] <= 1e-4
