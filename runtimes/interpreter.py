@@ -66,6 +66,8 @@ def run_batch(plan: Plan, net: Net, shape: tuple[int, ...], labels: np.ndarray, 
     ``on_preview``: see PreviewHook (needs ``progress``, whose count it shares)."""
     if on_preview is not None:
         check_preview(plan)
+        if progress is None:
+            raise EdgegenError("a preview needs the run's Progress (its step count)")
     draws = 0
     shapes = plan.shapes or {}
 
