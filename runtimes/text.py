@@ -44,8 +44,9 @@ class TextEncoder:
             raise EdgegenError("the prompt is empty: describe the image, e.g. \"a handwritten seven\"")
         # Spaces are what the pre-tokenizer splits on (Unicode White_Space): str.isspace() also holds
         # for the separators U+001C..U+001F, which the tokenizer would turn into [UNK].
-        unknown = sorted({c for c in self.normalize(prompt)
-                          if c not in self.alphabet and (not c.isspace() or c in SEPARATORS)})
+        surrogates = sorted({c for c in prompt if "\ud800" <= c <= "\udfff"})  # not text (no UTF-8 for them)
+        unknown = surrogates or sorted({c for c in self.normalize(prompt)
+                                        if c not in self.alphabet and (not c.isspace() or c in SEPARATORS)})
         if unknown:
             shown = ", ".join(repr(c) for c in unknown[:10])
             raise EdgegenError(f"the prompt has characters the tokenizer does not know: {shown} "
