@@ -255,7 +255,11 @@ class NativeBackend(Backend):
 
     def tokenize(self, text: str) -> tuple[np.ndarray, int]:
         """edgegen_tokenize: one prompt -> (text_length,) int64 ids right-padded, and the ids before the padding."""
-        length = int(self.manifest.stage("condition")["tokenizer"]["text_length"])
+        tok = self.manifest.stage("condition")["tokenizer"]
+        length = int(tok["text_length"])
+        if _c_text(text) is None:  # not a C string: Python's TextEncoder refuses it in its words
+            from edgegen.runtimes.text import TextEncoder
+            TextEncoder.from_file(self.manifest.root / tok["file"], length).encode(text)
         ids, used = np.empty(length, dtype=np.int64), ctypes.c_size_t()
         _check(self._lib.edgegen_tokenize(self._handle, text.encode("utf-8"), ids.ctypes.data_as(I64P), length,
                                           ctypes.byref(used)))
@@ -267,10 +271,7 @@ class NativeBackend(Backend):
         lone surrogates, not a string) goes to Python's TextEncoder, which refuses it in its words."""
         prompts = cond.prompts(n, labels, prompt)
         if self.has_tokenizer:
-            try:
-                texts = [p.encode("utf-8") for p in prompts if "\x00" not in p]
-            except (AttributeError, TypeError, UnicodeEncodeError):
-                texts = []
+            texts = [t for t in map(_c_text, prompts) if t is not None]
             if len(texts) == n:
                 arr = (ctypes.c_char_p * n)(*texts)
                 keep.append(arr)
@@ -486,6 +487,16 @@ class NativeBackend(Backend):
 
     def __del__(self):
         self.close()
+
+
+def _c_text(prompt) -> Optional[bytes]:
+    """A prompt as a C string (UTF-8), None when it cannot be one (not a str, a NUL, a lone surrogate)."""
+    if not isinstance(prompt, str) or "\x00" in prompt:
+        return None
+    try:
+        return prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
 
 
 def _dims(shape) -> str:
