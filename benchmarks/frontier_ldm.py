@@ -24,8 +24,9 @@ scored on their own samples (diffusers' DDIM steps to t - T // N, not to edgegen
 Latency: one thread everywhere, the prompts of the quality run, median of a few runs after a
 warm-up, per sample. Budget: FID within 10% and prompt accuracy within 1 point of fp32 DDIM-50.
 Verdict per batch from frontier.py's table()/verdict(); then the fastest edgegen configuration, the
-diffusers DDIM-50 loop, the best peer within budget and edgegen's fp32 DDIM-50 are timed again
-interleaved (the figures to quote on a loaded machine).
+diffusers DDIM-50 loop and the best peer within budget are timed again interleaved (the figures to
+quote on a loaded machine). Other backends and precisions than ONNX Runtime fp32 are timed and scored on
+reduced_plans() only (the candidates for the fastest configuration within budget), for time.
 """
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ QUALITY = [("openvino", "bf16"), ("onnxruntime", "int8")]  # + ("onnxruntime", "
 # OpenVINO int8 (NNCF) left out: 1.3x over fp32 at batch 16 on this denoiser (docs/notes/issue-15-demo-int8.md),
 # below the bf16 hint's, and its calibration and scoring would not fit the run's time
 INT8_FORMATS = ("onnx",)
-PEERS = [("diffusers-ort", "ddim", 50), ("torch-eager", "ddim", 50),
-         ("diffusers-ort", "dpmpp_2m", 10), ("diffusers-ort", "dpmpp_2m", 5)]
+PEERS = [("diffusers-ort", "ddim", 50), ("diffusers-ort", "dpmpp_2m", 10), ("diffusers-ort", "dpmpp_2m", 5)]
+# PyTorch eager (baselines_ldm.torch_eager, edgegen's DDIM on the torch weights) is in --smoke and --torch:
+# on this loaded machine its DDIM-50 rows would not fit the run
 BATCHES = (1, 16)
 REPEATS = {1: 3, 16: 2}
 ROUNDS = {1: 5, 16: 3}  # head-to-head
@@ -62,7 +64,6 @@ N, BATCH_Q, SEED = 500, 100, 0
 REF = "ddim-50"
 STEM = "frontier_ldm"
 MAX_REDUCED_STEPS = 10  # reduced_plans
-FAST_ONLY = {("ddim", 20), ("ddim", 10)}  # outside the budget at fp32 (fast_samplers_ldm): timed on ORT fp32 only
 SAME = 1e-3  # a peer whose images are within this of edgegen's fp32 ones shares their quality
 SKIP_PEER_QUALITY = {("ddim", 50)}  # the diffusers DDIM-50 loop is not scored (time): see render()
 WORK = Path("/tmp/edgegen-frontier-ldm")
@@ -113,36 +114,39 @@ def quality_row(ev, images: np.ndarray, labels: np.ndarray, seconds: float) -> d
 
 
 def reduced_plans(rows: dict) -> list[tuple[str, int]]:
-    """The plans scored at a reduced precision: those within budget at fp32 with at most MAX_REDUCED_STEPS
-    steps (the candidates for the fastest configuration within budget; all plans without fp32 rows)."""
+    """The plans scored and timed at a reduced precision or on another backend than ORT fp32: those within
+    budget at fp32 with at most MAX_REDUCED_STEPS steps (the candidates for the fastest configuration within
+    budget: a plan over budget at fp32, or slower than one within, cannot be it), fewest steps first; every
+    plan without fp32 rows."""
     ref = rows.get(f"q/onnxruntime/fp32/{REF}")
     if ref is None:
         return list(PLANS)
-    return [(s, k) for s, k in PLANS if k <= MAX_REDUCED_STEPS and (q := rows.get(f"q/onnxruntime/fp32/{s}-{k}"))
-            and Budget().within(q, ref)]
+    return sorted([(s, k) for s, k in PLANS if k <= MAX_REDUCED_STEPS and (q := rows.get(f"q/onnxruntime/fp32/{s}-{k}"))
+                   and Budget().within(q, ref)], key=lambda p: p[1])
 
 
 # -- measuring ------------------------------------------------------------------------------------
 def quality(m, raw, ev) -> None:
     from edgegen.runtimes.api import Pipeline
     labels, ps = prompts(m, N)
-    for backend, precision in fr.QUALITY:
-        pipe = None
-        for sampler, steps in (PLANS if precision == "fp32" else reduced_plans(raw.data["rows"])):
-            key = f"q/{backend}/{precision}/{sampler}-{steps}"
-            if raw.has(key):
-                continue
-            pipe = pipe or Pipeline(m, backend, precision, threads=1)
-            t0 = time.perf_counter()
-            images = pipe.sample(N, seed=SEED, batch_size=BATCH_Q, prompt=ps, **plan_options(sampler, steps))
-            raw.put(key, quality_row(ev, images, labels, time.perf_counter() - t0))
+    pipes: dict = {}
+    todo = [(b, p, s, k) for b, p in fr.QUALITY if p == "fp32" for s, k in PLANS]
+    todo += [(b, p, s, k) for s, k in reduced_plans(raw.data["rows"]) for b, p in fr.QUALITY if p != "fp32"]
+    for backend, precision, sampler, steps in todo:  # the fastest candidates first: a run cut short still answers
+        key = f"q/{backend}/{precision}/{sampler}-{steps}"
+        if raw.has(key):
+            continue
+        pipe = pipes.get((backend, precision)) or pipes.setdefault((backend, precision),
+                                                                    Pipeline(m, backend, precision, threads=1))
+        t0 = time.perf_counter()
+        images = pipe.sample(N, seed=SEED, batch_size=BATCH_Q, prompt=ps, **plan_options(sampler, steps))
+        raw.put(key, quality_row(ev, images, labels, time.perf_counter() - t0))
 
 
-def peer_quality(m, raw, ev) -> None:
-    """The diffusers loops scored on their own images, unless their timed images equal edgegen's fp32 ones
-    of the same plan (max abs below SAME; the torch loop computes edgegen's DDIM): then they share its row."""
-    from edgegen.profiling import baselines
-    labels, ps = prompts(m, N)
+def shared_peer_quality(raw) -> None:
+    """A peer whose timed images are within SAME of edgegen's fp32 ones of the same plan at every batch
+    shares that plan's fp32 quality row (diffusers' DPM-Solver++ is what edgegen's dpmpp_2m compiles;
+    the torch loop computes edgegen's DDIM and gets its row in frontier.table)."""
     rows = merged(WORK)["rows"]
     for kind, sampler, steps in PEERS:
         key = f"q/peer/{kind}/{sampler}-{steps}"
@@ -153,8 +157,17 @@ def peer_quality(m, raw, ev) -> None:
         if fp32 and all(d is not None and d < SAME for d in diffs):
             raw.put(key, {"fid": fp32["fid"], "accuracy": fp32["accuracy"], "max_abs_vs_ort_fp32_host": max(diffs),
                           "shared_from": f"onnxruntime fp32 {sampler}-{steps}"})
-            continue
-        if (sampler, steps) in SKIP_PEER_QUALITY:
+
+
+def peer_quality(m, raw, ev) -> None:
+    """The diffusers loops scored on their own images, unless they share edgegen's row (shared_peer_quality)
+    or are in SKIP_PEER_QUALITY."""
+    from edgegen.profiling import baselines
+    labels, ps = prompts(m, N)
+    shared_peer_quality(raw)
+    for kind, sampler, steps in PEERS:
+        key = f"q/peer/{kind}/{sampler}-{steps}"
+        if kind != "diffusers-ort" or raw.has(key) or (sampler, steps) in SKIP_PEER_QUALITY:
             continue
         t0 = time.perf_counter()
         job = {"kind": kind, "bundle": str(m.root), "precision": "fp32", "batch": N, "sampler": sampler,
@@ -183,9 +196,8 @@ def latency(m, raw, cache: dict) -> None:
     from edgegen.runtimes.api import Pipeline
     for backend, precision in fr.HOST:
         pipe = None
-        for sampler, steps in PLANS:
-            if (sampler, steps) in FAST_ONLY and (backend, precision) != ("onnxruntime", "fp32"):
-                continue
+        plans = PLANS if (backend, precision) == ("onnxruntime", "fp32") else reduced_plans(raw.data["rows"])
+        for sampler, steps in plans:
             for batch in BATCHES:
                 key = f"t/{backend}/{precision}/host/{sampler}-{steps}/b{batch}"
                 if raw.has(key):
@@ -232,8 +244,8 @@ def peer_latency(m, raw, cache: dict) -> None:
 
 
 def head_to_head(m, raw, rows: dict) -> None:
-    """The fastest edgegen configuration within budget, edgegen's fp32 DDIM-50, the diffusers DDIM-50
-    loop and the best peer within budget, timed again interleaved (one run of each per round)."""
+    """The fastest edgegen configuration within budget, the diffusers DDIM-50 loop and the best peer within
+    budget, timed again interleaved (one run of each per round), as frontier.py's head_to_head."""
     from edgegen.profiling import baselines
     from edgegen.runtimes.api import Pipeline
     entries = fr.table(rows)
@@ -241,9 +253,8 @@ def head_to_head(m, raw, rows: dict) -> None:
         key = f"h/b{batch}"
         if raw.has(key) or v["best"] is None:
             continue
-        ref = next((e for e in entries if e["batch"] == batch and e["name"] == f"onnxruntime fp32 host {REF}"), None)
         runs = {}
-        for e in (v["best"], ref, v["diffusers_ddim50"], v["best_peer"]):
+        for e in (v["best"], v["diffusers_ddim50"], v["best_peer"]):
             if e is None or e["name"] in runs:
                 continue
             words = e["name"].split()
@@ -382,9 +393,12 @@ def main(argv=None) -> int:
     p.add_argument("--phase", default="all", help="comma list of latency, peers, quality, head-to-head "
                    "(default all, in that order; a second process may run quality beside the timing)")
     p.add_argument("--no-int8", action="store_true", help="leave int8 out (no calibration)")
+    p.add_argument("--torch", action="store_true", help="add the PyTorch eager DDIM-50 loop to the peers")
     p.add_argument("--smoke", action="store_true", help="a minute of everything on tiny settings, written under --work only")
     a = p.parse_args(argv)
     out_dir = HERE
+    if a.torch:
+        PEERS = PEERS + [("torch-eager", "ddim", 50)]
     if a.no_int8 or a.smoke:
         HOST, QUALITY = [c for c in HOST if c[1] != "int8"], [c for c in QUALITY if c[1] != "int8"]
     if a.smoke:
@@ -431,6 +445,7 @@ def main(argv=None) -> int:
             quality(m, raw, ev)
             peer_quality(m, raw, ev)
         if "head-to-head" in phases:
+            shared_peer_quality(raw)
             head_to_head(m, raw, merged(a.work)["rows"])
         raw.data["seconds"] = raw.data.get("seconds", 0) + time.time() - started
         raw.put("_done", {"phases": phases})

@@ -73,7 +73,7 @@ class _Setup:
         self.x_T = rng.gaussian(job["seed"], (b, *gen["latent_shape"]), draw=0)
         self.ts = respaced_timesteps(sch["T"], job["steps"])
         defaults = gen.get("defaults", {})
-        self.guidance = float(job.get("guidance") or defaults.get("guidance", 1.0))
+        self.guidance = float(defaults.get("guidance", 1.0) if job.get("guidance") is None else job["guidance"])
         self.clip_x0 = bool(defaults.get("clip_x0", False))
         self.scale = float(m.stage("decoder").get("scale", 1.0))
         self.roles = {"text": cond["encoder"]["role"], "denoiser": gen["role"], "decoder": m.stage("decoder")["role"]}
