@@ -60,10 +60,12 @@ PEERS = [("diffusers-ort", "ddim", 50), ("diffusers-ort", "dpmpp_2m", 10), ("dif
 BATCHES = (1, 16)
 REPEATS = {1: 3, 16: 2}
 ROUNDS = {1: 5, 16: 3}  # head-to-head
+H2H_EDGEGEN = 3  # edgegen configurations in the head-to-head (the fastest within budget)
 N, BATCH_Q, SEED = 500, 100, 0
 REF = "ddim-50"
 STEM = "frontier_ldm"
 MAX_REDUCED_STEPS = 10  # reduced_plans
+PEER_KINDS = ("diffusers-ort", "torch-eager", "torch-compile")
 SAME = 1e-3  # a peer whose images are within this of edgegen's fp32 ones shares their quality
 SKIP_PEER_QUALITY = {("ddim", 50)}  # the diffusers DDIM-50 loop is not scored (time): see render()
 WORK = Path("/tmp/edgegen-frontier-ldm")
@@ -254,7 +256,11 @@ def head_to_head(m, raw, rows: dict) -> None:
         if raw.has(key) or v["best"] is None:
             continue
         runs = {}
-        for e in (v["best"], v["diffusers_ddim50"], v["best_peer"]):
+        # the H2H_EDGEGEN fastest edgegen configurations within budget: on a loaded machine the single latency
+        # rows that picked v["best"] are noisy, the interleaved rounds decide among the closest
+        close = sorted((e for e in entries if e["batch"] == batch and e["family"] == "edgegen" and e.get("in_budget")),
+                       key=lambda e: e["ms"])[:H2H_EDGEGEN]
+        for e in (*close, v["diffusers_ddim50"], v["best_peer"]):
             if e is None or e["name"] in runs:
                 continue
             words = e["name"].split()
@@ -272,6 +278,18 @@ def head_to_head(m, raw, rows: dict) -> None:
 # -- the report -------------------------------------------------------------------------------------
 def loads(data: dict) -> list[float]:
     return [x for r in data.get("runs", {}).values() for x in (r.get("machine") or {}).get("load_samples", [])] or [0.0]
+
+
+def ratios(rows: dict, v: dict, b: int) -> tuple[float, float]:
+    """(vs the diffusers DDIM-50 loop, vs the best peer within budget) of the fastest edgegen configuration
+    at batch b: from the head-to-head when it ran, else from the single rows (0 where missing)."""
+    h, peer = rows.get(f"h/b{b}"), v[b]["best_peer"]
+    if h:
+        ours = [ms for n, ms in h.items() if n.split()[0] not in PEER_KINDS]
+        base = h.get(f"diffusers-ort {REF}")
+        if ours:
+            return ((base or 0) / min(ours), (h.get(peer["name"], 0) if peer else 0) / min(ours))
+    return v[b]["vs_diffusers_ddim50"] or 0, v[b]["vs_best_peer"] or 0
 
 
 def render(data: dict) -> str:
@@ -314,9 +332,17 @@ def render(data: dict) -> str:
         h = rows.get(f"h/b{b}")
         if h:
             base = h.get(f"diffusers-ort {REF}")
-            lines.append(f"- **batch {b}, timed again interleaved** ({ROUNDS[b]} rounds, median): " + "; ".join(
-                f"{n} {ms:.2f} ms" + (f" ({base / ms:.2f}x vs diffusers {REF})" if base else "") for n, ms in h.items()))
-    ok = all((r["vs_diffusers_ddim50"] or 0) >= 10 and (r["vs_best_peer"] or 0) >= 2 for r in v.values())
+            lines.append(f"- batch {b}, timed again interleaved ({ROUNDS[b]} rounds, median ms/sample): " + "; ".join(
+                f"{n} {ms:.2f}" + (f" ({base / ms:.2f}x vs diffusers {REF})" if base else "") for n, ms in h.items()))
+            ours = {n: ms for n, ms in h.items() if n.split()[0] not in PEER_KINDS}
+            peer = v[b]["best_peer"]
+            if ours:
+                name = min(ours, key=ours.get)
+                lines.append(f"  - **batch {b} head-to-head verdict: {name}, {ours[name]:.2f} ms/sample"
+                             + (f", {base / ours[name]:.2f}x faster than the diffusers {REF} + ORT loop" if base else "")
+                             + (f", {h[peer['name']] / ours[name]:.2f}x faster than the best peer within budget "
+                                f"({peer['name']})" if peer and peer["name"] in h else "") + "**")
+    ok = all(ratios(rows, v, b)[0] >= 10 and ratios(rows, v, b)[1] >= 2 for b in BATCHES)
     lines += ["", "Issue 19's targets (set for the base DDPM: 10x over the diffusers DDIM-50 loop and 2x over the best "
               "peer within budget, at batch 1 and 16), applied here too: " + ("reached." if ok else "**not reached** "
                                                                               "(figures above)."), ""]
