@@ -142,8 +142,123 @@ StepRunner::StepRunner(const RoleSpec &role, Network &net, const json &cache) : 
   block_size_ = role.block_size > 0 ? role.block_size : (int64_t(1) << 24);
 }
 
+// -- the static-shape cache -------------------------------------------------------------------
+// One static role: its network and where its inputs and outputs are.
+struct StaticRole {
+  std::unique_ptr<Network> owned;
+  Network *net = nullptr;
+  int tok = -1, cache = -1, pos = -1, logits = -1, kv_new = -1;
+  int64_t seq = 0;
+};
+
+struct StepRunner::Static {
+  StaticRole decode, prefill;  // prefill.net == decode.net when the prompt is one token
+  int64_t capacity = 0, prefill_len = 0;
+  std::vector<int64_t> column;  // one token per sample: a chunk of a chunked prefill
+};
+
+StepRunner::~StepRunner() = default;
+
+namespace {
+
+int index_of(const std::vector<TensorSpec> &ts, const std::string &name, const std::string &role) {
+  for (size_t i = 0; i < ts.size(); ++i)
+    if (ts[i].name == name) return int(i);
+  fail(EDGEGEN_ERR_MALFORMED, "the static step role '" + role + "' has no tensor '" + name + "'");
+}
+
+}  // namespace
+
+void StepRunner::use_static_kv(const Manifest &m, const OpenNetwork &open) {
+  if (!m.sampling.contains("static_kv")) return;  // bundles exported before issue 17's static cache
+  auto st = std::make_unique<Static>();
+  std::string names[2];
+  try {
+    const json &info = m.sampling.at("static_kv");
+    names[0] = info.at("decode").get<std::string>();
+    names[1] = info.at("prefill").get<std::string>();
+    st->capacity = info.at("capacity").get<int64_t>();
+    st->prefill_len = info.at("prefill_len").get<int64_t>();
+    const std::string cache_in = info.at("cache_input"), pos_in = info.at("position_input"), new_out = info.at("new_output");
+    for (int k = 0; k < 2; ++k) {
+      StaticRole &r = k == 0 ? st->decode : st->prefill;
+      const RoleSpec &spec = m.role(names[k]);
+      r.tok = index_of(spec.inputs, spec.token_input.empty() ? "tokens" : spec.token_input, names[k]);
+      r.cache = index_of(spec.inputs, cache_in, names[k]);
+      r.pos = index_of(spec.inputs, pos_in, names[k]);
+      r.logits = index_of(spec.outputs, "logits", names[k]);
+      r.kv_new = index_of(spec.outputs, new_out, names[k]);
+      const auto &ts = spec.inputs[r.tok].shape, &cs = spec.inputs[r.cache].shape;
+      const std::vector<int64_t> want_cache{DIM_BATCH, layers_, 2, heads_, st->capacity, head_dim_};
+      if (spec.inputs.size() != 3 || spec.outputs.size() != 2 || ts.size() != 2 || ts[1] <= 0 || cs != want_cache ||
+          spec.inputs[r.tok].dtype != DType::I64 || spec.inputs[r.pos].dtype != DType::I64 ||
+          spec.inputs[r.cache].dtype != DType::F32)
+        fail(EDGEGEN_ERR_MALFORMED, "the static step role '" + names[k] + "' does not match the generator's cache");
+      r.seq = ts[1];
+    }
+  } catch (const json::exception &e) {
+    fail(EDGEGEN_ERR_MALFORMED, std::string("the generator's static_kv entry is malformed: ") + e.what());
+  }
+  if (st->decode.seq != 1 || st->prefill.seq != st->prefill_len || st->capacity != block_size_)
+    fail(EDGEGEN_ERR_MALFORMED, "the static step roles' sequence lengths or capacity do not match static_kv");
+  try {
+    st->decode.owned = open(names[0]);
+    if (names[1] != names[0]) st->prefill.owned = open(names[1]);
+  } catch (const Error &e) {
+    if (e.status() == EDGEGEN_ERR_UNSUPPORTED) return;  // no file in this backend's format: the dynamic step
+    throw;
+  }
+  st->decode.net = st->decode.owned.get();
+  st->prefill.net = names[1] != names[0] ? st->prefill.owned.get() : st->decode.net;
+  static_ = std::move(st);
+}
+
+void StepRunner::call_static(int64_t batch, const int64_t *tokens, int64_t seq, std::vector<float> &past,
+                             int64_t &past_len, std::vector<float> &last, edgegen_stats &stats) {
+  Static &s = *static_;
+  const int64_t rows = batch * layers_ * 2 * heads_;  // (B, L, 2, H) slabs of C x Dh
+  if (past_len == 0) past.assign(size_t(rows * s.capacity * head_dim_), 0.f);  // an empty cache
+  if (past_len + seq > s.capacity)
+    fail(EDGEGEN_ERR_MALFORMED, "the tokens do not fit the static cache of " + std::to_string(s.capacity));
+  auto one = [&](const StaticRole &r, const int64_t *ids, int64_t n) {  // n tokens at slots past_len ..
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t pos = past_len;
+    std::vector<HostTensor> in(3);
+    in[r.tok] = {ids, DType::I64, {batch, n}};
+    in[r.cache] = {past.data(), DType::F32, {batch, layers_, 2, heads_, s.capacity, head_dim_}};
+    in[r.pos] = {&pos, DType::I64, {1}};
+    r.net->run_all(in, batch, outs_);
+    const OutTensor &lg = outs_[r.logits], &kv = outs_[r.kv_new];
+    if (lg.shape != std::vector<int64_t>{batch, n, vocab_} ||
+        kv.shape != std::vector<int64_t>{batch, layers_, 2, heads_, n, head_dim_})
+      fail(EDGEGEN_ERR_RUNTIME, "the static step network returned logits or cache entries of an unexpected shape");
+    const size_t slab = size_t(n * head_dim_);  // the new entries of one (b, l, k/v, h)
+    for (int64_t i = 0; i < rows; ++i)
+      std::memcpy(&past[size_t((i * s.capacity + pos) * head_dim_)], &kv.data[size_t(i) * slab], slab * sizeof(float));
+    last.resize(size_t(batch * vocab_));
+    for (int64_t b = 0; b < batch; ++b)
+      std::memcpy(&last[size_t(b * vocab_)], &lg.data[size_t((b * n + n - 1) * vocab_)], size_t(vocab_) * sizeof(float));
+    past_len += n;
+    stats.network_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    stats.network_calls += 1;
+  };
+  if (past_len == 0 && seq == s.prefill_len) {
+    one(s.prefill, tokens, seq);
+    return;
+  }
+  s.column.resize(size_t(batch));
+  for (int64_t j = 0; j < seq; ++j) {  // chunked: one token per decode call
+    for (int64_t b = 0; b < batch; ++b) s.column[size_t(b)] = tokens[b * seq + j];
+    one(s.decode, s.column.data(), 1);
+  }
+}
+
 void StepRunner::call(int64_t batch, const int64_t *tokens, int64_t seq, std::vector<float> &past, int64_t &past_len,
                       std::vector<float> &last, edgegen_stats &stats) {
+  if (static_) {
+    call_static(batch, tokens, seq, past, past_len, last, stats);
+    return;
+  }
   const auto t0 = std::chrono::steady_clock::now();
   static const float empty = 0.f;  // an OpenVINO tensor of zero elements still wants a pointer
   std::vector<HostTensor> in(2);
