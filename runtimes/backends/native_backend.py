@@ -16,6 +16,8 @@ on the prompt's token ids (latent text-to-image; the context table and classifie
 executors.py), the image encoder and the plan's input registers (image-to-image, inpainting), the
 plan, the decoder, and pasting the unmasked pixels back. Python only tokenizes, picks the plan
 (compiled or stored, edited by plans.edit_plan with the Pipeline's defaults) and passes it as JSON.
+The library runs the networks on OpenVINO (the IR), or on ExecuTorch (the ``.pte`` programs) for a
+bundle that has only those (default_engine); ``engine=`` picks a library backend explicitly.
 """
 from __future__ import annotations
 
@@ -157,6 +159,23 @@ def next_tokens(logits: np.ndarray, u: np.ndarray, temperature: float, top_k: in
     return out
 
 
+def library_backends() -> list[str]:
+    """The network backends the library was built with (edgegen_backends)."""
+    lib = _load()
+    lib.edgegen_backends.restype = ctypes.c_char_p
+    return lib.edgegen_backends().decode().split(",")
+
+
+def default_engine(manifest, precision: str = "fp32") -> str:
+    """The library backend for a bundle: openvino when its generator has the IR, else executorch when
+    it has only ExecuTorch programs (``edgegen export --format executorch``) and the library has it."""
+    files = manifest.formats(manifest.generator.get("role"))
+    if precision not in files.get("openvino", {}) and precision in files.get("executorch", {}) \
+            and "executorch" in library_backends():
+        return "executorch"
+    return "openvino"
+
+
 def _check(status: int) -> None:
     if status != OK:
         lib = _load()
@@ -168,7 +187,7 @@ class NativeBackend(Backend):
     single_calls = False  # whole plans only
     format = "openvino"  # the IR it runs through its OpenVINO backend (TensorRT: the ONNX)
 
-    def __init__(self, manifest, role, precision="fp32", device: str = "CPU", engine: str = "openvino",
+    def __init__(self, manifest, role, precision="fp32", device: str = "CPU", engine: Optional[str] = None,
                  cache_dir: Optional[str] = None, threads: int = 0, **opts):
         # ABI 5: per-stage devices (None = device): the text encoder, the generator, the decoder/image encoder
         self._stage_devices = tuple(opts.pop(k, None) for k in STAGE_DEVICES)
@@ -185,7 +204,7 @@ class NativeBackend(Backend):
             raise EdgegenError(f"the native runtime runs the bundle's stages (roles "
                                f"{', '.join(sorted({manifest.generator.get('role'), *stage_roles}))}), not '{role}'")
         self.is_decoder = role != manifest.generator.get("role")  # any stage role besides the generator
-        self._load_args = (engine, device, precision, cache_dir, threads, opts)
+        self._load_args = (engine or default_engine(manifest, precision), device, precision, cache_dir, threads, opts)
         if not self.is_decoder:  # stage roles load the bundle when first run alone
             self._open()
 

@@ -156,7 +156,8 @@ class ExecuTorchNetwork : public Network {
       fail(EDGEGEN_ERR_RUNTIME, "the ExecuTorch program " + file + " takes " + std::to_string(meta->num_inputs()) +
                                     " inputs, role '" + name_ + "' has " + std::to_string(role_.inputs.size()));
     e = mod->load_forward();
-    if (e != Error::Ok) fail(EDGEGEN_ERR_RUNTIME, "cannot load 'forward' of " + file + ": " + et_error(e));
+    if (e != Error::Ok)
+      fail(EDGEGEN_ERR_RUNTIME, "cannot load the 'forward' method of the ExecuTorch program " + file + ": " + et_error(e));
     return mod;
   }
 
