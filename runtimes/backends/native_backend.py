@@ -359,8 +359,9 @@ class NativeBackend(Backend):
         _check(self._lib.edgegen_sample_count(self._handle, ctypes.byref(sp), ctypes.byref(count)))
         out = np.empty(count.value, dtype=np.float32)
         stats = self._call(sp, out, out.size, callback)
-        self.network_seconds += stats["network_seconds"]
-        self.network_calls += stats["network_calls"]
+        for counter in (self, pipe.generator):  # the generator's counters are the Pipeline's (eval_seconds)
+            counter.network_seconds += stats["network_seconds"]
+            counter.network_calls += stats["network_calls"]
         return out.reshape(n, *self.manifest.sample_shape)
 
     def _preview_params(self, sp: SampleParams, preview, every: int) -> None:
