@@ -45,7 +45,7 @@ namespace {
 const char *USAGE =
     "usage: edgegen-run BUNDLE [--sampler NAME] [--steps N] [--eta E] [--plan PLAN.json] [--n N] [--seed S]\n"
     "                   [--label K] [--guidance W] [--batch-size B] [--device CPU|GPU|NPU|AUTO]\n"
-    "                   [--backend openvino|tensorrt|aoti] [--precision fp32|fp16|int8] [--threads T]\n"
+    "                   [--backend openvino|tensorrt|aoti|executorch] [--precision fp32|fp16|int8] [--threads T]\n"
     "                   [--no-verify] [--raw OUT.f32] [--progress]\n"
     "                   [--temperature T] [--top-k K] [--top-p P] [--prompt TEXT | --prompt-tokens ID,ID,...]\n"
     "                   [--codes OUT.txt]\n"
