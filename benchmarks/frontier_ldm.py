@@ -360,9 +360,9 @@ def render(data: dict) -> str:
     if peers_q:
         lines += ["", "| peer (scored on its own images) | FID | prompt accuracy | within budget |", "|---|---:|---:|---|"]
         lines += [f"| {k[7:]} | {r['fid']:.2f} | {100 * r['accuracy']:.1f}% | "
-                  f"{'yes' if ref and Budget().within(r, ref) else 'no'} |"
+                  f"{'yes' if ref and Budget().within(r, ref) else 'no'}"
                   + (f" (its timed images are within {r['max_abs_vs_ort_fp32_host']:.0e} of edgegen's {r['shared_from']}: "
-                     "that row)" if "shared_from" in r else "") for k, r in peers_q]
+                     "that row)" if "shared_from" in r else "") + " |" for k, r in peers_q]
     unscored = [f"{kind} {s}-{k}" for kind, s, k in PEERS if kind == "diffusers-ort" and f"q/peer/{kind}/{s}-{k}" not in rows]
     if unscored:
         lines += ["", f"Not scored: {', '.join(unscored)} (SKIP_PEER_QUALITY: diffusers' DDIM images differ from edgegen's, "
