@@ -41,8 +41,8 @@ def test_torch_ddim_and_diffusers_dpmsolver_compute_edgegens_images(ldm_bundle):
     for kind, sampler in (("torch-eager", "ddim"), ("diffusers-ort", "dpmpp_2m")):
         state, first_call, run = baselines.make(_job(ldm_bundle, kind, sampler, 4))
         first_call()
-        wall, net_s, calls, _ = run()
-        assert calls == 4 and 0 < net_s <= wall
+        _, _, calls, _ = run()
+        assert calls == 4  # one network call per step (timings belong in benchmarks/)
         want = _edgegen(ldm_bundle, sampler, 4)
         assert state["samples"].shape == want.shape == (3, *open_manifest(ldm_bundle).sample_shape)
         assert np.abs(state["samples"] - want).max() < 1e-4, kind
