@@ -199,6 +199,8 @@ void StepRunner::use_static_kv(const Manifest &m, const OpenNetwork &open) {
   } catch (const json::exception &e) {
     fail(EDGEGEN_ERR_MALFORMED, std::string("the generator's static_kv entry is malformed: ") + e.what());
   }
+  if (st->capacity <= 0 || st->capacity > (int64_t(1) << 16))  // before a cache of that size is allocated
+    fail(EDGEGEN_ERR_MALFORMED, "the static cache capacity must be in 1..65536");
   if (st->decode.seq != 1 || st->prefill.seq != st->prefill_len || st->capacity != block_size_)
     fail(EDGEGEN_ERR_MALFORMED, "the static step roles' sequence lengths or capacity do not match static_kv");
   try {
