@@ -800,7 +800,7 @@ void sample_plan(Bundle &b, const edgegen_sample_params &p, Progress &progress, 
   if (b.text_encoder) (void)b.condition->prompt(p.n, p);  // bad prompts fail here, before the lock
   std::lock_guard<std::mutex> lock(b.mu);
   if (b.text_encoder) encode_prompts(b, p, table, r.labels, st);
-  RunRequest req{&r.plan, r.labels.data(), p.n, p.seed, r.batch, r.guidance, null, &progress, {}};
+  RunRequest req{&r.plan, r.labels.data(), p.n, p.seed, r.batch, r.guidance, null, &progress, {}, {}, 1};
   std::vector<std::vector<float>> bufs;
   bufs.reserve(r.plan.inputs.size());
   if (img.image) fill_image_inputs(b, r.plan, img, p.n, r.batch, bufs, req.inputs, st);
