@@ -1,5 +1,7 @@
 #include "tokenizer.hpp"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -149,6 +151,15 @@ std::vector<int64_t> Tokenizer::raw(const std::string &text) const {
                                         (lib.empty() ? std::string() : " at " + lib) +
                                         ": set EDGEGEN_OV_TOKENIZERS to libopenvino_tokenizers.so of the openvino-tokenizers "
                                         "package that matches OpenVINO " + ov::get_openvino_version().buildNumber);
+    // The extension keeps one-time globals (its static initializers, a pthread_once in an op): loaded
+    // once for the process (RTLD_NODELETE), they stay reachable instead of leaking when a Core that
+    // loaded it is destroyed and OpenVINO dlcloses it (valgrind and LeakSanitizer saw them lost).
+    static std::mutex keep_mu;
+    {
+      std::lock_guard<std::mutex> keep_lock(keep_mu);
+      static std::set<std::string> kept;
+      if (!kept.count(lib) && dlopen(lib.c_str(), RTLD_NOW | RTLD_NODELETE)) kept.insert(lib);
+    }
     auto impl = std::make_unique<Impl>();
     try {
       impl->core.add_extension(lib);
