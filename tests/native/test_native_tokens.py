@@ -156,7 +156,7 @@ def test_bad_prompts_and_codes_through_the_c_api(dalle_bundle, vq_bundle):
     ]
     sp = _params(lib)  # no prompt at all on a prompt model
     sp.codes_out, sp.codes_count = codes.ctypes.data_as(native_backend.I64P), codes.size
-    cases.append((_status(lib, d._handle, sp), "takes a prompt: pass its token ids"))
+    cases.append((_status(lib, d._handle, sp), "takes a prompt: pass its text in prompts, or its token ids"))
     sp = _params(lib)  # a prompt on a label-token model
     arr = np.array([1, 2], np.int64)
     sp.prompt_tokens, sp.prompt_len = arr.ctypes.data_as(native_backend.I64P), 2
