@@ -78,7 +78,7 @@ def use_base_preset() -> None:
     # 1.20), the 20-step solvers (DDIM-20 was over the budget on the small DDPM); the peers' DDIM-50 is
     # the latency baseline, not a candidate
     QUALITY_PLANS = [("dpmpp_2m", 20), ("unipc", 20), ("dpmpp_2m", 10), ("unipc", 10), ("dpmpp_2m:noclip", 10)]
-    PEER_QUALITY = [("dpmpp_2m", 20), ("dpmpp_2m", 15), ("dpmpp_2m", 10)]
+    PEER_QUALITY = [("dpmpp_2m", 20)]
 # plan names, the budget (FID within 10%, accuracy within 1 point) and the timing are
 # edgegen/profiling/frontier.py's, shared with `edgegen profile --target-quality`
 _kw = plan_options
