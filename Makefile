@@ -159,7 +159,7 @@ bench-frontier: $(STAMP)
 # about 40 min on one core). Writes benchmarks/frontier_base.md, .json and .png.
 .PHONY: bench-frontier-base
 bench-frontier-base: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/frontier.py --preset base --bundle bundles/ddpm-base
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/frontier.py --preset base
 
 # The same on the small LDM (bundles/ldm-small, prompts -> Fashion-MNIST images): the whole prompt -> image
 # pipeline, gated bf16 and int8 of the denoiser, the fast samplers, and the diffusers + onnxruntime and torch

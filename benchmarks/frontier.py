@@ -382,6 +382,23 @@ def plot(entries: list[dict], ref: dict, path: Path) -> None:
     tmp.replace(path)
 
 
+def verdict_lines(v: dict, fid_spec: str = ".3f") -> list[str]:
+    """The verdict per batch, one markdown line each (shared with frontier_ldm.py)."""
+    lines = []
+    for b, r in v.items():
+        best, peer = r["best"], r["best_peer"]
+        if best is None:
+            lines.append(f"- batch {b}: no edgegen configuration measured within the budget")
+            continue
+        lines.append(f"- batch {b}: fastest within budget **{best['name']}**, {best['ms']:.2f} ms/sample "
+                     f"(FID {best['fid']:{fid_spec}}, accuracy {100 * best['accuracy']:.1f}%): "
+                     + (f"{r['vs_diffusers_ddim50']:.2f}x faster than the hand-written diffusers DDIM-50 + ORT loop "
+                        f"({r['diffusers_ddim50']['ms']:.2f} ms)" if r["vs_diffusers_ddim50"] else "no diffusers DDIM-50 row")
+                     + (f"; {r['vs_best_peer']:.2f}x faster than the best peer within budget, {peer['name']} "
+                        f"({peer['ms']:.2f} ms)" if peer else "; no peer within budget"))
+    return lines
+
+
 def render(data: dict) -> str:
     rows = data["rows"]
     entries = table(rows)
@@ -407,18 +424,7 @@ def render(data: dict) -> str:
         lines += [f"Reference (fp32 DDIM-50, edgegen ONNX Runtime): FID {ref['fid']:.3f}, accuracy "
                   f"{100 * ref['accuracy']:.1f}%. Budget: FID <= {(1 + FID_RISE) * ref['fid']:.3f}, "
                   f"accuracy >= {100 * ref['accuracy'] - ACC_DROP_POINTS:.1f}%.", ""]
-    lines += ["## Verdict", ""]
-    for b, r in v.items():
-        best, peer = r["best"], r["best_peer"]
-        if best is None:
-            lines.append(f"- batch {b}: no edgegen configuration measured within the budget")
-            continue
-        lines.append(f"- batch {b}: fastest within budget **{best['name']}**, {best['ms']:.2f} ms/sample "
-                     f"(FID {best['fid']:.3f}, accuracy {100 * best['accuracy']:.1f}%): "
-                     + (f"{r['vs_diffusers_ddim50']:.2f}x faster than the hand-written diffusers DDIM-50 + ORT loop "
-                        f"({r['diffusers_ddim50']['ms']:.2f} ms)" if r["vs_diffusers_ddim50"] else "no diffusers DDIM-50 row")
-                     + (f"; {r['vs_best_peer']:.2f}x faster than the best peer within budget, {peer['name']} "
-                        f"({peer['ms']:.2f} ms)" if peer else "; no peer within budget"))
+    lines += ["## Verdict", ""] + verdict_lines(v)
     for b in BATCHES:
         h = rows.get(f"h/b{b}")
         if h:
@@ -479,6 +485,8 @@ def main(argv=None) -> int:
         use_base_preset()
         if a.work == Path("/tmp/edgegen-frontier"):
             a.work = Path("/tmp/edgegen-frontier-base")
+        if a.bundle == Path("bundles/ddpm-small"):
+            a.bundle = Path("bundles/ddpm-base")
     out_dir = HERE
     global PLANS, PEERS, N, BATCH_Q, REPEATS, FUSED_OV_PLANS, HOST, QUALITY, FUSED, REF
     if a.no_int8 or a.smoke:

@@ -316,18 +316,7 @@ def render(data: dict) -> str:
         lines += [f"Reference (fp32 DDIM-50, edgegen ONNX Runtime): FID {ref['fid']:.2f}, prompt accuracy "
                   f"{100 * ref['accuracy']:.1f}%. Budget: FID <= {(1 + FID_RISE) * ref['fid']:.2f}, "
                   f"accuracy >= {100 * ref['accuracy'] - ACC_DROP_POINTS:.1f}%.", ""]
-    lines += ["## Verdict", ""]
-    for b, r in v.items():
-        best, peer = r["best"], r["best_peer"]
-        if best is None:
-            lines.append(f"- batch {b}: no edgegen configuration measured within the budget")
-            continue
-        lines.append(f"- batch {b}: fastest within budget **{best['name']}**, {best['ms']:.2f} ms/sample "
-                     f"(FID {best['fid']:.2f}, accuracy {100 * best['accuracy']:.1f}%): "
-                     + (f"{r['vs_diffusers_ddim50']:.2f}x faster than the hand-written diffusers DDIM-50 + ORT loop "
-                        f"({r['diffusers_ddim50']['ms']:.2f} ms)" if r["vs_diffusers_ddim50"] else "no diffusers DDIM-50 row")
-                     + (f"; {r['vs_best_peer']:.2f}x faster than the best peer within budget, {peer['name']} "
-                        f"({peer['ms']:.2f} ms)" if peer else "; no peer within budget"))
+    lines += ["## Verdict", ""] + fr.verdict_lines(v, ".2f")
     for b in BATCHES:
         h = rows.get(f"h/b{b}")
         if h:
