@@ -16,6 +16,9 @@ ORT_WEB = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist" / "ort.min.
 # Playwright adds --headless and a fresh temporary --user-data-dir itself.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# The same without --disable-gpu, plus WebGPU (behind a flag on Linux): Debian's Chromium then
+# exposes SwiftShader's Vulkan (chromium-common ships libvk_swiftshader.so) as a WebGPU adapter.
+WEBGPU_ARGS = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + ["--enable-unsafe-webgpu"]
 TIMEOUT_MS = 120_000
 
 
@@ -39,13 +42,27 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(mark)
 
 
-@pytest.fixture(scope="module")
-def browser():
+@pytest.fixture(scope="session")
+def playwright_driver():
+    """One Playwright driver for every browser (its sync API allows one at a time)."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_driver):
+    b = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def webgpu_browser(playwright_driver):
+    """Chromium with WEBGPU_ARGS (tests/web/test_browser_webgpu.py)."""
+    b = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=WEBGPU_ARGS)
+    yield b
+    b.close()
 
 
 @pytest.fixture
@@ -68,9 +85,9 @@ def serve():
 class Page:
     """The page of one bundle in the browser, driven through its form."""
 
-    def __init__(self, browser, url: str):
+    def __init__(self, browser, url: str, ep: str = "wasm"):
         self.page = browser.new_page()
-        self.page.goto(url + "?ep=wasm")
+        self.page.goto(url + f"?ep={ep}")
         self.page.wait_for_function("window.edgegen && window.edgegen.state !== 'loading'", timeout=TIMEOUT_MS)
 
     def js(self, expr: str, arg=None):
@@ -110,11 +127,12 @@ class Page:
 
 @pytest.fixture
 def open_page(browser):
-    """open_page(server) -> a Page of that server's bundle (closed when the test ends)."""
+    """open_page(server[, ep, in_browser]) -> a Page of that server's bundle, with ?ep=ep (wasm)
+    in the browser fixture's Chromium or in_browser (closed when the test ends)."""
     pages = []
 
-    def open_(srv) -> Page:
-        p = Page(browser, srv.url)
+    def open_(srv, ep: str = "wasm", in_browser=None) -> Page:
+        p = Page(in_browser or browser, srv.url, ep)
         pages.append(p)
         return p
     yield open_
