@@ -20,7 +20,7 @@ import pytest
 
 # Measured on SwiftShader: 7.3e-6 (tiny DDPM, ddim-50, n=4, seed 7), so the wasm tests' gate holds.
 WEBGPU_TOL = 1e-4
-# SwiftShader ran 2.9 s per network call here (load ~9), 143 s for this test, so it is opt-in.
+# SwiftShader ran 0.77-2.9 s per network call here (by load), 38-143 s of generation, so it is opt-in.
 SLOW_ENV = "EDGEGEN_WEBGPU_SAMPLES"
 ADAPTER_JS = """async () => {
     if (!navigator.gpu) return 'navigator.gpu is undefined';
@@ -60,7 +60,7 @@ def test_tiny_ddpm_webgpu_close_to_python(webgpu_browser, open_page, serve, tiny
     """DDIM-50 on the tiny DDPM with ?ep=webgpu: the page runs on WebGPU, and its samples are
     Python's onnxruntime samples for the same seed and plan within WEBGPU_TOL."""
     if os.environ.get(SLOW_ENV) != "1":
-        pytest.skip(f"about 2.5 min on SwiftShader's CPU WebGPU (2.9 s per network call): set {SLOW_ENV}=1 to run it")
+        pytest.skip(f"40 s to 2.5 min on SwiftShader's CPU WebGPU (0.8-2.9 s per network call): set {SLOW_ENV}=1 to run it")
     srv = serve(tiny_bundle)
     adapter_or_skip(webgpu_browser, srv.url)
     page = open_page(srv, ep="webgpu", in_browser=webgpu_browser)
