@@ -399,6 +399,28 @@ def verdict_lines(v: dict, fid_spec: str = ".3f") -> list[str]:
     return lines
 
 
+def latency_lines(rows: dict, entries: list[dict], v: dict, fid_spec: str = ".3f",
+                  diff_header: str = "max abs vs ORT fp32 host") -> list[str]:
+    """The latency table per batch and the rows not measured (shared with frontier_ldm.py)."""
+    lines = []
+    for b in BATCHES:
+        lines += [f"## Latency per sample, batch {b} (ms, median)", "",
+                  f"| configuration | ms/sample | vs diffusers DDIM-50 | FID | accuracy | within budget | {diff_header} |",
+                  "|---|---:|---:|---:|---:|---|---:|"]
+        base = v[b]["diffusers_ddim50"]
+        for e in sorted((e for e in entries if e["batch"] == b), key=lambda e: e["ms"]):
+            ratio = f"{base['ms'] / e['ms']:.2f}x" if base else "-"
+            q = (f"{e['fid']:{fid_spec}} | {100 * e['accuracy']:.1f}% | {'yes' if e.get('in_budget') else 'no'}"
+                 if e["fid"] is not None else "- | - | -")
+            diff = "-" if e["max_abs"] is None else f"{e['max_abs']:.1e}"
+            lines.append(f"| {e['name']} | {e['ms']:.2f} | {ratio} | {q} | {diff} |")
+        lines.append("")
+    errors = [(k, r["error"]) for k, r in rows.items() if "error" in r]
+    if errors:
+        lines += ["## Not measured", ""] + [f"- {k}: {e}" for k, e in errors] + [""]
+    return lines
+
+
 def render(data: dict) -> str:
     rows = data["rows"]
     entries = table(rows)
@@ -448,21 +470,7 @@ def render(data: dict) -> str:
         lines += [f"| {k[7:]} | {r['fid']:.3f} | {100 * r['accuracy']:.1f}% |" for k, r in peers_q]
     lines += ["", "Cells: digit-FID / class accuracy. OpenVINO fp32 and the fused graphs compute the ONNX Runtime fp32 "
               "samples (max abs difference in the table below), so they share its quality.", ""]
-    for b in BATCHES:
-        lines += [f"## Latency per sample, batch {b} (ms, median)", "",
-                  "| configuration | ms/sample | vs diffusers DDIM-50 | FID | accuracy | within budget | max abs vs ORT fp32 host |",
-                  "|---|---:|---:|---:|---:|---|---:|"]
-        base = v[b]["diffusers_ddim50"]
-        for e in sorted((e for e in entries if e["batch"] == b), key=lambda e: e["ms"]):
-            ratio = f"{base['ms'] / e['ms']:.2f}x" if base else "-"
-            q = (f"{e['fid']:.3f} | {100 * e['accuracy']:.1f}% | {'yes' if e.get('in_budget') else 'no'}"
-                 if e["fid"] is not None else "- | - | -")
-            diff = "-" if e["max_abs"] is None else f"{e['max_abs']:.1e}"
-            lines.append(f"| {e['name']} | {e['ms']:.2f} | {ratio} | {q} | {diff} |")
-        lines.append("")
-    errors = [(k, r["error"]) for k, r in rows.items() if "error" in r]
-    if errors:
-        lines += ["## Not measured", ""] + [f"- {k}: {e}" for k, e in errors] + [""]
+    lines += latency_lines(rows, entries, v)
     if "calibration" in rows:
         lines += [f"int8 models made for this run by `calibrate` (256 trajectory calls, no mixed precision) in "
                   f"{rows['calibration']['seconds']:.0f} s.", ""]

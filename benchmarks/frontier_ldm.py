@@ -361,21 +361,7 @@ def render(data: dict) -> str:
     lines += ["", "Cells: fashion-FID / prompt accuracy of the raw images (✓: within budget). OpenVINO fp32 and the "
               "torch DDIM loop compute the ONNX Runtime fp32 images (max abs difference in the tables below), so they "
               "share its quality.", ""]
-    for b in BATCHES:
-        lines += [f"## Latency per sample, batch {b} (ms, median)", "",
-                  "| configuration | ms/sample | vs diffusers DDIM-50 | FID | accuracy | within budget | max abs vs ORT fp32 |",
-                  "|---|---:|---:|---:|---:|---|---:|"]
-        base = v[b]["diffusers_ddim50"]
-        for e in sorted((e for e in entries if e["batch"] == b), key=lambda e: e["ms"]):
-            ratio = f"{base['ms'] / e['ms']:.2f}x" if base else "-"
-            q = (f"{e['fid']:.2f} | {100 * e['accuracy']:.1f}% | {'yes' if e.get('in_budget') else 'no'}"
-                 if e["fid"] is not None else "- | - | -")
-            diff = "-" if e["max_abs"] is None else f"{e['max_abs']:.1e}"
-            lines.append(f"| {e['name']} | {e['ms']:.2f} | {ratio} | {q} | {diff} |")
-        lines.append("")
-    errors = [(k, r["error"]) for k, r in rows.items() if "error" in r]
-    if errors:
-        lines += ["## Not measured", ""] + [f"- {k}: {e}" for k, e in errors] + [""]
+    lines += fr.latency_lines(rows, entries, v, ".2f", "max abs vs ORT fp32")
     if "calibration" in rows:
         c = rows["calibration"]
         lines += [f"int8: the denoiser's ONNX QDQ model made for this run by `calibrate` (256 prompt-conditioned "
