@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import sys
 import time
@@ -35,25 +34,6 @@ RUNTIMES = {  # label -> (Pipeline backend, backend options)
     "Python ExecuTorch": ("executorch", {}),
     "native OpenVINO": ("native", {"engine": "openvino"}),
 }
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "flags unknown"
-    return "flags: " + ", ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-                                  if f in flags)
 
 
 def cpu_seconds() -> float:
@@ -104,12 +84,15 @@ def main() -> None:
                   flush=True)
 
     import importlib.metadata as md
+
+    from edgegen.profiling.cpu_features import machine_features
+    cpu = machine_features()
     versions = ", ".join(f"{p} {md.version(p)}" for p in ("executorch", "openvino", "torch"))
     lines = [
         "# Native ExecuTorch backend on the small DDPM",
         "",
-        f"Measured {datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')} on {cpu_model()} "
-        f"({cpu_flags()}), {os.cpu_count()} cores, load average (1, 5, 15 min) {load_before} before and {load()} after "
+        f"Measured {datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')} on {cpu['model']} "
+        f"({cpu['summary']}), {os.cpu_count()} cores, load average (1, 5, 15 min) {load_before} before and {load()} after "
         "(a shared machine: other engineers' jobs and a training run were running; compare the ratios "
         f"within this run, not absolute times). {versions}; libedgegen {library_path()}.",
         "",
